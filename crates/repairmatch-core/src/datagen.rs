@@ -1,0 +1,793 @@
+//! Deterministic, realistic sample catalogs.
+//!
+//! Centers sit in real cities (GeoNames, CC BY 4.0: see `assets/CREDITS.md`)
+//! in proportion to population, with real POS brands and models, a mix of
+//! authorized, bank service and independent repairers, review counts, local
+//! currencies and opening hours in the city's own time zone. The same seed
+//! always gives the same catalog.
+
+use std::sync::LazyLock;
+
+use chrono::{NaiveDate, Weekday};
+
+use crate::geodesy::{LatLng, ServiceArea};
+use crate::model::{
+    Bank, Brand, BrandSupport, CenterKind, Contact, Coverage, DatedException, FaultCategory,
+    FaultSet, Money, OpeningHours, PriceRange, Rating, RepairCenter, ServiceMode, ServiceModeSet,
+    WeeklyPeriod,
+};
+
+/// A GeoNames city.
+#[derive(Debug, Clone)]
+pub struct City {
+    /// Name.
+    pub name: String,
+    /// ISO 3166-1 alpha-2.
+    pub country_code: String,
+    /// Centre.
+    pub location: LatLng,
+    /// Inhabitants.
+    pub population: u64,
+    /// IANA time zone.
+    pub time_zone: String,
+}
+
+const CITIES_CSV: &str = include_str!("../assets/cities15000.csv");
+
+static CITIES: LazyLock<Vec<City>> = LazyLock::new(|| {
+    CITIES_CSV
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            // Only the name may hold commas (then quoted): split the rest off the right.
+            let mut fields = line.rsplitn(7, ',');
+            let time_zone = fields.next()?;
+            let population = fields.next()?.parse().ok()?;
+            let longitude = fields.next()?.parse().ok()?;
+            let latitude = fields.next()?.parse().ok()?;
+            let _admin1 = fields.next()?;
+            let country_code = fields.next()?;
+            let (_id, name) = fields.next()?.split_once(',')?;
+            Some(City {
+                name: name.trim_matches('"').to_owned(),
+                country_code: country_code.to_owned(),
+                location: LatLng::new(latitude, longitude),
+                population,
+                time_zone: time_zone.to_owned(),
+            })
+        })
+        .collect()
+});
+
+/// Every city of 15,000 or more, most populous first.
+pub fn cities() -> &'static [City] {
+    &CITIES
+}
+
+/// Picks cities with probability proportional to population.
+#[derive(Debug)]
+pub struct CityPicker {
+    cumulative_population: Vec<u64>,
+}
+
+impl Default for CityPicker {
+    fn default() -> Self {
+        let mut total = 0;
+        let cumulative_population = cities()
+            .iter()
+            .map(|city| {
+                total += city.population;
+                total
+            })
+            .collect();
+        Self {
+            cumulative_population,
+        }
+    }
+}
+
+impl CityPicker {
+    /// A city, population-weighted.
+    pub fn pick(&self, rng: &mut fastrand::Rng) -> &'static City {
+        let total = *self
+            .cumulative_population
+            .last()
+            .expect("cities are bundled");
+        let target = rng.u64(0..total);
+        let index = self
+            .cumulative_population
+            .partition_point(|&cumulative| cumulative <= target);
+        &cities()[index]
+    }
+}
+
+/// A point near a city: uniform in a disk that grows with the city.
+pub fn point_near(city: &City, rng: &mut fastrand::Rng) -> LatLng {
+    let spread_km = 2.0 + (city.population as f64).sqrt() / 150.0;
+    let distance_km = spread_km * rng.f64().sqrt();
+    offset(
+        city.location,
+        distance_km,
+        rng.f64() * std::f64::consts::TAU,
+    )
+}
+
+fn offset(origin: LatLng, distance_km: f64, bearing: f64) -> LatLng {
+    let north_km = distance_km * bearing.cos();
+    let east_km = distance_km * bearing.sin();
+    let latitude = (origin.latitude + north_km / 111.32).clamp(-89.9, 89.9);
+    let longitude_scale = 111.32 * latitude.to_radians().cos().max(0.01);
+    let mut longitude = origin.longitude + east_km / longitude_scale;
+    if longitude > 180.0 {
+        longitude -= 360.0;
+    } else if longitude < -180.0 {
+        longitude += 360.0;
+    }
+    LatLng::new(latitude, longitude)
+}
+
+/// Merchant locations for test and benchmark queries, population-weighted.
+pub fn sample_locations(count: usize, seed: u64) -> Vec<LatLng> {
+    let picker = CityPicker::default();
+    let mut rng = fastrand::Rng::with_seed(seed);
+    (0..count)
+        .map(|_| point_near(picker.pick(&mut rng), &mut rng))
+        .collect()
+}
+
+struct BrandSpec {
+    name: &'static str,
+    warranty_months: u32,
+    hotline: &'static str,
+    models: &'static [&'static str],
+    /// Relative share in mainland China and elsewhere.
+    share_china: u32,
+    share_elsewhere: u32,
+}
+
+const BRANDS: &[BrandSpec] = &[
+    BrandSpec {
+        name: "PAX",
+        warranty_months: 12,
+        hotline: "+86 400 888 6600",
+        models: &["A920", "A920 Pro", "A80", "A35", "A77", "S920", "IM30"],
+        share_china: 25,
+        share_elsewhere: 20,
+    },
+    BrandSpec {
+        name: "Verifone",
+        warranty_months: 12,
+        hotline: "+1 800 837 4366",
+        models: &["V200c", "V400m", "P400", "Carbon 10", "T650p", "M400"],
+        share_china: 3,
+        share_elsewhere: 25,
+    },
+    BrandSpec {
+        name: "Ingenico",
+        warranty_months: 12,
+        hotline: "+33 1 58 01 80 00",
+        models: &[
+            "Move/5000",
+            "Desk/5000",
+            "Lane/3000",
+            "AXIUM DX8000",
+            "Link/2500",
+        ],
+        share_china: 4,
+        share_elsewhere: 25,
+    },
+    BrandSpec {
+        name: "Newland",
+        warranty_months: 12,
+        hotline: "+86 400 860 5888",
+        models: &["N910", "N950", "ME60", "SP630", "N750"],
+        share_china: 20,
+        share_elsewhere: 8,
+    },
+    BrandSpec {
+        name: "Sunmi",
+        warranty_months: 15,
+        hotline: "+86 400 902 1168",
+        models: &["P2", "P2 Pro", "P3", "V2s", "T2s"],
+        share_china: 15,
+        share_elsewhere: 10,
+    },
+    BrandSpec {
+        name: "Centerm",
+        warranty_months: 12,
+        hotline: "+86 400 886 6880",
+        models: &["K9", "C960F", "MF360", "K320"],
+        share_china: 12,
+        share_elsewhere: 3,
+    },
+    BrandSpec {
+        name: "LANDI",
+        warranty_months: 12,
+        hotline: "+86 400 887 2688",
+        models: &["A8", "APOS A8", "E550", "C20 Pro"],
+        share_china: 15,
+        share_elsewhere: 4,
+    },
+    BrandSpec {
+        name: "Castles",
+        warranty_months: 24,
+        hotline: "+886 2 2517 3333",
+        models: &["Saturn1000", "VEGA3000", "S1F2"],
+        share_china: 2,
+        share_elsewhere: 6,
+    },
+];
+
+struct BankSpec {
+    id: &'static str,
+    name: &'static str,
+    hotline: &'static str,
+    /// Countries it deploys terminals in; empty = everywhere (global acquirers).
+    countries: &'static [&'static str],
+}
+
+const BANKS: &[BankSpec] = &[
+    BankSpec {
+        id: "icbc",
+        name: "Industrial and Commercial Bank of China",
+        hotline: "+86 95588",
+        countries: &["CN"],
+    },
+    BankSpec {
+        id: "ccb",
+        name: "China Construction Bank",
+        hotline: "+86 95533",
+        countries: &["CN"],
+    },
+    BankSpec {
+        id: "boc",
+        name: "Bank of China",
+        hotline: "+86 95566",
+        countries: &["CN"],
+    },
+    BankSpec {
+        id: "abc",
+        name: "Agricultural Bank of China",
+        hotline: "+86 95599",
+        countries: &["CN"],
+    },
+    BankSpec {
+        id: "cmb",
+        name: "China Merchants Bank",
+        hotline: "+86 95555",
+        countries: &["CN"],
+    },
+    BankSpec {
+        id: "hdfc",
+        name: "HDFC Bank",
+        hotline: "+91 1800 202 6161",
+        countries: &["IN"],
+    },
+    BankSpec {
+        id: "sbi",
+        name: "State Bank of India",
+        hotline: "+91 1800 1234",
+        countries: &["IN"],
+    },
+    BankSpec {
+        id: "itau",
+        name: "Itaú Unibanco",
+        hotline: "+55 11 4004 4828",
+        countries: &["BR"],
+    },
+    BankSpec {
+        id: "chase",
+        name: "Chase Merchant Services",
+        hotline: "+1 800 935 9935",
+        countries: &["US"],
+    },
+    BankSpec {
+        id: "adyen",
+        name: "Adyen",
+        hotline: "+31 20 240 1240",
+        countries: &[],
+    },
+    BankSpec {
+        id: "worldpay",
+        name: "Worldpay",
+        hotline: "+44 345 761 6263",
+        countries: &[],
+    },
+    BankSpec {
+        id: "fiserv",
+        name: "Fiserv",
+        hotline: "+1 800 872 7882",
+        countries: &[],
+    },
+];
+
+/// (currency, units per US dollar, minor-unit exponent) by country.
+fn currency_of(country_code: &str) -> (&'static str, f64, u32) {
+    match country_code {
+        "CN" => ("CNY", 7.2, 2),
+        "IN" => ("INR", 83.0, 2),
+        "BR" => ("BRL", 5.0, 2),
+        "JP" => ("JPY", 150.0, 0),
+        "RU" => ("RUB", 90.0, 2),
+        "GB" => ("GBP", 0.79, 2),
+        "MX" => ("MXN", 17.0, 2),
+        "ID" => ("IDR", 15_700.0, 2),
+        "PH" => ("PHP", 56.0, 2),
+        "TR" => ("TRY", 32.0, 2),
+        "CA" => ("CAD", 1.36, 2),
+        "AU" => ("AUD", 1.5, 2),
+        "KR" => ("KRW", 1_350.0, 0),
+        "NG" => ("NGN", 1_500.0, 2),
+        "PK" => ("PKR", 280.0, 2),
+        "DE" | "FR" | "IT" | "ES" | "NL" | "BE" | "AT" | "PT" | "IE" | "FI" | "GR" => {
+            ("EUR", 0.92, 2)
+        }
+        _ => ("USD", 1.0, 2),
+    }
+}
+
+/// Typical US-dollar quotes (low, high) per fault.
+fn usd_quote(fault: FaultCategory) -> (f64, f64) {
+    match fault {
+        FaultCategory::Screen => (60.0, 120.0),
+        FaultCategory::Keypad => (30.0, 60.0),
+        FaultCategory::Printer => (25.0, 50.0),
+        FaultCategory::CardReader => (50.0, 100.0),
+        FaultCategory::BatteryPower => (20.0, 45.0),
+        FaultCategory::Connectivity => (20.0, 50.0),
+        FaultCategory::Software => (10.0, 30.0),
+        FaultCategory::Tamper => (80.0, 150.0),
+        FaultCategory::Other => (30.0, 80.0),
+    }
+}
+
+/// A generated catalog.
+#[derive(Debug, Clone)]
+pub struct SampleCatalog {
+    /// Brands with warranty and support channels.
+    pub brands: Vec<Brand>,
+    /// Banks and acquirers.
+    pub banks: Vec<Bank>,
+    /// Repair centers.
+    pub centers: Vec<RepairCenter>,
+}
+
+/// The owner tenant name sample data uses for a brand's manufacturer.
+pub fn manufacturer_tenant(brand: &str) -> String {
+    format!("mfr-{}", brand.to_lowercase())
+}
+
+/// The bundled brands.
+pub fn sample_brands() -> Vec<Brand> {
+    BRANDS
+        .iter()
+        .map(|spec| {
+            let domain = spec.name.to_lowercase();
+            Brand {
+                name: spec.name.to_owned(),
+                warranty_months: spec.warranty_months,
+                hotline: spec.hotline.to_owned(),
+                online_support_url: format!("https://support.{domain}.example/pos"),
+                support_email: format!("pos-support@{domain}.example"),
+                models: spec.models.iter().map(|m| (*m).to_owned()).collect(),
+                owner: manufacturer_tenant(spec.name),
+            }
+        })
+        .collect()
+}
+
+/// The bundled banks.
+pub fn sample_banks() -> Vec<Bank> {
+    BANKS
+        .iter()
+        .map(|spec| Bank {
+            id: spec.id.to_owned(),
+            name: spec.name.to_owned(),
+            hotline: spec.hotline.to_owned(),
+            online_support_url: format!("https://merchants.{}.example/help", spec.id),
+            support_email: format!("merchant-care@{}.example", spec.id),
+        })
+        .collect()
+}
+
+const THIRD_PARTY_NAMES: &[&str] = &[
+    "QuickFix",
+    "TermCare",
+    "PayTech",
+    "CardPro",
+    "FixPoint",
+    "Merchant Tech",
+    "SwipeCare",
+    "POS Doctor",
+];
+const STREETS: &[&str] = &[
+    "Main", "Station", "Market", "Park", "Harbour", "Central", "Garden", "River",
+];
+
+/// Generates `count` centers, deterministic for `seed`.
+pub fn generate(count: usize, seed: u64) -> SampleCatalog {
+    let picker = CityPicker::default();
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let centers = (0..count)
+        .map(|index| generate_center(index, &picker, &mut rng))
+        .collect();
+    SampleCatalog {
+        brands: sample_brands(),
+        banks: sample_banks(),
+        centers,
+    }
+}
+
+fn pick_brand(rng: &mut fastrand::Rng, in_china: bool) -> &'static BrandSpec {
+    let share = |spec: &BrandSpec| {
+        if in_china {
+            spec.share_china
+        } else {
+            spec.share_elsewhere
+        }
+    };
+    let total: u32 = BRANDS.iter().map(share).sum();
+    let mut target = rng.u32(0..total);
+    for spec in BRANDS {
+        if target < share(spec) {
+            return spec;
+        }
+        target -= share(spec);
+    }
+    &BRANDS[0]
+}
+
+fn chance(rng: &mut fastrand::Rng, probability: f64) -> bool {
+    rng.f64() < probability
+}
+
+fn generate_center(index: usize, picker: &CityPicker, rng: &mut fastrand::Rng) -> RepairCenter {
+    let city = picker.pick(rng);
+    let location = point_near(city, rng);
+    let in_china = city.country_code == "CN";
+    let kind = match rng.u32(0..100) {
+        0..35 => CenterKind::Authorized,
+        35..55 => CenterKind::BankService,
+        _ => CenterKind::ThirdParty,
+    };
+
+    let brand_count = match kind {
+        CenterKind::Authorized => rng.usize(1..=2),
+        CenterKind::BankService => rng.usize(2..=4),
+        CenterKind::ThirdParty => rng.usize(2..=5),
+    };
+    let mut brands: Vec<BrandSupport> = Vec::new();
+    for _ in 0..brand_count * 2 {
+        if brands.len() == brand_count {
+            break;
+        }
+        let spec = pick_brand(rng, in_china);
+        if brands.iter().any(|b| b.brand == spec.name) {
+            continue;
+        }
+        let models = if chance(rng, 0.35) {
+            let mut models: Vec<String> = spec
+                .models
+                .iter()
+                .filter(|_| chance(rng, 0.6))
+                .map(|m| (*m).to_owned())
+                .collect();
+            if models.is_empty() {
+                models.push(spec.models[0].to_owned());
+            }
+            models
+        } else {
+            Vec::new()
+        };
+        brands.push(BrandSupport::new(
+            spec.name,
+            kind == CenterKind::Authorized,
+            models,
+        ));
+    }
+
+    let key_injection = kind == CenterKind::Authorized && chance(rng, 0.6);
+    let mut fault_categories: FaultSet = FaultCategory::ALL_VALUES
+        .into_iter()
+        .filter(|fault| *fault != FaultCategory::Tamper && chance(rng, 0.8))
+        .collect();
+    fault_categories.insert(FaultCategory::Software);
+    if key_injection || chance(rng, 0.1) {
+        fault_categories.insert(FaultCategory::Tamper);
+    }
+
+    let mut service_modes = ServiceModeSet::EMPTY;
+    for (mode, probability) in [
+        (ServiceMode::WalkIn, 0.85),
+        (ServiceMode::Onsite, 0.4),
+        (ServiceMode::MailIn, 0.3),
+        (
+            ServiceMode::Exchange,
+            if kind == CenterKind::ThirdParty {
+                0.05
+            } else {
+                0.25
+            },
+        ),
+        (ServiceMode::Remote, 0.3),
+    ] {
+        if chance(rng, probability) {
+            service_modes.insert(mode);
+        }
+    }
+    if service_modes.is_empty() {
+        service_modes.insert(ServiceMode::WalkIn);
+    }
+    let radius_km = if service_modes.contains(ServiceMode::MailIn)
+        || service_modes.contains(ServiceMode::Exchange)
+    {
+        150.0 + rng.f64() * 350.0
+    } else if service_modes.contains(ServiceMode::Onsite) {
+        15.0 + rng.f64() * 45.0
+    } else {
+        5.0 + rng.f64() * 25.0
+    };
+    let radius_km = (radius_km * 10.0).round() / 10.0;
+    let area = chance(rng, 0.04).then(|| service_area_around(location, rng));
+    let coverage = match area {
+        Some(area) if chance(rng, 0.5) => Coverage {
+            radius_km: None,
+            area: Some(area),
+        },
+        area => Coverage {
+            radius_km: Some(radius_km),
+            area,
+        },
+    };
+
+    let rating = (!chance(rng, 0.05)).then(|| {
+        let count = (rng.f64().powi(3) * 2_000.0) as u32 + 1;
+        let average = (2.5 + rng.f64() * 2.5 * 10.0).round() / 10.0;
+        Rating {
+            average: average.min(5.0),
+            count,
+        }
+    });
+
+    let (currency, per_usd, exponent) = currency_of(&city.country_code);
+    let price_level = 0.7
+        + rng.f64()
+            * 0.8
+            * if kind == CenterKind::ThirdParty {
+                0.8
+            } else {
+                1.1
+            };
+    let prices = fault_categories
+        .iter()
+        .map(|fault| {
+            let (low, high) = usd_quote(fault);
+            let minor = |usd: f64| {
+                let amount = usd * price_level * per_usd * 10_f64.powi(exponent as i32);
+                // Round to a whole local unit, as shops quote.
+                let unit = 10_f64.powi(exponent as i32);
+                ((amount / unit).round() * unit) as i64
+            };
+            let money = |amount_minor_units| Money {
+                currency_code: currency.to_owned(),
+                amount_minor_units,
+            };
+            PriceRange {
+                fault_category: fault,
+                min: money(minor(low)),
+                max: money(minor(high)),
+            }
+        })
+        .collect();
+
+    let opening_hours = sample_hours(city, rng);
+
+    let bank_ids = if kind == CenterKind::BankService {
+        let local: Vec<&BankSpec> = BANKS
+            .iter()
+            .filter(|b| b.countries.contains(&city.country_code.as_str()))
+            .collect();
+        let pool: Vec<&BankSpec> = if local.is_empty() {
+            BANKS.iter().filter(|b| b.countries.is_empty()).collect()
+        } else {
+            local
+        };
+        let mut ids: Vec<String> = pool
+            .iter()
+            .filter(|_| chance(rng, 0.4))
+            .map(|b| b.id.to_owned())
+            .collect();
+        if ids.is_empty() {
+            ids.push(pool[rng.usize(0..pool.len())].id.to_owned());
+        }
+        ids
+    } else {
+        Vec::new()
+    };
+
+    let mut turnaround_hours = Vec::new();
+    if service_modes.contains(ServiceMode::WalkIn) && chance(rng, 0.5) {
+        turnaround_hours.push((ServiceMode::WalkIn, [1, 2, 4, 8, 24, 48][rng.usize(0..6)]));
+    }
+    if service_modes.contains(ServiceMode::MailIn) && chance(rng, 0.5) {
+        turnaround_hours.push((ServiceMode::MailIn, [72, 120, 240, 360][rng.usize(0..4)]));
+    }
+
+    let (name, owner) = match kind {
+        CenterKind::Authorized => {
+            let brand = &brands[0].brand;
+            (
+                format!("{brand} Authorized Service {}", city.name),
+                manufacturer_tenant(brand),
+            )
+        }
+        CenterKind::BankService => {
+            let bank = &bank_ids[0];
+            (
+                format!(
+                    "{} Terminal Service Point {}",
+                    bank.to_uppercase(),
+                    city.name
+                ),
+                format!("bank-{bank}"),
+            )
+        }
+        CenterKind::ThirdParty => {
+            let prefix = THIRD_PARTY_NAMES[rng.usize(0..THIRD_PARTY_NAMES.len())];
+            let slug = prefix.to_lowercase().replace(' ', "-");
+            (
+                format!("{prefix} POS Repair {}", city.name),
+                format!("provider-{slug}"),
+            )
+        }
+    };
+    let id = format!("rc-{index:07}");
+    RepairCenter {
+        contact: Contact {
+            phone: format!(
+                "+{} {:03} {:04}",
+                10 + index % 89,
+                rng.u32(100..1000),
+                rng.u32(0..10_000)
+            ),
+            email: format!("service+{id}@repairs.example"),
+            url: format!("https://repairs.example/centers/{id}"),
+        },
+        id,
+        name,
+        kind,
+        owner,
+        location,
+        address: format!(
+            "{} {} Road",
+            rng.u32(1..400),
+            STREETS[rng.usize(0..STREETS.len())]
+        ),
+        city: city.name.clone(),
+        country_code: city.country_code.clone(),
+        coverage,
+        service_modes,
+        brands,
+        fault_categories,
+        rating,
+        prices,
+        opening_hours,
+        bank_ids,
+        turnaround_hours,
+        key_injection,
+        active: !chance(rng, 0.02),
+        etag: String::new(),
+        update_time: None,
+    }
+}
+
+fn service_area_around(center: LatLng, rng: &mut fastrand::Rng) -> ServiceArea {
+    let ring_around = |radius_km: f64, rng: &mut fastrand::Rng| {
+        let mut ring: Vec<LatLng> = (0..8)
+            .map(|step| {
+                let bearing = f64::from(step) * std::f64::consts::TAU / 8.0;
+                offset(center, radius_km * (0.7 + rng.f64() * 0.3), bearing)
+            })
+            .collect();
+        ring.push(ring[0]);
+        ring
+    };
+    let exterior = ring_around(8.0 + rng.f64() * 17.0, rng);
+    let holes = if chance(rng, 0.3) {
+        vec![ring_around(1.5, rng)]
+    } else {
+        Vec::new()
+    };
+    ServiceArea::new(exterior.clone(), holes)
+        .or_else(|_| ServiceArea::new(exterior, Vec::new()))
+        .expect("an octagon around a point is simple")
+}
+
+fn sample_hours(city: &City, rng: &mut fastrand::Rng) -> Option<OpeningHours> {
+    let time_zone = city.time_zone.parse().ok()?;
+    let days = |days: &[Weekday], open: u32, close: u32| -> Vec<WeeklyPeriod> {
+        days.iter()
+            .map(|&day| WeeklyPeriod {
+                day,
+                open_minute_of_day: open,
+                close_minute_of_day: close,
+            })
+            .collect()
+    };
+    use Weekday::{Fri, Mon, Sat, Sun, Thu, Tue, Wed};
+    let periods = match rng.u32(0..100) {
+        0..50 => [
+            days(&[Mon, Tue, Wed, Thu, Fri], 540, 1080),
+            days(&[Sat], 600, 960),
+        ]
+        .concat(),
+        50..70 => days(&[Mon, Tue, Wed, Thu, Fri, Sat], 510, 1200),
+        70..80 => days(&[Mon, Tue, Wed, Thu, Fri, Sat, Sun], 0, 1440),
+        80..90 => days(&[Mon, Tue, Wed, Thu, Fri], 540, 1050),
+        _ => return None,
+    };
+    let holidays: &[(i32, u32, u32)] = if city.country_code == "CN" {
+        &[
+            (2026, 10, 1),
+            (2026, 10, 2),
+            (2026, 10, 3),
+            (2027, 1, 1),
+            (2027, 2, 6),
+        ]
+    } else {
+        &[(2026, 12, 25), (2027, 1, 1)]
+    };
+    let exceptions = holidays
+        .iter()
+        .filter_map(|&(y, m, d)| NaiveDate::from_ymd_opt(y, m, d))
+        .map(|date| DatedException {
+            date,
+            periods: Vec::new(),
+        })
+        .collect();
+    Some(OpeningHours {
+        time_zone,
+        periods,
+        exceptions,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bundled_cities_parse_including_quoted_names() {
+        assert!(cities().len() > 34_000);
+        assert_eq!(cities()[0].name, "Shanghai");
+        assert!(
+            cities()
+                .iter()
+                .any(|city| city.name == "Mianzhu, Deyang, Sichuan")
+        );
+    }
+
+    #[test]
+    fn generation_is_deterministic_and_population_weighted() {
+        let a = generate(2_000, 7);
+        let b = generate(2_000, 7);
+        assert_eq!(a.centers, b.centers);
+        assert_ne!(a.centers, generate(2_000, 8).centers);
+        let in_china = a.centers.iter().filter(|c| c.country_code == "CN").count();
+        let in_iceland = a.centers.iter().filter(|c| c.country_code == "IS").count();
+        assert!(in_china > 200, "{in_china}");
+        assert!(in_iceland < 5, "{in_iceland}");
+        for kind in [
+            CenterKind::Authorized,
+            CenterKind::BankService,
+            CenterKind::ThirdParty,
+        ] {
+            assert!(
+                a.centers.iter().filter(|c| c.kind == kind).count() > 200,
+                "{kind:?}"
+            );
+        }
+        assert!(a.centers.iter().any(|c| c.coverage.area.is_some()));
+        assert!(a.centers.iter().all(|c| c.location.is_valid()));
+    }
+}

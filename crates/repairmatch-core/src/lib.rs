@@ -1,0 +1,32 @@
+//! The matching core of repairmatch: who can repair this terminal, for this
+//! merchant, and in what order. Plain synchronous Rust over domain types, with
+//! no I/O and no generated code, so every rule is testable without a network.
+//!
+//! - [`model`]: repair centers, brands and banks, validated.
+//! - [`geodesy`]: WGS84 distances, coverage polygons, index boxes.
+//! - [`hours`]: open-at checks in a center's own time zone.
+//! - [`catalog`]: an immutable catalog snapshot with its per-brand R-trees.
+//! - [`query`]: a validated find request, warranty decisions.
+//! - [`profile`]: ranking weights, decay, priors and policies.
+//! - [`eligibility`]: the matching rules, in the contract's order.
+//! - [`ranking`]: the weighted score and the total order.
+//! - [`paging`]: opaque keyset page tokens.
+//! - [`find`]: `FindRepairCenter` end to end, with guidance and remote support.
+//! - [`datagen`]: deterministic, realistic sample catalogs from GeoNames cities.
+
+pub mod catalog;
+pub mod datagen;
+pub mod eligibility;
+pub mod find;
+pub mod geodesy;
+pub mod hours;
+pub mod model;
+pub mod paging;
+pub mod profile;
+pub mod query;
+pub mod ranking;
+
+pub use catalog::Catalog;
+pub use find::{FindOutcome, find};
+pub use profile::RankingProfile;
+pub use query::FindQuery;

@@ -1,0 +1,486 @@
+//! Domain types of the catalog: repair centers, brands and banks.
+//!
+//! These are validated values: the service converts proto messages into them at
+//! the edge, so everything here may assume its invariants (latitudes in range,
+//! closed polygons, known time zones, lower-cased match keys).
+
+use std::fmt;
+
+use chrono::{DateTime, NaiveDate, Utc, Weekday};
+use serde::{Deserialize, Serialize};
+
+use crate::geodesy::{LatLng, ServiceArea};
+
+/// What kind of repairer a center is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CenterKind {
+    /// Authorized by a manufacturer for some brands.
+    Authorized,
+    /// Designated service point of one or more banks.
+    BankService,
+    /// Independent repairer.
+    ThirdParty,
+}
+
+macro_rules! small_enum_set {
+    ($(#[$meta:meta])* $set:ident of $item:ident { $($variant:ident),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+        pub struct $set(u16);
+
+        impl $set {
+            /// The empty set.
+            pub const EMPTY: Self = Self(0);
+            /// Every value.
+            pub const ALL: Self = Self(0 $(| (1 << ($item::$variant as u16)))+);
+
+            /// Whether the set has `item`.
+            pub fn contains(self, item: $item) -> bool {
+                self.0 & (1 << item as u16) != 0
+            }
+            /// Adds `item`.
+            pub fn insert(&mut self, item: $item) {
+                self.0 |= 1 << item as u16;
+            }
+            /// Removes `item`.
+            pub fn remove(&mut self, item: $item) {
+                self.0 &= !(1 << item as u16);
+            }
+            /// Items in both sets.
+            pub fn intersection(self, other: Self) -> Self {
+                Self(self.0 & other.0)
+            }
+            /// Whether the set is empty.
+            pub fn is_empty(self) -> bool {
+                self.0 == 0
+            }
+            /// The items, in declaration order.
+            pub fn iter(self) -> impl Iterator<Item = $item> {
+                $item::ALL_VALUES.into_iter().filter(move |item| self.contains(*item))
+            }
+        }
+
+        impl FromIterator<$item> for $set {
+            fn from_iter<I: IntoIterator<Item = $item>>(iter: I) -> Self {
+                let mut set = Self::EMPTY;
+                for item in iter {
+                    set.insert(item);
+                }
+                set
+            }
+        }
+
+        impl $item {
+            /// Every value, in declaration order.
+            pub const ALL_VALUES: [$item; [$($item::$variant),+].len()] = [$($item::$variant),+];
+        }
+    };
+}
+
+/// How a terminal reaches a repairer, or the repairer reaches it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ServiceMode {
+    /// The merchant carries the terminal in.
+    WalkIn,
+    /// A technician comes to the merchant.
+    Onsite,
+    /// Shipped to a depot and back.
+    MailIn,
+    /// A working unit is shipped ahead; the broken one goes back.
+    Exchange,
+    /// A phone or online session, for software faults.
+    Remote,
+}
+
+impl ServiceMode {
+    /// Modes in which somebody travels between merchant and center, so the
+    /// request's distance cap binds them.
+    pub fn is_trip(self) -> bool {
+        matches!(self, ServiceMode::WalkIn | ServiceMode::Onsite)
+    }
+}
+
+small_enum_set!(
+    /// A set of service modes.
+    ServiceModeSet of ServiceMode { WalkIn, Onsite, MailIn, Exchange, Remote }
+);
+
+impl ServiceModeSet {
+    /// The trip modes, bound by the distance cap.
+    pub const TRIP: Self =
+        Self((1 << ServiceMode::WalkIn as u16) | (1 << ServiceMode::Onsite as u16));
+
+    /// Whether every mode in the set is a trip mode.
+    pub fn all_trips(self) -> bool {
+        self.0 & !Self::TRIP.0 == 0
+    }
+
+    /// The set without trip modes.
+    pub fn without_trips(self) -> Self {
+        Self(self.0 & !Self::TRIP.0)
+    }
+}
+
+/// What is wrong with the terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum FaultCategory {
+    /// Display.
+    Screen,
+    /// Keys.
+    Keypad,
+    /// Receipt printer.
+    Printer,
+    /// Chip, stripe or contactless reader.
+    CardReader,
+    /// Battery or power supply.
+    BatteryPower,
+    /// Network links.
+    Connectivity,
+    /// Application or firmware.
+    Software,
+    /// Security tamper alert.
+    Tamper,
+    /// Anything else.
+    Other,
+}
+
+small_enum_set!(
+    /// A set of fault categories.
+    FaultSet of FaultCategory {
+        Screen, Keypad, Printer, CardReader, BatteryPower, Connectivity, Software, Tamper, Other
+    }
+);
+
+impl fmt::Display for FaultCategory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            FaultCategory::Screen => "screen",
+            FaultCategory::Keypad => "keypad",
+            FaultCategory::Printer => "printer",
+            FaultCategory::CardReader => "card reader",
+            FaultCategory::BatteryPower => "battery/power",
+            FaultCategory::Connectivity => "connectivity",
+            FaultCategory::Software => "software",
+            FaultCategory::Tamper => "tamper",
+            FaultCategory::Other => "other",
+        };
+        f.write_str(name)
+    }
+}
+
+impl fmt::Display for ServiceMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            ServiceMode::WalkIn => "walk-in",
+            ServiceMode::Onsite => "onsite",
+            ServiceMode::MailIn => "mail-in",
+            ServiceMode::Exchange => "exchange",
+            ServiceMode::Remote => "remote",
+        };
+        f.write_str(name)
+    }
+}
+
+/// Lower-cases a brand or model name for case-insensitive matching.
+pub fn match_key(name: &str) -> String {
+    name.trim().to_lowercase()
+}
+
+/// A brand a center repairs, with precomputed match keys.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BrandSupport {
+    /// Brand name as written by the catalog owner.
+    pub brand: String,
+    /// Authorized by the brand's maker.
+    pub authorized: bool,
+    /// Models as written; empty = all models.
+    pub models: Vec<String>,
+    brand_key: String,
+    model_keys: Vec<String>,
+}
+
+impl BrandSupport {
+    /// A brand entry; match keys are derived here once.
+    pub fn new(brand: impl Into<String>, authorized: bool, models: Vec<String>) -> Self {
+        let brand = brand.into();
+        let brand_key = match_key(&brand);
+        let model_keys = models.iter().map(|model| match_key(model)).collect();
+        Self {
+            brand,
+            authorized,
+            models,
+            brand_key,
+            model_keys,
+        }
+    }
+
+    /// The lower-cased brand name.
+    pub fn brand_key(&self) -> &str {
+        &self.brand_key
+    }
+
+    /// Whether the entry covers every model of the brand.
+    pub fn all_models(&self) -> bool {
+        self.model_keys.is_empty()
+    }
+
+    /// Whether the entry lists `model_key` explicitly.
+    pub fn lists_model(&self, model_key: &str) -> bool {
+        self.model_keys.iter().any(|key| key == model_key)
+    }
+}
+
+/// Published reviews.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rating {
+    /// Average stars, 1 to 5.
+    pub average: f64,
+    /// Number of reviews.
+    pub count: u32,
+}
+
+/// Money in integer minor units.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Money {
+    /// ISO 4217 code.
+    pub currency_code: String,
+    /// Minor units.
+    pub amount_minor_units: i64,
+}
+
+/// A quote for one fault category. Both ends share a currency.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PriceRange {
+    /// The fault it prices.
+    pub fault_category: FaultCategory,
+    /// Low end.
+    pub min: Money,
+    /// High end.
+    pub max: Money,
+}
+
+/// A weekly opening period, in minutes after local midnight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WeeklyPeriod {
+    /// The day it opens.
+    pub day: Weekday,
+    /// Opening minute, 0..1440.
+    pub open_minute_of_day: u32,
+    /// Closing minute, 1..=1440; at or before the opening minute it runs past midnight.
+    pub close_minute_of_day: u32,
+}
+
+/// Replacement hours for one local date.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatedException {
+    /// The local date.
+    pub date: NaiveDate,
+    /// Periods that day (their `day` is the date's weekday); empty = closed.
+    pub periods: Vec<WeeklyPeriod>,
+}
+
+/// Opening hours in the center's own time zone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpeningHours {
+    /// IANA time zone.
+    pub time_zone: chrono_tz::Tz,
+    /// The regular week.
+    pub periods: Vec<WeeklyPeriod>,
+    /// Dated exceptions, sorted by date, at most one per date.
+    pub exceptions: Vec<DatedException>,
+}
+
+/// How to reach a center.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Contact {
+    /// Phone.
+    pub phone: String,
+    /// E-mail.
+    pub email: String,
+    /// Web page.
+    pub url: String,
+}
+
+/// Where a center serves. With both parts, the merchant must be inside both.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Coverage {
+    /// Geodesic radius around the center's location, km.
+    pub radius_km: Option<f64>,
+    /// Service-area polygon.
+    pub area: Option<ServiceArea>,
+}
+
+/// A repair center, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RepairCenter {
+    /// Stable id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Kind of repairer.
+    pub kind: CenterKind,
+    /// Owning tenant.
+    pub owner: String,
+    /// Where it is.
+    pub location: LatLng,
+    /// Street address.
+    pub address: String,
+    /// City.
+    pub city: String,
+    /// ISO 3166-1 alpha-2.
+    pub country_code: String,
+    /// Where it serves.
+    pub coverage: Coverage,
+    /// How it serves.
+    pub service_modes: ServiceModeSet,
+    /// Brands it repairs.
+    pub brands: Vec<BrandSupport>,
+    /// Faults it repairs.
+    pub fault_categories: FaultSet,
+    /// Reviews; `None` when it has none.
+    pub rating: Option<Rating>,
+    /// Quotes per fault.
+    pub prices: Vec<PriceRange>,
+    /// Opening hours; `None` when unpublished.
+    pub opening_hours: Option<OpeningHours>,
+    /// Contact details.
+    pub contact: Contact,
+    /// Banks it serves as a bank service point.
+    pub bank_ids: Vec<String>,
+    /// Turnaround hours per mode where they differ from the profile's defaults.
+    pub turnaround_hours: Vec<(ServiceMode, u32)>,
+    /// Can re-key terminals.
+    pub key_injection: bool,
+    /// Matched at all.
+    pub active: bool,
+    /// Version for optimistic concurrency.
+    pub etag: String,
+    /// Last change.
+    pub update_time: Option<DateTime<Utc>>,
+}
+
+impl RepairCenter {
+    /// The entry for a brand, by its lower-cased key.
+    pub fn brand_support(&self, brand_key: &str) -> Option<&BrandSupport> {
+        self.brands
+            .iter()
+            .find(|support| support.brand_key == brand_key)
+    }
+
+    /// Whether it is authorized for the brand (and so honours its warranty).
+    pub fn is_authorized_for(&self, brand_key: &str) -> bool {
+        self.kind == CenterKind::Authorized
+            && self
+                .brand_support(brand_key)
+                .is_some_and(|support| support.authorized)
+    }
+
+    /// Whether it is a bank service point of `bank_id`.
+    pub fn serves_bank(&self, bank_id: &str) -> bool {
+        self.kind == CenterKind::BankService && self.bank_ids.iter().any(|id| id == bank_id)
+    }
+
+    /// The center's own turnaround for a mode, when it publishes one.
+    pub fn turnaround_hours_for(&self, mode: ServiceMode) -> Option<u32> {
+        self.turnaround_hours
+            .iter()
+            .find(|(m, _)| *m == mode)
+            .map(|(_, hours)| *hours)
+    }
+
+    /// The quote for a fault; with no fault, the span of all its quotes in the
+    /// currency of its first one.
+    pub fn price_for(&self, fault: Option<FaultCategory>) -> Option<(Money, Money)> {
+        match fault {
+            Some(fault) => self
+                .prices
+                .iter()
+                .find(|price| price.fault_category == fault)
+                .map(|price| (price.min.clone(), price.max.clone())),
+            None => {
+                let currency = &self.prices.first()?.min.currency_code;
+                let same_currency = self
+                    .prices
+                    .iter()
+                    .filter(|p| &p.min.currency_code == currency);
+                let (low, high) = same_currency.fold((i64::MAX, i64::MIN), |(low, high), p| {
+                    (
+                        low.min(p.min.amount_minor_units),
+                        high.max(p.max.amount_minor_units),
+                    )
+                });
+                let money = |amount_minor_units| Money {
+                    currency_code: currency.clone(),
+                    amount_minor_units,
+                };
+                Some((money(low), money(high)))
+            }
+        }
+    }
+}
+
+/// A terminal maker and its support channels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Brand {
+    /// Display name.
+    pub name: String,
+    /// Warranty length from purchase, months.
+    pub warranty_months: u32,
+    /// Hotline.
+    pub hotline: String,
+    /// Online support.
+    pub online_support_url: String,
+    /// Support e-mail.
+    pub support_email: String,
+    /// Known models.
+    pub models: Vec<String>,
+    /// Owning tenant.
+    pub owner: String,
+}
+
+/// A bank or acquirer that deploys terminals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bank {
+    /// Stable id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Merchant hotline.
+    pub hotline: String,
+    /// Online merchant support.
+    pub online_support_url: String,
+    /// Merchant support e-mail.
+    pub support_email: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mode_set_operations() {
+        let set: ServiceModeSet = [ServiceMode::WalkIn, ServiceMode::Remote]
+            .into_iter()
+            .collect();
+        assert!(set.contains(ServiceMode::WalkIn));
+        assert!(!set.contains(ServiceMode::Onsite));
+        assert!(!set.all_trips());
+        assert_eq!(
+            set.without_trips().iter().collect::<Vec<_>>(),
+            vec![ServiceMode::Remote]
+        );
+        assert_eq!(ServiceModeSet::ALL.iter().count(), 5);
+        assert!(ServiceModeSet::TRIP.all_trips());
+    }
+
+    #[test]
+    fn brand_support_matches_case_insensitively() {
+        let support = BrandSupport::new("PAX", true, vec!["A920 Pro".into()]);
+        assert_eq!(support.brand_key(), "pax");
+        assert!(support.lists_model(&match_key(" a920 pro ")));
+        assert!(!support.all_models());
+    }
+}
