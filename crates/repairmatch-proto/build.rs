@@ -8,20 +8,15 @@ use prost::Message;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto_root = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
-    let files = [
-        proto_root.join("repairmatch/v1/catalog.proto"),
-        proto_root.join("repairmatch/v1/repair_match_service.proto"),
-    ];
+    let files =
+        [proto_root.join("repairmatch/v1/catalog.proto"), proto_root.join("repairmatch/v1/repair_match_service.proto")];
     for file in &files {
         println!("cargo:rerun-if-changed={}", file.display());
     }
     let descriptor_set = protox::compile(&files, [&proto_root])?;
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     let descriptor_bytes = descriptor_set.encode_to_vec();
-    std::fs::write(
-        out_dir.join("repairmatch_descriptor.bin"),
-        &descriptor_bytes,
-    )?;
+    std::fs::write(out_dir.join("repairmatch_descriptor.bin"), &descriptor_bytes)?;
 
     tonic_prost_build::configure()
         .extern_path(".google.protobuf.Timestamp", "::pbjson_types::Timestamp")

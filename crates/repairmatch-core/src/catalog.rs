@@ -31,10 +31,7 @@ impl RTreeObject for IndexEntry {
 
 /// The box around a center's coverage, or `None` when it covers nowhere.
 pub fn coverage_envelope(center: &RepairCenter) -> Option<Envelope> {
-    let radius = center
-        .coverage
-        .radius_km
-        .map(|radius_km| cap_envelope(center.location, radius_km));
+    let radius = center.coverage.radius_km.map(|radius_km| cap_envelope(center.location, radius_km));
     let area = center.coverage.area.as_ref().map(|area| area.envelope());
     match (radius, area) {
         (Some(radius), Some(area)) => envelope_intersection(&radius, &area),
@@ -56,12 +53,7 @@ pub struct Catalog {
 impl Catalog {
     /// Builds a snapshot and its index. Later centers replace earlier ones with
     /// the same id.
-    pub fn build(
-        version: u64,
-        centers: Vec<RepairCenter>,
-        brands: Vec<Brand>,
-        banks: Vec<Bank>,
-    ) -> Self {
+    pub fn build(version: u64, centers: Vec<RepairCenter>, brands: Vec<Brand>, banks: Vec<Bank>) -> Self {
         let mut slot_by_id = HashMap::with_capacity(centers.len());
         let mut stored: Vec<Arc<RepairCenter>> = Vec::with_capacity(centers.len());
         for center in centers {
@@ -85,28 +77,17 @@ impl Catalog {
             let slot = slot as u32;
             let brand_keys: HashSet<&str> = center.brands.iter().map(|b| b.brand_key()).collect();
             for brand_key in brand_keys {
-                entries_by_brand
-                    .entry(brand_key.to_owned())
-                    .or_default()
-                    .push(IndexEntry { envelope, slot });
+                entries_by_brand.entry(brand_key.to_owned()).or_default().push(IndexEntry { envelope, slot });
             }
         }
-        let trees_by_brand = entries_by_brand
-            .into_iter()
-            .map(|(brand, entries)| (brand, RTree::bulk_load(entries)))
-            .collect();
+        let trees_by_brand =
+            entries_by_brand.into_iter().map(|(brand, entries)| (brand, RTree::bulk_load(entries))).collect();
         Self {
             version,
             centers: stored,
             slot_by_id,
-            brands: brands
-                .into_iter()
-                .map(|brand| (match_key(&brand.name), brand))
-                .collect(),
-            banks: banks
-                .into_iter()
-                .map(|bank| (bank.id.clone(), bank))
-                .collect(),
+            brands: brands.into_iter().map(|brand| (match_key(&brand.name), brand)).collect(),
+            banks: banks.into_iter().map(|bank| (bank.id.clone(), bank)).collect(),
             trees_by_brand,
         }
     }
@@ -133,9 +114,7 @@ impl Catalog {
 
     /// A center by id.
     pub fn center(&self, id: &str) -> Option<&Arc<RepairCenter>> {
-        self.slot_by_id
-            .get(id)
-            .map(|&slot| &self.centers[slot as usize])
+        self.slot_by_id.get(id).map(|&slot| &self.centers[slot as usize])
     }
 
     /// A brand by name, case-insensitively.

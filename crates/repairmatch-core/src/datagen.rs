@@ -12,9 +12,8 @@ use chrono::{NaiveDate, Weekday};
 
 use crate::geodesy::{LatLng, ServiceArea};
 use crate::model::{
-    Bank, Brand, BrandSupport, CenterKind, Contact, Coverage, DatedException, FaultCategory,
-    FaultSet, Money, OpeningHours, PriceRange, Rating, RepairCenter, ServiceMode, ServiceModeSet,
-    WeeklyPeriod,
+    Bank, Brand, BrandSupport, CenterKind, Contact, Coverage, DatedException, FaultCategory, FaultSet, Money,
+    OpeningHours, PriceRange, Rating, RepairCenter, ServiceMode, ServiceModeSet, WeeklyPeriod,
 };
 
 /// A GeoNames city.
@@ -80,23 +79,16 @@ impl Default for CityPicker {
                 total
             })
             .collect();
-        Self {
-            cumulative_population,
-        }
+        Self { cumulative_population }
     }
 }
 
 impl CityPicker {
     /// A city, population-weighted.
     pub fn pick(&self, rng: &mut fastrand::Rng) -> &'static City {
-        let total = *self
-            .cumulative_population
-            .last()
-            .expect("cities are bundled");
+        let total = *self.cumulative_population.last().expect("cities are bundled");
         let target = rng.u64(0..total);
-        let index = self
-            .cumulative_population
-            .partition_point(|&cumulative| cumulative <= target);
+        let index = self.cumulative_population.partition_point(|&cumulative| cumulative <= target);
         &cities()[index]
     }
 }
@@ -105,11 +97,7 @@ impl CityPicker {
 pub fn point_near(city: &City, rng: &mut fastrand::Rng) -> LatLng {
     let spread_km = 2.0 + (city.population as f64).sqrt() / 150.0;
     let distance_km = spread_km * rng.f64().sqrt();
-    offset(
-        city.location,
-        distance_km,
-        rng.f64() * std::f64::consts::TAU,
-    )
+    offset(city.location, distance_km, rng.f64() * std::f64::consts::TAU)
 }
 
 fn offset(origin: LatLng, distance_km: f64, bearing: f64) -> LatLng {
@@ -130,9 +118,7 @@ fn offset(origin: LatLng, distance_km: f64, bearing: f64) -> LatLng {
 pub fn sample_locations(count: usize, seed: u64) -> Vec<LatLng> {
     let picker = CityPicker::default();
     let mut rng = fastrand::Rng::with_seed(seed);
-    (0..count)
-        .map(|_| point_near(picker.pick(&mut rng), &mut rng))
-        .collect()
+    (0..count).map(|_| point_near(picker.pick(&mut rng), &mut rng)).collect()
 }
 
 struct BrandSpec {
@@ -166,13 +152,7 @@ const BRANDS: &[BrandSpec] = &[
         name: "Ingenico",
         warranty_months: 12,
         hotline: "+33 1 58 01 80 00",
-        models: &[
-            "Move/5000",
-            "Desk/5000",
-            "Lane/3000",
-            "AXIUM DX8000",
-            "Link/2500",
-        ],
+        models: &["Move/5000", "Desk/5000", "Lane/3000", "AXIUM DX8000", "Link/2500"],
         share_china: 4,
         share_elsewhere: 25,
     },
@@ -227,78 +207,18 @@ struct BankSpec {
 }
 
 const BANKS: &[BankSpec] = &[
-    BankSpec {
-        id: "icbc",
-        name: "Industrial and Commercial Bank of China",
-        hotline: "+86 95588",
-        countries: &["CN"],
-    },
-    BankSpec {
-        id: "ccb",
-        name: "China Construction Bank",
-        hotline: "+86 95533",
-        countries: &["CN"],
-    },
-    BankSpec {
-        id: "boc",
-        name: "Bank of China",
-        hotline: "+86 95566",
-        countries: &["CN"],
-    },
-    BankSpec {
-        id: "abc",
-        name: "Agricultural Bank of China",
-        hotline: "+86 95599",
-        countries: &["CN"],
-    },
-    BankSpec {
-        id: "cmb",
-        name: "China Merchants Bank",
-        hotline: "+86 95555",
-        countries: &["CN"],
-    },
-    BankSpec {
-        id: "hdfc",
-        name: "HDFC Bank",
-        hotline: "+91 1800 202 6161",
-        countries: &["IN"],
-    },
-    BankSpec {
-        id: "sbi",
-        name: "State Bank of India",
-        hotline: "+91 1800 1234",
-        countries: &["IN"],
-    },
-    BankSpec {
-        id: "itau",
-        name: "Itaú Unibanco",
-        hotline: "+55 11 4004 4828",
-        countries: &["BR"],
-    },
-    BankSpec {
-        id: "chase",
-        name: "Chase Merchant Services",
-        hotline: "+1 800 935 9935",
-        countries: &["US"],
-    },
-    BankSpec {
-        id: "adyen",
-        name: "Adyen",
-        hotline: "+31 20 240 1240",
-        countries: &[],
-    },
-    BankSpec {
-        id: "worldpay",
-        name: "Worldpay",
-        hotline: "+44 345 761 6263",
-        countries: &[],
-    },
-    BankSpec {
-        id: "fiserv",
-        name: "Fiserv",
-        hotline: "+1 800 872 7882",
-        countries: &[],
-    },
+    BankSpec { id: "icbc", name: "Industrial and Commercial Bank of China", hotline: "+86 95588", countries: &["CN"] },
+    BankSpec { id: "ccb", name: "China Construction Bank", hotline: "+86 95533", countries: &["CN"] },
+    BankSpec { id: "boc", name: "Bank of China", hotline: "+86 95566", countries: &["CN"] },
+    BankSpec { id: "abc", name: "Agricultural Bank of China", hotline: "+86 95599", countries: &["CN"] },
+    BankSpec { id: "cmb", name: "China Merchants Bank", hotline: "+86 95555", countries: &["CN"] },
+    BankSpec { id: "hdfc", name: "HDFC Bank", hotline: "+91 1800 202 6161", countries: &["IN"] },
+    BankSpec { id: "sbi", name: "State Bank of India", hotline: "+91 1800 1234", countries: &["IN"] },
+    BankSpec { id: "itau", name: "Itaú Unibanco", hotline: "+55 11 4004 4828", countries: &["BR"] },
+    BankSpec { id: "chase", name: "Chase Merchant Services", hotline: "+1 800 935 9935", countries: &["US"] },
+    BankSpec { id: "adyen", name: "Adyen", hotline: "+31 20 240 1240", countries: &[] },
+    BankSpec { id: "worldpay", name: "Worldpay", hotline: "+44 345 761 6263", countries: &[] },
+    BankSpec { id: "fiserv", name: "Fiserv", hotline: "+1 800 872 7882", countries: &[] },
 ];
 
 /// (currency, units per US dollar, minor-unit exponent) by country.
@@ -319,9 +239,7 @@ fn currency_of(country_code: &str) -> (&'static str, f64, u32) {
         "KR" => ("KRW", 1_350.0, 0),
         "NG" => ("NGN", 1_500.0, 2),
         "PK" => ("PKR", 280.0, 2),
-        "DE" | "FR" | "IT" | "ES" | "NL" | "BE" | "AT" | "PT" | "IE" | "FI" | "GR" => {
-            ("EUR", 0.92, 2)
-        }
+        "DE" | "FR" | "IT" | "ES" | "NL" | "BE" | "AT" | "PT" | "IE" | "FI" | "GR" => ("EUR", 0.92, 2),
         _ => ("USD", 1.0, 2),
     }
 }
@@ -390,41 +308,21 @@ pub fn sample_banks() -> Vec<Bank> {
         .collect()
 }
 
-const THIRD_PARTY_NAMES: &[&str] = &[
-    "QuickFix",
-    "TermCare",
-    "PayTech",
-    "CardPro",
-    "FixPoint",
-    "Merchant Tech",
-    "SwipeCare",
-    "POS Doctor",
-];
-const STREETS: &[&str] = &[
-    "Main", "Station", "Market", "Park", "Harbour", "Central", "Garden", "River",
-];
+const THIRD_PARTY_NAMES: &[&str] =
+    &["QuickFix", "TermCare", "PayTech", "CardPro", "FixPoint", "Merchant Tech", "SwipeCare", "POS Doctor"];
+const STREETS: &[&str] = &["Main", "Station", "Market", "Park", "Harbour", "Central", "Garden", "River"];
 
 /// Generates `count` centers, deterministic for `seed`.
 pub fn generate(count: usize, seed: u64) -> SampleCatalog {
     let picker = CityPicker::default();
     let mut rng = fastrand::Rng::with_seed(seed);
-    let centers = (0..count)
-        .map(|index| generate_center(index, &picker, &mut rng))
-        .collect();
-    SampleCatalog {
-        brands: sample_brands(),
-        banks: sample_banks(),
-        centers,
-    }
+    let centers = (0..count).map(|index| generate_center(index, &picker, &mut rng)).collect();
+    SampleCatalog { brands: sample_brands(), banks: sample_banks(), centers }
 }
 
 fn pick_brand(rng: &mut fastrand::Rng, in_china: bool) -> &'static BrandSpec {
     let share = |spec: &BrandSpec| {
-        if in_china {
-            spec.share_china
-        } else {
-            spec.share_elsewhere
-        }
+        if in_china { spec.share_china } else { spec.share_elsewhere }
     };
     let total: u32 = BRANDS.iter().map(share).sum();
     let mut target = rng.u32(0..total);
@@ -466,12 +364,8 @@ fn generate_center(index: usize, picker: &CityPicker, rng: &mut fastrand::Rng) -
             continue;
         }
         let models = if chance(rng, 0.35) {
-            let mut models: Vec<String> = spec
-                .models
-                .iter()
-                .filter(|_| chance(rng, 0.6))
-                .map(|m| (*m).to_owned())
-                .collect();
+            let mut models: Vec<String> =
+                spec.models.iter().filter(|_| chance(rng, 0.6)).map(|m| (*m).to_owned()).collect();
             if models.is_empty() {
                 models.push(spec.models[0].to_owned());
             }
@@ -479,11 +373,7 @@ fn generate_center(index: usize, picker: &CityPicker, rng: &mut fastrand::Rng) -
         } else {
             Vec::new()
         };
-        brands.push(BrandSupport::new(
-            spec.name,
-            kind == CenterKind::Authorized,
-            models,
-        ));
+        brands.push(BrandSupport::new(spec.name, kind == CenterKind::Authorized, models));
     }
 
     let key_injection = kind == CenterKind::Authorized && chance(rng, 0.6);
@@ -501,14 +391,7 @@ fn generate_center(index: usize, picker: &CityPicker, rng: &mut fastrand::Rng) -
         (ServiceMode::WalkIn, 0.85),
         (ServiceMode::Onsite, 0.4),
         (ServiceMode::MailIn, 0.3),
-        (
-            ServiceMode::Exchange,
-            if kind == CenterKind::ThirdParty {
-                0.05
-            } else {
-                0.25
-            },
-        ),
+        (ServiceMode::Exchange, if kind == CenterKind::ThirdParty { 0.05 } else { 0.25 }),
         (ServiceMode::Remote, 0.3),
     ] {
         if chance(rng, probability) {
@@ -518,9 +401,7 @@ fn generate_center(index: usize, picker: &CityPicker, rng: &mut fastrand::Rng) -
     if service_modes.is_empty() {
         service_modes.insert(ServiceMode::WalkIn);
     }
-    let radius_km = if service_modes.contains(ServiceMode::MailIn)
-        || service_modes.contains(ServiceMode::Exchange)
-    {
+    let radius_km = if service_modes.contains(ServiceMode::MailIn) || service_modes.contains(ServiceMode::Exchange) {
         150.0 + rng.f64() * 350.0
     } else if service_modes.contains(ServiceMode::Onsite) {
         15.0 + rng.f64() * 45.0
@@ -530,34 +411,18 @@ fn generate_center(index: usize, picker: &CityPicker, rng: &mut fastrand::Rng) -
     let radius_km = (radius_km * 10.0).round() / 10.0;
     let area = chance(rng, 0.04).then(|| service_area_around(location, rng));
     let coverage = match area {
-        Some(area) if chance(rng, 0.5) => Coverage {
-            radius_km: None,
-            area: Some(area),
-        },
-        area => Coverage {
-            radius_km: Some(radius_km),
-            area,
-        },
+        Some(area) if chance(rng, 0.5) => Coverage { radius_km: None, area: Some(area) },
+        area => Coverage { radius_km: Some(radius_km), area },
     };
 
     let rating = (!chance(rng, 0.05)).then(|| {
         let count = (rng.f64().powi(3) * 2_000.0) as u32 + 1;
-        let average = (2.5 + rng.f64() * 2.5 * 10.0).round() / 10.0;
-        Rating {
-            average: average.min(5.0),
-            count,
-        }
+        let average = ((2.5 + rng.f64() * 2.5) * 10.0).round() / 10.0;
+        Rating { average: average.min(5.0), count }
     });
 
     let (currency, per_usd, exponent) = currency_of(&city.country_code);
-    let price_level = 0.7
-        + rng.f64()
-            * 0.8
-            * if kind == CenterKind::ThirdParty {
-                0.8
-            } else {
-                1.1
-            };
+    let price_level = 0.7 + rng.f64() * 0.8 * if kind == CenterKind::ThirdParty { 0.8 } else { 1.1 };
     let prices = fault_categories
         .iter()
         .map(|fault| {
@@ -568,35 +433,19 @@ fn generate_center(index: usize, picker: &CityPicker, rng: &mut fastrand::Rng) -
                 let unit = 10_f64.powi(exponent as i32);
                 ((amount / unit).round() * unit) as i64
             };
-            let money = |amount_minor_units| Money {
-                currency_code: currency.to_owned(),
-                amount_minor_units,
-            };
-            PriceRange {
-                fault_category: fault,
-                min: money(minor(low)),
-                max: money(minor(high)),
-            }
+            let money = |amount_minor_units| Money { currency_code: currency.to_owned(), amount_minor_units };
+            PriceRange { fault_category: fault, min: money(minor(low)), max: money(minor(high)) }
         })
         .collect();
 
     let opening_hours = sample_hours(city, rng);
 
     let bank_ids = if kind == CenterKind::BankService {
-        let local: Vec<&BankSpec> = BANKS
-            .iter()
-            .filter(|b| b.countries.contains(&city.country_code.as_str()))
-            .collect();
-        let pool: Vec<&BankSpec> = if local.is_empty() {
-            BANKS.iter().filter(|b| b.countries.is_empty()).collect()
-        } else {
-            local
-        };
-        let mut ids: Vec<String> = pool
-            .iter()
-            .filter(|_| chance(rng, 0.4))
-            .map(|b| b.id.to_owned())
-            .collect();
+        let local: Vec<&BankSpec> =
+            BANKS.iter().filter(|b| b.countries.contains(&city.country_code.as_str())).collect();
+        let pool: Vec<&BankSpec> =
+            if local.is_empty() { BANKS.iter().filter(|b| b.countries.is_empty()).collect() } else { local };
+        let mut ids: Vec<String> = pool.iter().filter(|_| chance(rng, 0.4)).map(|b| b.id.to_owned()).collect();
         if ids.is_empty() {
             ids.push(pool[rng.usize(0..pool.len())].id.to_owned());
         }
@@ -616,40 +465,22 @@ fn generate_center(index: usize, picker: &CityPicker, rng: &mut fastrand::Rng) -
     let (name, owner) = match kind {
         CenterKind::Authorized => {
             let brand = &brands[0].brand;
-            (
-                format!("{brand} Authorized Service {}", city.name),
-                manufacturer_tenant(brand),
-            )
+            (format!("{brand} Authorized Service {}", city.name), manufacturer_tenant(brand))
         }
         CenterKind::BankService => {
             let bank = &bank_ids[0];
-            (
-                format!(
-                    "{} Terminal Service Point {}",
-                    bank.to_uppercase(),
-                    city.name
-                ),
-                format!("bank-{bank}"),
-            )
+            (format!("{} Terminal Service Point {}", bank.to_uppercase(), city.name), format!("bank-{bank}"))
         }
         CenterKind::ThirdParty => {
             let prefix = THIRD_PARTY_NAMES[rng.usize(0..THIRD_PARTY_NAMES.len())];
             let slug = prefix.to_lowercase().replace(' ', "-");
-            (
-                format!("{prefix} POS Repair {}", city.name),
-                format!("provider-{slug}"),
-            )
+            (format!("{prefix} POS Repair {}", city.name), format!("provider-{slug}"))
         }
     };
     let id = format!("rc-{index:07}");
     RepairCenter {
         contact: Contact {
-            phone: format!(
-                "+{} {:03} {:04}",
-                10 + index % 89,
-                rng.u32(100..1000),
-                rng.u32(0..10_000)
-            ),
+            phone: format!("+{} {:03} {:04}", 10 + index % 89, rng.u32(100..1000), rng.u32(0..10_000)),
             email: format!("service+{id}@repairs.example"),
             url: format!("https://repairs.example/centers/{id}"),
         },
@@ -658,11 +489,7 @@ fn generate_center(index: usize, picker: &CityPicker, rng: &mut fastrand::Rng) -
         kind,
         owner,
         location,
-        address: format!(
-            "{} {} Road",
-            rng.u32(1..400),
-            STREETS[rng.usize(0..STREETS.len())]
-        ),
+        address: format!("{} {} Road", rng.u32(1..400), STREETS[rng.usize(0..STREETS.len())]),
         city: city.name.clone(),
         country_code: city.country_code.clone(),
         coverage,
@@ -693,11 +520,7 @@ fn service_area_around(center: LatLng, rng: &mut fastrand::Rng) -> ServiceArea {
         ring
     };
     let exterior = ring_around(8.0 + rng.f64() * 17.0, rng);
-    let holes = if chance(rng, 0.3) {
-        vec![ring_around(1.5, rng)]
-    } else {
-        Vec::new()
-    };
+    let holes = if chance(rng, 0.3) { vec![ring_around(1.5, rng)] } else { Vec::new() };
     ServiceArea::new(exterior.clone(), holes)
         .or_else(|_| ServiceArea::new(exterior, Vec::new()))
         .expect("an octagon around a point is simple")
@@ -706,50 +529,27 @@ fn service_area_around(center: LatLng, rng: &mut fastrand::Rng) -> ServiceArea {
 fn sample_hours(city: &City, rng: &mut fastrand::Rng) -> Option<OpeningHours> {
     let time_zone = city.time_zone.parse().ok()?;
     let days = |days: &[Weekday], open: u32, close: u32| -> Vec<WeeklyPeriod> {
-        days.iter()
-            .map(|&day| WeeklyPeriod {
-                day,
-                open_minute_of_day: open,
-                close_minute_of_day: close,
-            })
-            .collect()
+        days.iter().map(|&day| WeeklyPeriod { day, open_minute_of_day: open, close_minute_of_day: close }).collect()
     };
     use Weekday::{Fri, Mon, Sat, Sun, Thu, Tue, Wed};
     let periods = match rng.u32(0..100) {
-        0..50 => [
-            days(&[Mon, Tue, Wed, Thu, Fri], 540, 1080),
-            days(&[Sat], 600, 960),
-        ]
-        .concat(),
+        0..50 => [days(&[Mon, Tue, Wed, Thu, Fri], 540, 1080), days(&[Sat], 600, 960)].concat(),
         50..70 => days(&[Mon, Tue, Wed, Thu, Fri, Sat], 510, 1200),
         70..80 => days(&[Mon, Tue, Wed, Thu, Fri, Sat, Sun], 0, 1440),
         80..90 => days(&[Mon, Tue, Wed, Thu, Fri], 540, 1050),
         _ => return None,
     };
     let holidays: &[(i32, u32, u32)] = if city.country_code == "CN" {
-        &[
-            (2026, 10, 1),
-            (2026, 10, 2),
-            (2026, 10, 3),
-            (2027, 1, 1),
-            (2027, 2, 6),
-        ]
+        &[(2026, 10, 1), (2026, 10, 2), (2026, 10, 3), (2027, 1, 1), (2027, 2, 6)]
     } else {
         &[(2026, 12, 25), (2027, 1, 1)]
     };
     let exceptions = holidays
         .iter()
         .filter_map(|&(y, m, d)| NaiveDate::from_ymd_opt(y, m, d))
-        .map(|date| DatedException {
-            date,
-            periods: Vec::new(),
-        })
+        .map(|date| DatedException { date, periods: Vec::new() })
         .collect();
-    Some(OpeningHours {
-        time_zone,
-        periods,
-        exceptions,
-    })
+    Some(OpeningHours { time_zone, periods, exceptions })
 }
 
 #[cfg(test)]
@@ -760,11 +560,7 @@ mod tests {
     fn bundled_cities_parse_including_quoted_names() {
         assert!(cities().len() > 34_000);
         assert_eq!(cities()[0].name, "Shanghai");
-        assert!(
-            cities()
-                .iter()
-                .any(|city| city.name == "Mianzhu, Deyang, Sichuan")
-        );
+        assert!(cities().iter().any(|city| city.name == "Mianzhu, Deyang, Sichuan"));
     }
 
     #[test]
@@ -777,15 +573,8 @@ mod tests {
         let in_iceland = a.centers.iter().filter(|c| c.country_code == "IS").count();
         assert!(in_china > 200, "{in_china}");
         assert!(in_iceland < 5, "{in_iceland}");
-        for kind in [
-            CenterKind::Authorized,
-            CenterKind::BankService,
-            CenterKind::ThirdParty,
-        ] {
-            assert!(
-                a.centers.iter().filter(|c| c.kind == kind).count() > 200,
-                "{kind:?}"
-            );
+        for kind in [CenterKind::Authorized, CenterKind::BankService, CenterKind::ThirdParty] {
+            assert!(a.centers.iter().filter(|c| c.kind == kind).count() > 200, "{kind:?}");
         }
         assert!(a.centers.iter().any(|c| c.coverage.area.is_some()));
         assert!(a.centers.iter().all(|c| c.location.is_valid()));

@@ -8,10 +8,7 @@ use std::sync::Arc;
 
 use crate::geodesy::{LatLng, geodesic_distance_km};
 use crate::hours::{OpenState, open_state};
-use crate::model::{
-    CenterKind, FaultCategory, FaultSet, Money, RepairCenter, ServiceMode, ServiceModeSet,
-    match_key,
-};
+use crate::model::{CenterKind, FaultCategory, FaultSet, Money, RepairCenter, ServiceMode, ServiceModeSet, match_key};
 use crate::profile::RankingProfile;
 use crate::query::{FindQuery, WarrantyStatus};
 
@@ -109,31 +106,16 @@ pub struct MatchContext<'a> {
 
 impl<'a> MatchContext<'a> {
     /// Prepares a request; `warranty` is the decided status.
-    pub fn new(
-        query: &'a FindQuery,
-        profile: &'a RankingProfile,
-        warranty: WarrantyStatus,
-    ) -> Self {
+    pub fn new(query: &'a FindQuery, profile: &'a RankingProfile, warranty: WarrantyStatus) -> Self {
         Self {
             query,
             profile,
             brand_key: query.brand_key(),
             model_key: query.model.as_deref().map(match_key),
-            wanted_modes: if query.service_modes.is_empty() {
-                ServiceModeSet::ALL
-            } else {
-                query.service_modes
-            },
-            distance_cap_km: query
-                .max_distance_km
-                .unwrap_or(profile.default_distance_cap_km),
+            wanted_modes: if query.service_modes.is_empty() { ServiceModeSet::ALL } else { query.service_modes },
+            distance_cap_km: query.max_distance_km.unwrap_or(profile.default_distance_cap_km),
             warranty,
-            remote_faults: profile
-                .policies
-                .remote_fault_categories
-                .iter()
-                .copied()
-                .collect(),
+            remote_faults: profile.policies.remote_fault_categories.iter().copied().collect(),
         }
     }
 
@@ -144,22 +126,13 @@ impl<'a> MatchContext<'a> {
 
     /// Checks every rule in order; the first failure is the answer.
     pub fn evaluate(&self, center: &Arc<RepairCenter>) -> Result<Eligible, Exclusion> {
-        let fail = |rule, detail: String| {
-            Err(Exclusion {
-                center_id: center.id.clone(),
-                rule,
-                detail,
-            })
-        };
+        let fail = |rule, detail: String| Err(Exclusion { center_id: center.id.clone(), rule, detail });
         let query = self.query;
         if !center.active {
             return fail(ExclusionRule::Inactive, "the center is inactive".into());
         }
         let Some(support) = center.brand_support(&self.brand_key) else {
-            return fail(
-                ExclusionRule::Brand,
-                format!("does not repair {}", query.brand),
-            );
+            return fail(ExclusionRule::Brand, format!("does not repair {}", query.brand));
         };
         if let Some(model_key) = &self.model_key
             && !support.all_models()
@@ -167,20 +140,13 @@ impl<'a> MatchContext<'a> {
         {
             return fail(
                 ExclusionRule::Model,
-                format!(
-                    "repairs {} but not the {}",
-                    support.brand,
-                    query.model.as_deref().unwrap_or_default()
-                ),
+                format!("repairs {} but not the {}", support.brand, query.model.as_deref().unwrap_or_default()),
             );
         }
         if let Some(fault) = query.fault
             && !center.fault_categories.contains(fault)
         {
-            return fail(
-                ExclusionRule::Fault,
-                format!("does not repair {fault} faults"),
-            );
+            return fail(ExclusionRule::Fault, format!("does not repair {fault} faults"));
         }
         let distance_km = geodesic_distance_km(query.location, center.location);
         if !covers(center, query.location, distance_km) {
@@ -195,28 +161,19 @@ impl<'a> MatchContext<'a> {
             if usable_modes.all_trips() {
                 return fail(
                     ExclusionRule::DistanceCap,
-                    format!(
-                        "{distance_km:.1} km is beyond the {:.0} km trip cap",
-                        self.distance_cap_km
-                    ),
+                    format!("{distance_km:.1} km is beyond the {:.0} km trip cap", self.distance_cap_km),
                 );
             }
             usable_modes = usable_modes.without_trips();
         }
         if usable_modes.is_empty() {
-            return fail(
-                ExclusionRule::ServiceMode,
-                "offers none of the wanted service modes".into(),
-            );
+            return fail(ExclusionRule::ServiceMode, "offers none of the wanted service modes".into());
         }
         if let Some(min_rating) = query.min_rating {
             match center.rating {
                 Some(rating) if rating.count > 0 && rating.average >= min_rating => {}
                 Some(rating) if rating.count > 0 => {
-                    return fail(
-                        ExclusionRule::Rating,
-                        format!("rated {:.1}, below {min_rating:.1}", rating.average),
-                    );
+                    return fail(ExclusionRule::Rating, format!("rated {:.1}, below {min_rating:.1}", rating.average));
                 }
                 _ => return fail(ExclusionRule::Rating, "has no reviews".into()),
             }
@@ -225,10 +182,7 @@ impl<'a> MatchContext<'a> {
         if let Some(cap) = &query.max_price {
             match &price {
                 None => {
-                    return fail(
-                        ExclusionRule::Price,
-                        "publishes no price for this fault".into(),
-                    );
+                    return fail(ExclusionRule::Price, "publishes no price for this fault".into());
                 }
                 Some((low, _)) if low.currency_code != cap.currency_code => {
                     return fail(
@@ -237,10 +191,7 @@ impl<'a> MatchContext<'a> {
                     );
                 }
                 Some((low, _)) if low.amount_minor_units > cap.amount_minor_units => {
-                    return fail(
-                        ExclusionRule::Price,
-                        "its lowest price for this fault is above the cap".into(),
-                    );
+                    return fail(ExclusionRule::Price, "its lowest price for this fault is above the cap".into());
                 }
                 Some(_) => {}
             }
@@ -261,15 +212,9 @@ impl<'a> MatchContext<'a> {
             && center.kind == CenterKind::BankService
             && !deploying_bank.is_some_and(|bank| center.serves_bank(bank))
         {
-            return fail(
-                ExclusionRule::Policy,
-                "a bank service point takes only terminals its banks deployed".into(),
-            );
+            return fail(ExclusionRule::Policy, "a bank service point takes only terminals its banks deployed".into());
         }
-        if query
-            .fault
-            .is_some_and(|fault| !self.remote_faults.contains(fault))
-        {
+        if query.fault.is_some_and(|fault| !self.remote_faults.contains(fault)) {
             usable_modes.remove(ServiceMode::Remote);
         }
         let authorized = center.is_authorized_for(&self.brand_key);
@@ -290,18 +235,13 @@ impl<'a> MatchContext<'a> {
 
         let brand_support = if authorized {
             BrandSupportLevel::Authorized
-        } else if self
-            .model_key
-            .as_deref()
-            .is_some_and(|model| support.lists_model(model))
-        {
+        } else if self.model_key.as_deref().is_some_and(|model| support.lists_model(model)) {
             BrandSupportLevel::ModelListed
         } else {
             BrandSupportLevel::BrandListed
         };
         let in_warranty = self.warranty == WarrantyStatus::InWarranty;
-        let bank_tier = policies.bank_service_first
-            && deploying_bank.is_some_and(|bank| !center.serves_bank(bank));
+        let bank_tier = policies.bank_service_first && deploying_bank.is_some_and(|bank| !center.serves_bank(bank));
         let warranty_tier = policies.warranty_first && in_warranty && !authorized;
         Ok(Eligible {
             center: Arc::clone(center),
@@ -323,11 +263,6 @@ pub fn covers(center: &RepairCenter, merchant: LatLng, distance_km: f64) -> bool
     if coverage.radius_km.is_none() && coverage.area.is_none() {
         return false;
     }
-    coverage
-        .radius_km
-        .is_none_or(|radius_km| distance_km <= radius_km)
-        && coverage
-            .area
-            .as_ref()
-            .is_none_or(|area| area.contains(merchant))
+    coverage.radius_km.is_none_or(|radius_km| distance_km <= radius_km)
+        && coverage.area.as_ref().is_none_or(|area| area.contains(merchant))
 }

@@ -76,14 +76,8 @@ pub fn find(
     now: DateTime<Utc>,
 ) -> Result<FindOutcome, PageTokenError> {
     let fingerprint = query.fingerprint();
-    let after = query
-        .page_token
-        .as_deref()
-        .map(|token| paging::decode(token, fingerprint))
-        .transpose()?;
-    let warranty = query
-        .warranty
-        .decide(catalog.brand(&query.brand), now.date_naive());
+    let after = query.page_token.as_deref().map(|token| paging::decode(token, fingerprint)).transpose()?;
+    let warranty = query.warranty.decide(catalog.brand(&query.brand), now.date_naive());
     let context = MatchContext::new(query, profile, warranty);
 
     let eligible: Vec<_> = catalog
@@ -100,29 +94,21 @@ pub fn find(
         None => scored,
     };
     let ranked_before = total_size - remaining.len();
-    let page_size = query
-        .page_size
-        .unwrap_or(profile.default_page_size)
-        .clamp(1, MAX_PAGE_SIZE) as usize;
+    let page_size = query.page_size.unwrap_or(profile.default_page_size).clamp(1, MAX_PAGE_SIZE) as usize;
     let has_more = remaining.len() > page_size;
     if has_more {
         remaining.select_nth_unstable_by(page_size, Scored::rank_cmp);
         remaining.truncate(page_size);
     }
     remaining.sort_unstable_by(Scored::rank_cmp);
-    let next_page_token =
-        has_more.then(|| paging::encode(fingerprint, &remaining[page_size - 1].sort_key()));
+    let next_page_token = has_more.then(|| paging::encode(fingerprint, &remaining[page_size - 1].sort_key()));
 
     let matches = remaining
         .into_iter()
         .enumerate()
         .map(|(index, scored)| {
             let reasons = reasons(&context, &scored);
-            RankedMatch {
-                rank: u32::try_from(ranked_before + index + 1).unwrap_or(u32::MAX),
-                reasons,
-                scored,
-            }
+            RankedMatch { rank: u32::try_from(ranked_before + index + 1).unwrap_or(u32::MAX), reasons, scored }
         })
         .collect();
 
@@ -144,10 +130,7 @@ fn explain(catalog: &Catalog, context: &MatchContext<'_>, scored: &[Scored]) -> 
     if asked.is_empty() {
         return Vec::new();
     }
-    let matched: HashSet<&str> = scored
-        .iter()
-        .map(|m| m.eligible.center.id.as_str())
-        .collect();
+    let matched: HashSet<&str> = scored.iter().map(|m| m.eligible.center.id.as_str()).collect();
     let mut seen = HashSet::new();
     asked
         .iter()
@@ -166,17 +149,13 @@ fn explain(catalog: &Catalog, context: &MatchContext<'_>, scored: &[Scored]) -> 
 }
 
 fn remote_support(catalog: &Catalog, query: &FindQuery) -> Vec<SupportChannel> {
-    let bank = query
-        .ownership
-        .deploying_bank()
-        .and_then(|id| catalog.bank(id))
-        .map(|bank| SupportChannel {
-            provider: SupportProvider::Bank,
-            name: bank.name.clone(),
-            hotline: bank.hotline.clone(),
-            online_support_url: bank.online_support_url.clone(),
-            email: bank.support_email.clone(),
-        });
+    let bank = query.ownership.deploying_bank().and_then(|id| catalog.bank(id)).map(|bank| SupportChannel {
+        provider: SupportProvider::Bank,
+        name: bank.name.clone(),
+        hotline: bank.hotline.clone(),
+        online_support_url: bank.online_support_url.clone(),
+        email: bank.support_email.clone(),
+    });
     let brand = catalog.brand(&query.brand).map(|brand| SupportChannel {
         provider: SupportProvider::Brand,
         name: brand.name.clone(),
@@ -189,9 +168,7 @@ fn remote_support(catalog: &Catalog, query: &FindQuery) -> Vec<SupportChannel> {
 
 fn guidance(catalog: &Catalog, context: &MatchContext<'_>, total_size: usize) -> Vec<String> {
     let query = context.query;
-    let brand_name = catalog
-        .brand(&query.brand)
-        .map_or(query.brand.as_str(), |brand| brand.name.as_str());
+    let brand_name = catalog.brand(&query.brand).map_or(query.brand.as_str(), |brand| brand.name.as_str());
     let mut lines = Vec::new();
     if query.fault == Some(FaultCategory::Tamper) {
         lines.push(format!(
@@ -200,9 +177,7 @@ fn guidance(catalog: &Catalog, context: &MatchContext<'_>, total_size: usize) ->
         ));
     }
     if let Some(bank_id) = query.ownership.deploying_bank() {
-        let bank_name = catalog
-            .bank(bank_id)
-            .map_or(bank_id, |bank| bank.name.as_str());
+        let bank_name = catalog.bank(bank_id).map_or(bank_id, |bank| bank.name.as_str());
         lines.push(format!(
             "This terminal was deployed by {bank_name}: go through its service channel first; it may replace the unit."
         ));
@@ -225,10 +200,7 @@ fn guidance(catalog: &Catalog, context: &MatchContext<'_>, total_size: usize) ->
                 .into(),
         ),
     }
-    if matches!(
-        query.fault,
-        Some(FaultCategory::Software | FaultCategory::Connectivity)
-    ) {
+    if matches!(query.fault, Some(FaultCategory::Software | FaultCategory::Connectivity)) {
         lines.push(format!(
             "Software and connectivity faults are often fixed remotely: try {brand_name}'s hotline before moving the terminal."
         ));
@@ -240,17 +212,15 @@ fn guidance(catalog: &Catalog, context: &MatchContext<'_>, total_size: usize) ->
                 .into(),
         );
     } else {
-        lines.push(
-            "Book an appointment where you can, and bring any documents the center asks for."
-                .into(),
-        );
+        lines.push("Book an appointment where you can, and bring any documents the center asks for.".into());
     }
     lines.push(
         "Do not open the terminal yourself: it is tamper-protected, and opening it erases its keys and voids the warranty."
             .into(),
     );
     lines.push(
-        "After the repair, run a test transaction, update the firmware and re-bind the merchant account if asked.".into(),
+        "After the repair, run a test transaction, update the firmware and re-bind the merchant account if asked."
+            .into(),
     );
     lines
 }
@@ -267,15 +237,12 @@ fn reasons(context: &MatchContext<'_>, scored: &Scored) -> Vec<String> {
     }
     match eligible.brand_support {
         BrandSupportLevel::Authorized => {
-            let brand = center
-                .brand_support(&context.brand_key)
-                .map_or(query.brand.as_str(), |b| b.brand.as_str());
+            let brand = center.brand_support(&context.brand_key).map_or(query.brand.as_str(), |b| b.brand.as_str());
             lines.push(format!("authorized {brand} center"));
         }
-        BrandSupportLevel::ModelListed => lines.push(format!(
-            "repairs the {}",
-            query.model.as_deref().unwrap_or_default()
-        )),
+        BrandSupportLevel::ModelListed => {
+            lines.push(format!("repairs the {}", query.model.as_deref().unwrap_or_default()))
+        }
         BrandSupportLevel::BrandListed => {}
     }
     if eligible.warranty_covered {
@@ -283,36 +250,20 @@ fn reasons(context: &MatchContext<'_>, scored: &Scored) -> Vec<String> {
     }
     lines.push(format!("{:.1} km away", eligible.distance_km));
     if eligible.beyond_distance_cap {
-        lines.push(format!(
-            "beyond the {:.0} km trip cap: no walk-in or onsite visit",
-            context.distance_cap_km
-        ));
+        lines.push(format!("beyond the {:.0} km trip cap: no walk-in or onsite visit", context.distance_cap_km));
     }
     match center.rating {
-        Some(rating) if rating.count > 0 => lines.push(format!(
-            "rated {:.1} from {} reviews",
-            rating.average, rating.count
-        )),
+        Some(rating) if rating.count > 0 => {
+            lines.push(format!("rated {:.1} from {} reviews", rating.average, rating.count))
+        }
         _ => lines.push("no reviews yet".to_owned()),
     }
     match &eligible.price {
-        Some((low, high)) => lines.push(format!(
-            "quotes {}–{}",
-            format_money(low),
-            format_money(high)
-        )),
+        Some((low, high)) => lines.push(format!("quotes {}–{}", format_money(low), format_money(high))),
         None => lines.push("no published price for this fault".to_owned()),
     }
-    let modes: Vec<String> = eligible
-        .usable_modes
-        .iter()
-        .map(|mode| mode.to_string())
-        .collect();
-    lines.push(format!(
-        "back in service in about {:.0} h ({})",
-        scored.downtime_hours.ceil(),
-        modes.join(", ")
-    ));
+    let modes: Vec<String> = eligible.usable_modes.iter().map(|mode| mode.to_string()).collect();
+    lines.push(format!("back in service in about {:.0} h ({})", scored.downtime_hours.ceil(), modes.join(", ")));
     if eligible.hours_unknown {
         lines.push("hours unknown".to_owned());
     }

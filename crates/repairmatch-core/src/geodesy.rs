@@ -24,10 +24,7 @@ pub struct LatLng {
 impl LatLng {
     /// A point; callers validate with [`LatLng::is_valid`].
     pub const fn new(latitude: f64, longitude: f64) -> Self {
-        Self {
-            latitude,
-            longitude,
-        }
+        Self { latitude, longitude }
     }
 
     /// Finite and within range.
@@ -78,17 +75,9 @@ pub fn cap_envelope(center: LatLng, radius_km: f64) -> Envelope {
         // The cap's farthest reach along an axis is the axis's angular distance
         // from the cap's centre, less the cap's radius.
         let to_axis = axis[i].clamp(-1.0, 1.0).acos();
-        high[i] = if to_axis <= angle {
-            1.0
-        } else {
-            (to_axis - angle).cos()
-        };
+        high[i] = if to_axis <= angle { 1.0 } else { (to_axis - angle).cos() };
         let to_opposite = (-axis[i]).clamp(-1.0, 1.0).acos();
-        low[i] = if to_opposite <= angle {
-            -1.0
-        } else {
-            -(to_opposite - angle).cos()
-        };
+        low[i] = if to_opposite <= angle { -1.0 } else { -(to_opposite - angle).cos() };
     }
     padded(low, high)
 }
@@ -99,35 +88,18 @@ fn rectangle_envelope(south: f64, north: f64, west: f64, east: f64) -> Envelope 
     if east - west >= TAU {
         return whole_sphere();
     }
-    let cos_lat_max = if south <= 0.0 && 0.0 <= north {
-        1.0
-    } else {
-        south.cos().max(north.cos())
-    };
+    let cos_lat_max = if south <= 0.0 && 0.0 <= north { 1.0 } else { south.cos().max(north.cos()) };
     let cos_lat_min = south.cos().min(north.cos());
     let range_of = |endpoint: fn(f64) -> f64, peak: f64, trough: f64| {
-        let high = if interval_contains_angle(west, east, peak) {
-            1.0
-        } else {
-            endpoint(west).max(endpoint(east))
-        };
-        let low = if interval_contains_angle(west, east, trough) {
-            -1.0
-        } else {
-            endpoint(west).min(endpoint(east))
-        };
+        let high = if interval_contains_angle(west, east, peak) { 1.0 } else { endpoint(west).max(endpoint(east)) };
+        let low = if interval_contains_angle(west, east, trough) { -1.0 } else { endpoint(west).min(endpoint(east)) };
         (low, high)
     };
     let (cos_lon_low, cos_lon_high) = range_of(f64::cos, 0.0, PI);
     let (sin_lon_low, sin_lon_high) = range_of(f64::sin, FRAC_PI_2, -FRAC_PI_2);
     // x = cos(lat)·cos(lon) with cos(lat) ≥ 0: the extremes sit at corner products.
     let products = |low: f64, high: f64| {
-        let corners = [
-            cos_lat_min * low,
-            cos_lat_min * high,
-            cos_lat_max * low,
-            cos_lat_max * high,
-        ];
+        let corners = [cos_lat_min * low, cos_lat_min * high, cos_lat_max * low, cos_lat_max * high];
         let min = corners.iter().copied().fold(f64::INFINITY, f64::min);
         let max = corners.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         (min, max)
@@ -157,9 +129,7 @@ pub fn envelope_intersection(a: &Envelope, b: &Envelope) -> Option<Envelope> {
     let (a_low, a_high, b_low, b_high) = (a.lower(), a.upper(), b.lower(), b.upper());
     let low = [0, 1, 2].map(|i| a_low[i].max(b_low[i]));
     let high = [0, 1, 2].map(|i| a_high[i].min(b_high[i]));
-    (0..3)
-        .all(|i| low[i] <= high[i])
-        .then(|| AABB::from_corners(low, high))
+    (0..3).all(|i| low[i] <= high[i]).then(|| AABB::from_corners(low, high))
 }
 
 /// Why a polygon cannot be a service area.
@@ -201,28 +171,18 @@ impl ServiceArea {
     pub fn new(exterior: Vec<LatLng>, holes: Vec<Vec<LatLng>>) -> Result<Self, AreaError> {
         let reference = exterior.first().map_or(0.0, |p| p.longitude);
         let exterior_ring = unwrap_ring(&exterior, reference)?;
-        let hole_rings = holes
-            .iter()
-            .map(|hole| unwrap_ring(hole, reference))
-            .collect::<Result<Vec<_>, _>>()?;
+        let hole_rings = holes.iter().map(|hole| unwrap_ring(hole, reference)).collect::<Result<Vec<_>, _>>()?;
         let unwrapped = Polygon::new(exterior_ring, hole_rings);
         if let Err(problem) = unwrapped.check_validation() {
             return Err(AreaError::NotSimple(problem.to_string()));
         }
-        Ok(Self {
-            exterior,
-            holes,
-            unwrapped,
-        })
+        Ok(Self { exterior, holes, unwrapped })
     }
 
     /// Whether the point is inside or on the boundary (holes excluded).
     pub fn contains(&self, point: LatLng) -> bool {
         [0.0, 360.0, -360.0].into_iter().any(|shift| {
-            let coord = Coord {
-                x: point.longitude + shift,
-                y: point.latitude,
-            };
+            let coord = Coord { x: point.longitude + shift, y: point.latitude };
             self.unwrapped.intersects(&coord)
         })
     }
@@ -230,20 +190,14 @@ impl ServiceArea {
     /// A box around the area on the unit sphere.
     pub fn envelope(&self) -> Envelope {
         let ring = self.unwrapped.exterior();
-        let (mut south, mut north, mut west, mut east) =
-            (90.0_f64, -90.0_f64, f64::INFINITY, f64::NEG_INFINITY);
+        let (mut south, mut north, mut west, mut east) = (90.0_f64, -90.0_f64, f64::INFINITY, f64::NEG_INFINITY);
         for coord in ring.coords() {
             south = south.min(coord.y);
             north = north.max(coord.y);
             west = west.min(coord.x);
             east = east.max(coord.x);
         }
-        rectangle_envelope(
-            south.to_radians(),
-            north.to_radians(),
-            west.to_radians(),
-            east.to_radians(),
-        )
+        rectangle_envelope(south.to_radians(), north.to_radians(), west.to_radians(), east.to_radians())
     }
 }
 
@@ -261,16 +215,10 @@ fn unwrap_ring(ring: &[LatLng], reference: f64) -> Result<LineString<f64>, AreaE
     }
     let mut longitude = reference + wrap_degrees(ring[0].longitude - reference);
     let mut coords = Vec::with_capacity(ring.len());
-    coords.push(Coord {
-        x: longitude,
-        y: ring[0].latitude,
-    });
+    coords.push(Coord { x: longitude, y: ring[0].latitude });
     for pair in ring.windows(2) {
         longitude += wrap_degrees(pair[1].longitude - pair[0].longitude);
-        coords.push(Coord {
-            x: longitude,
-            y: pair[1].latitude,
-        });
+        coords.push(Coord { x: longitude, y: pair[1].latitude });
     }
     if (longitude - coords[0].x).abs() > 1e-9 {
         return Err(AreaError::EnclosesPole);
@@ -285,11 +233,7 @@ fn unwrap_ring(ring: &[LatLng], reference: f64) -> Result<LineString<f64>, AreaE
 /// An angle difference in degrees, brought into -180..180.
 fn wrap_degrees(delta: f64) -> f64 {
     let wrapped = (delta + 180.0).rem_euclid(360.0) - 180.0;
-    if wrapped == -180.0 && delta > 0.0 {
-        180.0
-    } else {
-        wrapped
-    }
+    if wrapped == -180.0 && delta > 0.0 { 180.0 } else { wrapped }
 }
 
 #[cfg(test)]
@@ -330,15 +274,10 @@ mod tests {
                 for step in 0..72 {
                     let bearing = f64::from(step) * 5.0;
                     let edge = destination(center, bearing, radius_km * 0.999_999);
-                    assert!(
-                        inside(&envelope, edge),
-                        "{center:?} r={radius_km} bearing={bearing}"
-                    );
+                    assert!(inside(&envelope, edge), "{center:?} r={radius_km} bearing={bearing}");
                 }
                 let far = destination(center, 45.0, radius_km * 1.2 + 10.0);
-                assert!(
-                    !inside(&envelope, far) || radius_km >= 500.0 || center.latitude.abs() > 89.0
-                );
+                assert!(!inside(&envelope, far) || radius_km >= 500.0 || center.latitude.abs() > 89.0);
             }
         }
     }
@@ -397,10 +336,7 @@ mod tests {
         open.pop();
         open.push(LatLng::new(0.5, 0.5));
         assert_eq!(ServiceArea::new(open, vec![]), Err(AreaError::NotClosed));
-        assert_eq!(
-            ServiceArea::new(square(0.0, 0.0, 1.0)[..3].to_vec(), vec![]),
-            Err(AreaError::TooFewPoints(3))
-        );
+        assert_eq!(ServiceArea::new(square(0.0, 0.0, 1.0)[..3].to_vec(), vec![]), Err(AreaError::TooFewPoints(3)));
         let bow_tie = vec![
             LatLng::new(0.0, 0.0),
             LatLng::new(1.0, 1.0),
@@ -408,28 +344,17 @@ mod tests {
             LatLng::new(1.0, 0.0),
             LatLng::new(0.0, 0.0),
         ];
-        assert!(matches!(
-            ServiceArea::new(bow_tie, vec![]),
-            Err(AreaError::NotSimple(_))
-        ));
-        let around_pole: Vec<LatLng> = [0.0, 90.0, 180.0, -90.0, 0.0]
-            .iter()
-            .map(|lon| LatLng::new(80.0, *lon))
-            .collect();
-        assert_eq!(
-            ServiceArea::new(around_pole, vec![]),
-            Err(AreaError::EnclosesPole)
-        );
+        assert!(matches!(ServiceArea::new(bow_tie, vec![]), Err(AreaError::NotSimple(_))));
+        let around_pole: Vec<LatLng> =
+            [0.0, 90.0, 180.0, -90.0, 0.0].iter().map(|lon| LatLng::new(80.0, *lon)).collect();
+        assert_eq!(ServiceArea::new(around_pole, vec![]), Err(AreaError::EnclosesPole));
     }
 
     #[test]
     fn rectangle_envelope_spans_the_seam() {
         let envelope = rectangle_envelope(0.1, 0.2, 3.0, 3.3);
         for lon in [3.0_f64, 3.1, PI, 3.3] {
-            let p = LatLng::new(
-                0.15_f64.to_degrees(),
-                lon.to_degrees() - if lon > PI { 360.0 } else { 0.0 },
-            );
+            let p = LatLng::new(0.15_f64.to_degrees(), lon.to_degrees() - if lon > PI { 360.0 } else { 0.0 });
             assert!(inside(&envelope, p), "{lon}");
         }
     }

@@ -39,11 +39,7 @@ pub fn open_state(hours: Option<&OpeningHours>, instant: DateTime<Utc>) -> OpenS
             overnight && p.close_minute_of_day < MINUTES_PER_DAY && minute < p.close_minute_of_day
         })
     });
-    if open_today || spill_from_yesterday {
-        OpenState::Open
-    } else {
-        OpenState::Closed
-    }
+    if open_today || spill_from_yesterday { OpenState::Open } else { OpenState::Closed }
 }
 
 fn periods_on(hours: &OpeningHours, date: NaiveDate) -> Vec<WeeklyPeriod> {
@@ -51,12 +47,7 @@ fn periods_on(hours: &OpeningHours, date: NaiveDate) -> Vec<WeeklyPeriod> {
         return hours.exceptions[index].periods.clone();
     }
     let weekday = date.weekday();
-    hours
-        .periods
-        .iter()
-        .filter(|p| p.day == weekday)
-        .copied()
-        .collect()
+    hours.periods.iter().filter(|p| p.day == weekday).copied().collect()
 }
 
 #[cfg(test)]
@@ -68,112 +59,57 @@ mod tests {
     use crate::model::DatedException;
 
     fn period(day: Weekday, open: u32, close: u32) -> WeeklyPeriod {
-        WeeklyPeriod {
-            day,
-            open_minute_of_day: open,
-            close_minute_of_day: close,
-        }
+        WeeklyPeriod { day, open_minute_of_day: open, close_minute_of_day: close }
     }
 
     fn at(tz: Tz, y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
-        tz.with_ymd_and_hms(y, m, d, h, min, 0)
-            .single()
-            .unwrap()
-            .with_timezone(&Utc)
+        tz.with_ymd_and_hms(y, m, d, h, min, 0).single().unwrap().with_timezone(&Utc)
     }
 
     #[test]
     fn open_in_local_time_not_utc() {
         let tz: Tz = "Asia/Shanghai".parse().unwrap();
-        let hours = OpeningHours {
-            time_zone: tz,
-            periods: vec![period(Weekday::Wed, 9 * 60, 18 * 60)],
-            exceptions: vec![],
-        };
+        let hours =
+            OpeningHours { time_zone: tz, periods: vec![period(Weekday::Wed, 9 * 60, 18 * 60)], exceptions: vec![] };
         // 2026-11-25 is a Wednesday.
-        assert_eq!(
-            open_state(Some(&hours), at(tz, 2026, 11, 25, 9, 0)),
-            OpenState::Open
-        );
-        assert_eq!(
-            open_state(Some(&hours), at(tz, 2026, 11, 25, 17, 59)),
-            OpenState::Open
-        );
-        assert_eq!(
-            open_state(Some(&hours), at(tz, 2026, 11, 25, 18, 0)),
-            OpenState::Closed
-        );
-        assert_eq!(
-            open_state(Some(&hours), at(tz, 2026, 11, 25, 8, 59)),
-            OpenState::Closed
-        );
-        assert_eq!(
-            open_state(Some(&hours), at(tz, 2026, 11, 26, 10, 0)),
-            OpenState::Closed
-        );
+        assert_eq!(open_state(Some(&hours), at(tz, 2026, 11, 25, 9, 0)), OpenState::Open);
+        assert_eq!(open_state(Some(&hours), at(tz, 2026, 11, 25, 17, 59)), OpenState::Open);
+        assert_eq!(open_state(Some(&hours), at(tz, 2026, 11, 25, 18, 0)), OpenState::Closed);
+        assert_eq!(open_state(Some(&hours), at(tz, 2026, 11, 25, 8, 59)), OpenState::Closed);
+        assert_eq!(open_state(Some(&hours), at(tz, 2026, 11, 26, 10, 0)), OpenState::Closed);
     }
 
     #[test]
     fn overnight_periods_spill_into_the_next_day() {
         let tz: Tz = "Europe/Berlin".parse().unwrap();
-        let hours = OpeningHours {
-            time_zone: tz,
-            periods: vec![period(Weekday::Fri, 22 * 60, 2 * 60)],
-            exceptions: vec![],
-        };
+        let hours =
+            OpeningHours { time_zone: tz, periods: vec![period(Weekday::Fri, 22 * 60, 2 * 60)], exceptions: vec![] };
         // 2026-11-27 is a Friday.
-        assert_eq!(
-            open_state(Some(&hours), at(tz, 2026, 11, 27, 23, 0)),
-            OpenState::Open
-        );
-        assert_eq!(
-            open_state(Some(&hours), at(tz, 2026, 11, 28, 1, 59)),
-            OpenState::Open
-        );
-        assert_eq!(
-            open_state(Some(&hours), at(tz, 2026, 11, 28, 2, 0)),
-            OpenState::Closed
-        );
+        assert_eq!(open_state(Some(&hours), at(tz, 2026, 11, 27, 23, 0)), OpenState::Open);
+        assert_eq!(open_state(Some(&hours), at(tz, 2026, 11, 28, 1, 59)), OpenState::Open);
+        assert_eq!(open_state(Some(&hours), at(tz, 2026, 11, 28, 2, 0)), OpenState::Closed);
     }
 
     #[test]
     fn around_the_clock_and_dated_exceptions() {
         let tz: Tz = "America/New_York".parse().unwrap();
         let all_week = Weekday::Mon.num_days_from_monday()..7;
-        let periods = all_week
-            .map(|d| period(weekday(d), 0, MINUTES_PER_DAY))
-            .collect();
+        let periods = all_week.map(|d| period(weekday(d), 0, MINUTES_PER_DAY)).collect();
         let christmas = NaiveDate::from_ymd_opt(2026, 12, 25).unwrap();
         let hours = OpeningHours {
             time_zone: tz,
             periods,
-            exceptions: vec![DatedException {
-                date: christmas,
-                periods: vec![],
-            }],
+            exceptions: vec![DatedException { date: christmas, periods: vec![] }],
         };
-        assert_eq!(
-            open_state(Some(&hours), at(tz, 2026, 12, 24, 23, 59)),
-            OpenState::Open
-        );
-        assert_eq!(
-            open_state(Some(&hours), at(tz, 2026, 12, 25, 12, 0)),
-            OpenState::Closed
-        );
-        assert_eq!(
-            open_state(Some(&hours), at(tz, 2026, 12, 26, 0, 0)),
-            OpenState::Open
-        );
+        assert_eq!(open_state(Some(&hours), at(tz, 2026, 12, 24, 23, 59)), OpenState::Open);
+        assert_eq!(open_state(Some(&hours), at(tz, 2026, 12, 25, 12, 0)), OpenState::Closed);
+        assert_eq!(open_state(Some(&hours), at(tz, 2026, 12, 26, 0, 0)), OpenState::Open);
     }
 
     #[test]
     fn no_published_hours_is_unknown() {
         assert_eq!(open_state(None, Utc::now()), OpenState::Unknown);
-        let empty = OpeningHours {
-            time_zone: chrono_tz::UTC,
-            periods: vec![],
-            exceptions: vec![],
-        };
+        let empty = OpeningHours { time_zone: chrono_tz::UTC, periods: vec![], exceptions: vec![] };
         assert_eq!(open_state(Some(&empty), Utc::now()), OpenState::Unknown);
     }
 

@@ -109,8 +109,7 @@ small_enum_set!(
 
 impl ServiceModeSet {
     /// The trip modes, bound by the distance cap.
-    pub const TRIP: Self =
-        Self((1 << ServiceMode::WalkIn as u16) | (1 << ServiceMode::Onsite as u16));
+    pub const TRIP: Self = Self((1 << ServiceMode::WalkIn as u16) | (1 << ServiceMode::Onsite as u16));
 
     /// Whether every mode in the set is a trip mode.
     pub fn all_trips(self) -> bool {
@@ -208,13 +207,7 @@ impl BrandSupport {
         let brand = brand.into();
         let brand_key = match_key(&brand);
         let model_keys = models.iter().map(|model| match_key(model)).collect();
-        Self {
-            brand,
-            authorized,
-            models,
-            brand_key,
-            model_keys,
-        }
+        Self { brand, authorized, models, brand_key, model_keys }
     }
 
     /// The lower-cased brand name.
@@ -365,17 +358,12 @@ pub struct RepairCenter {
 impl RepairCenter {
     /// The entry for a brand, by its lower-cased key.
     pub fn brand_support(&self, brand_key: &str) -> Option<&BrandSupport> {
-        self.brands
-            .iter()
-            .find(|support| support.brand_key == brand_key)
+        self.brands.iter().find(|support| support.brand_key == brand_key)
     }
 
     /// Whether it is authorized for the brand (and so honours its warranty).
     pub fn is_authorized_for(&self, brand_key: &str) -> bool {
-        self.kind == CenterKind::Authorized
-            && self
-                .brand_support(brand_key)
-                .is_some_and(|support| support.authorized)
+        self.kind == CenterKind::Authorized && self.brand_support(brand_key).is_some_and(|support| support.authorized)
     }
 
     /// Whether it is a bank service point of `bank_id`.
@@ -385,10 +373,7 @@ impl RepairCenter {
 
     /// The center's own turnaround for a mode, when it publishes one.
     pub fn turnaround_hours_for(&self, mode: ServiceMode) -> Option<u32> {
-        self.turnaround_hours
-            .iter()
-            .find(|(m, _)| *m == mode)
-            .map(|(_, hours)| *hours)
+        self.turnaround_hours.iter().find(|(m, _)| *m == mode).map(|(_, hours)| *hours)
     }
 
     /// The quote for a fault; with no fault, the span of all its quotes in the
@@ -402,20 +387,11 @@ impl RepairCenter {
                 .map(|price| (price.min.clone(), price.max.clone())),
             None => {
                 let currency = &self.prices.first()?.min.currency_code;
-                let same_currency = self
-                    .prices
-                    .iter()
-                    .filter(|p| &p.min.currency_code == currency);
+                let same_currency = self.prices.iter().filter(|p| &p.min.currency_code == currency);
                 let (low, high) = same_currency.fold((i64::MAX, i64::MIN), |(low, high), p| {
-                    (
-                        low.min(p.min.amount_minor_units),
-                        high.max(p.max.amount_minor_units),
-                    )
+                    (low.min(p.min.amount_minor_units), high.max(p.max.amount_minor_units))
                 });
-                let money = |amount_minor_units| Money {
-                    currency_code: currency.clone(),
-                    amount_minor_units,
-                };
+                let money = |amount_minor_units| Money { currency_code: currency.clone(), amount_minor_units };
                 Some((money(low), money(high)))
             }
         }
@@ -462,16 +438,11 @@ mod tests {
 
     #[test]
     fn mode_set_operations() {
-        let set: ServiceModeSet = [ServiceMode::WalkIn, ServiceMode::Remote]
-            .into_iter()
-            .collect();
+        let set: ServiceModeSet = [ServiceMode::WalkIn, ServiceMode::Remote].into_iter().collect();
         assert!(set.contains(ServiceMode::WalkIn));
         assert!(!set.contains(ServiceMode::Onsite));
         assert!(!set.all_trips());
-        assert_eq!(
-            set.without_trips().iter().collect::<Vec<_>>(),
-            vec![ServiceMode::Remote]
-        );
+        assert_eq!(set.without_trips().iter().collect::<Vec<_>>(), vec![ServiceMode::Remote]);
         assert_eq!(ServiceModeSet::ALL.iter().count(), 5);
         assert!(ServiceModeSet::TRIP.all_trips());
     }

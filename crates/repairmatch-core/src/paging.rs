@@ -37,9 +37,7 @@ pub fn encode(fingerprint: [u8; 16], key: &SortKey) -> String {
 
 /// Decodes a token, checking it belongs to the query with `fingerprint`.
 pub fn decode(token: &str, fingerprint: [u8; 16]) -> Result<SortKey, PageTokenError> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(token)
-        .map_err(|_| PageTokenError::Malformed)?;
+    let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| PageTokenError::Malformed)?;
     let fixed = 1 + 16 + 4 + 8 + 8;
     if bytes.len() <= fixed || bytes[0] != TOKEN_VERSION {
         return Err(PageTokenError::Malformed);
@@ -47,23 +45,15 @@ pub fn decode(token: &str, fingerprint: [u8; 16]) -> Result<SortKey, PageTokenEr
     if bytes[1..17] != fingerprint {
         return Err(PageTokenError::OtherQuery);
     }
-    let word = |start: usize| {
-        u64::from_be_bytes(bytes[start..start + 8].try_into().expect("length checked"))
-    };
+    let word = |start: usize| u64::from_be_bytes(bytes[start..start + 8].try_into().expect("length checked"));
     let tier = u32::from_be_bytes(bytes[17..21].try_into().expect("length checked"));
     let score = f64::from_bits(word(21));
     let distance_km = f64::from_bits(word(29));
-    let center_id =
-        String::from_utf8(bytes[fixed..].to_vec()).map_err(|_| PageTokenError::Malformed)?;
+    let center_id = String::from_utf8(bytes[fixed..].to_vec()).map_err(|_| PageTokenError::Malformed)?;
     if !score.is_finite() || !distance_km.is_finite() {
         return Err(PageTokenError::Malformed);
     }
-    Ok(SortKey {
-        tier,
-        score,
-        distance_km,
-        center_id,
-    })
+    Ok(SortKey { tier, score, distance_km, center_id })
 }
 
 #[cfg(test)]
@@ -72,22 +62,11 @@ mod tests {
 
     #[test]
     fn tokens_round_trip_and_bind_to_the_query() {
-        let key = SortKey {
-            tier: 1,
-            score: 0.734,
-            distance_km: 3.25,
-            center_id: "rc-0000042".into(),
-        };
+        let key = SortKey { tier: 1, score: 0.734, distance_km: 3.25, center_id: "rc-0000042".into() };
         let token = encode([7; 16], &key);
         assert_eq!(decode(&token, [7; 16]), Ok(key));
         assert_eq!(decode(&token, [8; 16]), Err(PageTokenError::OtherQuery));
-        assert_eq!(
-            decode("not a token!", [7; 16]),
-            Err(PageTokenError::Malformed)
-        );
-        assert_eq!(
-            decode(&token[..10], [7; 16]),
-            Err(PageTokenError::Malformed)
-        );
+        assert_eq!(decode("not a token!", [7; 16]), Err(PageTokenError::Malformed));
+        assert_eq!(decode(&token[..10], [7; 16]), Err(PageTokenError::Malformed));
     }
 }

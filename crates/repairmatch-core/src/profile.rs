@@ -28,13 +28,7 @@ pub struct Weights {
 
 impl Default for Weights {
     fn default() -> Self {
-        Self {
-            distance: 0.30,
-            rating: 0.25,
-            price: 0.15,
-            brand_support: 0.15,
-            downtime: 0.15,
-        }
+        Self { distance: 0.30, rating: 0.25, price: 0.15, brand_support: 0.15, downtime: 0.15 }
     }
 }
 
@@ -90,12 +84,7 @@ pub struct DistanceDecay {
 
 impl Default for DistanceDecay {
     fn default() -> Self {
-        Self {
-            function: DecayFunction::Gauss,
-            scale_km: 10.0,
-            offset_km: 1.0,
-            decay: 0.5,
-        }
+        Self { function: DecayFunction::Gauss, scale_km: 10.0, offset_km: 1.0, decay: 0.5 }
     }
 }
 
@@ -130,10 +119,7 @@ pub struct RatingPrior {
 
 impl Default for RatingPrior {
     fn default() -> Self {
-        Self {
-            mean: 3.5,
-            weight: 20.0,
-        }
+        Self { mean: 3.5, weight: 20.0 }
     }
 }
 
@@ -185,25 +171,16 @@ impl Default for DowntimeModel {
 
 impl DowntimeModel {
     /// Hours until the merchant takes payments again through one mode.
-    pub fn hours(
-        &self,
-        mode: ServiceMode,
-        distance_km: f64,
-        center_turnaround_hours: Option<u32>,
-    ) -> f64 {
+    pub fn hours(&self, mode: ServiceMode, distance_km: f64, center_turnaround_hours: Option<u32>) -> f64 {
         let travel = distance_km / self.travel_speed_kmh;
         let turnaround = |default: f64| center_turnaround_hours.map_or(default, f64::from);
         match mode {
             // There and back twice: drop off, then collect.
             ServiceMode::WalkIn => 4.0 * travel + turnaround(self.walk_in_turnaround_hours),
             ServiceMode::Onsite => travel + turnaround(self.onsite_turnaround_hours),
-            ServiceMode::MailIn => {
-                2.0 * self.shipping_hours + turnaround(self.mail_in_turnaround_hours)
-            }
+            ServiceMode::MailIn => 2.0 * self.shipping_hours + turnaround(self.mail_in_turnaround_hours),
             // The replacement ships first; the broken unit's return costs no downtime.
-            ServiceMode::Exchange => {
-                self.shipping_hours + turnaround(self.exchange_turnaround_hours)
-            }
+            ServiceMode::Exchange => self.shipping_hours + turnaround(self.exchange_turnaround_hours),
             ServiceMode::Remote => turnaround(self.remote_turnaround_hours),
         }
     }
@@ -228,11 +205,7 @@ pub struct BrandSupportLevels {
 
 impl Default for BrandSupportLevels {
     fn default() -> Self {
-        Self {
-            authorized: 1.0,
-            model_listed: 0.6,
-            brand_listed: 0.3,
-        }
+        Self { authorized: 1.0, model_listed: 0.6, brand_listed: 0.3 }
     }
 }
 
@@ -318,38 +291,14 @@ impl RankingProfile {
         };
         let weights = self.weights.as_array();
         for (name, weight) in weights {
-            check(
-                weight.is_finite() && weight >= 0.0,
-                &format!("weights.{name}"),
-                "must be a finite number >= 0",
-            );
+            check(weight.is_finite() && weight >= 0.0, &format!("weights.{name}"), "must be a finite number >= 0");
         }
-        check(
-            weights.iter().map(|(_, w)| w).sum::<f64>() > 0.0,
-            "weights",
-            "at least one weight must be above 0",
-        );
+        check(weights.iter().map(|(_, w)| w).sum::<f64>() > 0.0, "weights", "at least one weight must be above 0");
         let decay = &self.distance_decay;
-        check(
-            decay.scale_km.is_finite() && decay.scale_km > 0.0,
-            "distance_decay.scale_km",
-            "must be > 0",
-        );
-        check(
-            decay.offset_km.is_finite() && decay.offset_km >= 0.0,
-            "distance_decay.offset_km",
-            "must be >= 0",
-        );
-        check(
-            decay.decay > 0.0 && decay.decay < 1.0,
-            "distance_decay.decay",
-            "must be strictly between 0 and 1",
-        );
-        check(
-            (1.0..=5.0).contains(&self.rating_prior.mean),
-            "rating_prior.mean",
-            "must be between 1 and 5",
-        );
+        check(decay.scale_km.is_finite() && decay.scale_km > 0.0, "distance_decay.scale_km", "must be > 0");
+        check(decay.offset_km.is_finite() && decay.offset_km >= 0.0, "distance_decay.offset_km", "must be >= 0");
+        check(decay.decay > 0.0 && decay.decay < 1.0, "distance_decay.decay", "must be strictly between 0 and 1");
+        check((1.0..=5.0).contains(&self.rating_prior.mean), "rating_prior.mean", "must be between 1 and 5");
         check(
             self.rating_prior.weight.is_finite() && self.rating_prior.weight >= 0.0,
             "rating_prior.weight",
@@ -357,26 +306,11 @@ impl RankingProfile {
         );
         let model = &self.downtime;
         for (key, hours) in [
-            (
-                "downtime.walk_in_turnaround_hours",
-                model.walk_in_turnaround_hours,
-            ),
-            (
-                "downtime.onsite_turnaround_hours",
-                model.onsite_turnaround_hours,
-            ),
-            (
-                "downtime.mail_in_turnaround_hours",
-                model.mail_in_turnaround_hours,
-            ),
-            (
-                "downtime.exchange_turnaround_hours",
-                model.exchange_turnaround_hours,
-            ),
-            (
-                "downtime.remote_turnaround_hours",
-                model.remote_turnaround_hours,
-            ),
+            ("downtime.walk_in_turnaround_hours", model.walk_in_turnaround_hours),
+            ("downtime.onsite_turnaround_hours", model.onsite_turnaround_hours),
+            ("downtime.mail_in_turnaround_hours", model.mail_in_turnaround_hours),
+            ("downtime.exchange_turnaround_hours", model.exchange_turnaround_hours),
+            ("downtime.remote_turnaround_hours", model.remote_turnaround_hours),
             ("downtime.shipping_hours", model.shipping_hours),
         ] {
             check(hours.is_finite() && hours >= 0.0, key, "must be >= 0");
@@ -399,11 +333,7 @@ impl RankingProfile {
         ] {
             check((0.0..=1.0).contains(&level), key, "must be between 0 and 1");
         }
-        check(
-            (0.0..=1.0).contains(&self.unknown_price_score),
-            "unknown_price_score",
-            "must be between 0 and 1",
-        );
+        check((0.0..=1.0).contains(&self.unknown_price_score), "unknown_price_score", "must be between 0 and 1");
         check(
             self.default_distance_cap_km.is_finite() && self.default_distance_cap_km > 0.0,
             "default_distance_cap_km",
@@ -424,28 +354,14 @@ mod tests {
 
     #[test]
     fn decay_curves_hit_decay_at_offset_plus_scale() {
-        for function in [
-            DecayFunction::Gauss,
-            DecayFunction::Exp,
-            DecayFunction::Linear,
-        ] {
-            let decay = DistanceDecay {
-                function,
-                scale_km: 10.0,
-                offset_km: 2.0,
-                decay: 0.5,
-            };
+        for function in [DecayFunction::Gauss, DecayFunction::Exp, DecayFunction::Linear] {
+            let decay = DistanceDecay { function, scale_km: 10.0, offset_km: 2.0, decay: 0.5 };
             assert!((decay.apply(0.0) - 1.0).abs() < 1e-12, "{function:?}");
             assert!((decay.apply(2.0) - 1.0).abs() < 1e-12, "{function:?}");
             assert!((decay.apply(12.0) - 0.5).abs() < 1e-12, "{function:?}");
             assert!(decay.apply(30.0) < decay.apply(12.0), "{function:?}");
         }
-        let linear = DistanceDecay {
-            function: DecayFunction::Linear,
-            scale_km: 10.0,
-            offset_km: 0.0,
-            decay: 0.5,
-        };
+        let linear = DistanceDecay { function: DecayFunction::Linear, scale_km: 10.0, offset_km: 0.0, decay: 0.5 };
         assert_eq!(linear.apply(25.0), 0.0);
     }
 
@@ -458,14 +374,8 @@ mod tests {
 
     #[test]
     fn weights_normalize_to_one() {
-        let weights = Weights {
-            distance: 2.0,
-            rating: 1.0,
-            price: 1.0,
-            brand_support: 0.0,
-            downtime: 0.0,
-        }
-        .normalized();
+        let weights =
+            Weights { distance: 2.0, rating: 1.0, price: 1.0, brand_support: 0.0, downtime: 0.0 }.normalized();
         assert!((weights.distance - 0.5).abs() < 1e-12);
         let sum: f64 = weights.as_array().iter().map(|(_, w)| w).sum();
         assert!((sum - 1.0).abs() < 1e-12);
@@ -474,14 +384,8 @@ mod tests {
     #[test]
     fn downtime_prefers_exchange_over_depot_repair() {
         let model = DowntimeModel::default();
-        assert!(
-            model.hours(ServiceMode::Exchange, 800.0, None)
-                < model.hours(ServiceMode::MailIn, 800.0, None)
-        );
-        assert!(
-            model.hours(ServiceMode::WalkIn, 2.0, None)
-                < model.hours(ServiceMode::WalkIn, 20.0, None)
-        );
+        assert!(model.hours(ServiceMode::Exchange, 800.0, None) < model.hours(ServiceMode::MailIn, 800.0, None));
+        assert!(model.hours(ServiceMode::WalkIn, 2.0, None) < model.hours(ServiceMode::WalkIn, 20.0, None));
         assert_eq!(model.hours(ServiceMode::Remote, 0.0, Some(3)), 3.0);
         assert!(model.factor(0.0) == 1.0 && (model.factor(24.0) - 0.5).abs() < 1e-12);
     }
@@ -489,27 +393,13 @@ mod tests {
     #[test]
     fn validation_names_every_bad_key() {
         let mut profile = RankingProfile::default();
-        profile.weights = Weights {
-            distance: 0.0,
-            rating: 0.0,
-            price: 0.0,
-            brand_support: 0.0,
-            downtime: 0.0,
-        };
+        profile.weights = Weights { distance: 0.0, rating: 0.0, price: 0.0, brand_support: 0.0, downtime: 0.0 };
         profile.distance_decay.decay = 1.0;
         profile.default_page_size = 0;
         let keys: Vec<String> = profile.validate().into_iter().map(|(key, _)| key).collect();
-        assert_eq!(
-            keys,
-            ["weights", "distance_decay.decay", "default_page_size"]
-        );
+        assert_eq!(keys, ["weights", "distance_decay.decay", "default_page_size"]);
         profile.weights.rating = -1.0;
-        assert!(
-            profile
-                .validate()
-                .iter()
-                .any(|(key, _)| key == "weights.rating")
-        );
+        assert!(profile.validate().iter().any(|(key, _)| key == "weights.rating"));
         assert!(RankingProfile::default().validate().is_empty());
     }
 }

@@ -119,10 +119,7 @@ impl FindQuery {
             model: None,
             fault: None,
             ownership: Ownership::MerchantOwned,
-            warranty: WarrantyClaim {
-                status: WarrantyStatus::Unknown,
-                purchase_date: None,
-            },
+            warranty: WarrantyClaim { status: WarrantyStatus::Unknown, purchase_date: None },
             service_modes: ServiceModeSet::EMPTY,
             max_distance_km: None,
             max_price: None,
@@ -178,27 +175,15 @@ mod tests {
             status: WarrantyStatus::Unknown,
             purchase_date: NaiveDate::from_ymd_opt(2025, date, 26),
         };
-        assert_eq!(
-            claim(11).decide(Some(&brand(12)), today),
-            WarrantyStatus::InWarranty
-        );
-        assert_eq!(
-            claim(10).decide(Some(&brand(12)), today),
-            WarrantyStatus::OutOfWarranty
-        );
-        assert_eq!(
-            claim(10).decide(Some(&brand(24)), today),
-            WarrantyStatus::InWarranty
-        );
+        assert_eq!(claim(11).decide(Some(&brand(12)), today), WarrantyStatus::InWarranty);
+        assert_eq!(claim(10).decide(Some(&brand(12)), today), WarrantyStatus::OutOfWarranty);
+        assert_eq!(claim(10).decide(Some(&brand(24)), today), WarrantyStatus::InWarranty);
         assert_eq!(claim(10).decide(None, today), WarrantyStatus::Unknown);
         let stated = WarrantyClaim {
             status: WarrantyStatus::OutOfWarranty,
             purchase_date: NaiveDate::from_ymd_opt(2026, 11, 1),
         };
-        assert_eq!(
-            stated.decide(Some(&brand(12)), today),
-            WarrantyStatus::OutOfWarranty
-        );
+        assert_eq!(stated.decide(Some(&brand(12)), today), WarrantyStatus::OutOfWarranty);
     }
 
     #[test]

@@ -60,12 +60,7 @@ impl SortKey {
     }
 
     fn borrowed(&self) -> KeyRef<'_> {
-        KeyRef {
-            tier: self.tier,
-            score: self.score,
-            distance_km: self.distance_km,
-            center_id: &self.center_id,
-        }
+        KeyRef { tier: self.tier, score: self.score, distance_km: self.distance_km, center_id: &self.center_id }
     }
 }
 
@@ -139,11 +134,7 @@ pub fn score_all(eligible: Vec<Eligible>, profile: &RankingProfile) -> Vec<Score
             candidate.price.as_ref().map(|(low, high)| {
                 let mid = midpoint(low.amount_minor_units, high.amount_minor_units);
                 let cheapest = cheapest_by_currency[low.currency_code.as_str()];
-                if mid <= 0.0 {
-                    1.0
-                } else {
-                    cheapest.max(0.0) / mid
-                }
+                if mid <= 0.0 { 1.0 } else { cheapest.max(0.0) / mid }
             })
         })
         .collect();
@@ -166,24 +157,16 @@ fn score_one(eligible: Eligible, relative_price: Option<f64>, profile: &RankingP
 
     let (rating_raw, rating) = match center.rating {
         Some(rating) if rating.count > 0 => {
-            let bayesian = profile
-                .rating_prior
-                .bayesian_average(rating.average, rating.count);
+            let bayesian = profile.rating_prior.bayesian_average(rating.average, rating.count);
             (bayesian, ((bayesian - 1.0) / 4.0).clamp(0.0, 1.0))
         }
-        _ => (
-            profile.rating_prior.mean,
-            ((profile.rating_prior.mean - 1.0) / 4.0).clamp(0.0, 1.0),
-        ),
+        _ => (profile.rating_prior.mean, ((profile.rating_prior.mean - 1.0) / 4.0).clamp(0.0, 1.0)),
     };
 
     // Under warranty the merchant pays nothing at a center that honours it.
     let (price_raw, price) = match (&eligible.price, relative_price) {
         _ if eligible.warranty_covered => (0.0, 1.0),
-        (Some((low, high)), Some(relative)) => (
-            midpoint(low.amount_minor_units, high.amount_minor_units),
-            relative,
-        ),
+        (Some((low, high)), Some(relative)) => (midpoint(low.amount_minor_units, high.amount_minor_units), relative),
         _ => (0.0, profile.unknown_price_score),
     };
 
@@ -197,13 +180,7 @@ fn score_one(eligible: Eligible, relative_price: Option<f64>, profile: &RankingP
     let downtime_hours = eligible
         .usable_modes
         .iter()
-        .map(|mode| {
-            profile.downtime.hours(
-                mode,
-                eligible.distance_km,
-                center.turnaround_hours_for(mode),
-            )
-        })
+        .map(|mode| profile.downtime.hours(mode, eligible.distance_km, center.turnaround_hours_for(mode)))
         .fold(f64::INFINITY, f64::min);
     let downtime = profile.downtime.factor(downtime_hours);
 
@@ -222,10 +199,5 @@ fn score_one(eligible: Eligible, relative_price: Option<f64>, profile: &RankingP
         component("downtime", downtime_hours, downtime, weights.downtime),
     ];
     let score = breakdown.iter().map(|c| c.contribution).sum();
-    Scored {
-        eligible,
-        score,
-        breakdown,
-        downtime_hours,
-    }
+    Scored { eligible, score, breakdown, downtime_hours }
 }

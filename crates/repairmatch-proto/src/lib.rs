@@ -14,7 +14,6 @@ pub mod v1 {
 }
 
 /// The encoded `FileDescriptorSet` of `repairmatch.v1`, for server reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] =
-    include_bytes!(concat!(env!("OUT_DIR"), "/repairmatch_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/repairmatch_descriptor.bin"));
 
 pub use pbjson_types::Timestamp;

@@ -1,0 +1,75 @@
+//! The service's error type and its one mapping to gRPC statuses.
+//!
+//! Every status carries an `ErrorInfo` with a stable reason in the
+//! `repairmatch.v1` domain; validation failures also carry a `BadRequest`
+//! naming each bad field (AIP-193).
+
+use std::collections::HashMap;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
+
+/// The error domain of every `ErrorInfo`.
+pub const ERROR_DOMAIN: &str = "repairmatch.v1";
+
+/// Everything a request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// One or more fields are bad.
+    #[error("invalid argument: {}", summarize(.0))]
+    InvalidArgument(Vec<FieldViolation>),
+    /// No repair center has the id.
+    #[error("repair center {0:?} not found")]
+    RepairCenterNotFound(String),
+    /// The store failed.
+    #[error("storage failure: {0}")]
+    Storage(String),
+}
+
+fn summarize(violations: &[FieldViolation]) -> String {
+    let fields: Vec<String> = violations.iter().map(|v| format!("{}: {}", v.field, v.description)).take(5).collect();
+    let more = violations.len().saturating_sub(5);
+    if more > 0 { format!("{} (and {more} more)", fields.join("; ")) } else { fields.join("; ") }
+}
+
+impl ServiceError {
+    /// A single bad field.
+    pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Self::InvalidArgument(vec![FieldViolation::new(field, description)])
+    }
+
+    fn code_and_reason(&self) -> (Code, &'static str) {
+        match self {
+            ServiceError::InvalidArgument(_) => (Code::InvalidArgument, "INVALID_ARGUMENT"),
+            ServiceError::RepairCenterNotFound(_) => (Code::NotFound, "REPAIR_CENTER_NOT_FOUND"),
+            ServiceError::Storage(_) => (Code::Internal, "STORAGE_FAILURE"),
+        }
+    }
+}
+
+impl From<ServiceError> for Status {
+    fn from(error: ServiceError) -> Self {
+        let (code, reason) = error.code_and_reason();
+        let mut details = ErrorDetails::new();
+        let mut metadata = HashMap::new();
+        match &error {
+            ServiceError::InvalidArgument(violations) => {
+                details.set_bad_request(violations.clone());
+            }
+            ServiceError::RepairCenterNotFound(id) => {
+                metadata.insert("id".to_owned(), id.clone());
+            }
+            ServiceError::Storage(_) => {}
+        }
+        details.set_error_info(reason, ERROR_DOMAIN, metadata);
+        let message = match &error {
+            // Internal details stay in the logs, not on the wire.
+            ServiceError::Storage(_) => {
+                tracing::error!(error = %error, "request failed");
+                "internal storage failure".to_owned()
+            }
+            other => other.to_string(),
+        };
+        Status::with_error_details(code, message, details)
+    }
+}

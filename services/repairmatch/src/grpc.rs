@@ -1,0 +1,56 @@
+//! The tonic adapter: convert the request, call the app, convert the answer.
+//! No rule lives here.
+
+use chrono::Utc;
+use repairmatch_proto::v1 as pb;
+use repairmatch_proto::v1::repair_match_service_server::RepairMatchService;
+use tonic::{Request, Response, Status};
+
+use crate::app::App;
+use crate::convert;
+use crate::error::ServiceError;
+
+/// `repairmatch.v1.RepairMatchService` over an [`App`].
+#[derive(Debug, Clone)]
+pub struct RepairMatchGrpc {
+    app: App,
+}
+
+impl RepairMatchGrpc {
+    /// Serves `app`.
+    pub fn new(app: App) -> Self {
+        Self { app }
+    }
+}
+
+#[tonic::async_trait]
+impl RepairMatchService for RepairMatchGrpc {
+    async fn find_repair_center(
+        &self,
+        request: Request<pb::FindRepairCenterRequest>,
+    ) -> Result<Response<pb::FindRepairCenterResponse>, Status> {
+        let query = convert::find_query_from_proto(
+            request.get_ref(),
+            self.app.default_profile_name(),
+            |name| self.app.profile(name).is_some(),
+            Utc::now().date_naive(),
+        )
+        .map_err(ServiceError::InvalidArgument)?;
+        let outcome = self.app.find(&query)?;
+        Ok(Response::new(convert::find_response_to_proto(&outcome, &query.profile_name)))
+    }
+
+    async fn get_repair_center(
+        &self,
+        request: Request<pb::GetRepairCenterRequest>,
+    ) -> Result<Response<pb::GetRepairCenterResponse>, Status> {
+        let id = &request.get_ref().id;
+        if id.is_empty() || id.len() > convert::MAX_ID_CHARS {
+            return Err(
+                ServiceError::invalid("id", format!("must be 1 to {} characters", convert::MAX_ID_CHARS)).into()
+            );
+        }
+        let center = self.app.repair_center(id)?;
+        Ok(Response::new(pb::GetRepairCenterResponse { repair_center: Some(convert::center_to_proto(&center)) }))
+    }
+}

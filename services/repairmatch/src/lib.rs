@@ -1,0 +1,26 @@
+//! The repairmatch service: everything that does I/O around the pure
+//! `repairmatch-core`.
+//!
+//! - [`config`]: typed TOML + environment configuration.
+//! - [`store`]: the embedded redb catalog store.
+//! - [`ndjson`]: the NDJSON catalog interchange format.
+//! - [`convert`]: proto ↔ domain conversion and field validation.
+//! - [`error`]: the error enum and its single mapping to gRPC statuses.
+//! - [`app`]: shared state (store, config, live catalog snapshot).
+//! - [`grpc`]: the thin tonic adapter.
+//! - [`server`]: `serve(listener, app, shutdown)`, used by `main` and tests.
+//! - [`cli`]: the `repairmatch` command line.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod convert;
+pub mod error;
+pub mod grpc;
+pub mod ndjson;
+pub mod server;
+pub mod store;
+
+pub use app::App;
+pub use config::Config;
+pub use server::serve;

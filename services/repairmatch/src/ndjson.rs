@@ -1,0 +1,192 @@
+//! The catalog interchange format: NDJSON, one message per line in the proto3
+//! JSON mapping. A centers file holds `RepairCenter` lines, a brands file
+//! `Brand` lines and a banks file `Bank` lines.
+//!
+//! Reading validates every line and reports every bad one with its file and
+//! line number; a caller applies a file only when it is clean, so nothing of a
+//! bad file is ever half-applied.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use repairmatch_core::model::{Bank, Brand, RepairCenter, match_key};
+use repairmatch_proto::v1 as pb;
+use serde::de::DeserializeOwned;
+use tonic_types::FieldViolation;
+
+use crate::convert;
+
+/// The most problems one report lists; the rest are counted.
+const MAX_REPORTED_PROBLEMS: usize = 50;
+
+/// A problem on one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineProblem {
+    /// 1-based line number.
+    pub line: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Why a file was not read.
+#[derive(Debug, thiserror::Error)]
+pub enum NdjsonError {
+    /// The file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Some lines are bad; nothing of the file may be applied.
+    #[error("{}", InvalidReport { path, problems, total: *total })]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The first problems, by line.
+        problems: Vec<LineProblem>,
+        /// How many lines are bad in all.
+        total: usize,
+    },
+}
+
+struct InvalidReport<'a> {
+    path: &'a Path,
+    problems: &'a [LineProblem],
+    total: usize,
+}
+
+impl fmt::Display for InvalidReport<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{}: {} bad line(s); nothing was imported", self.path.display(), self.total)?;
+        for problem in self.problems {
+            writeln!(f, "  {}:{}: {}", self.path.display(), problem.line, problem.message)?;
+        }
+        if self.total > self.problems.len() {
+            writeln!(f, "  … and {} more", self.total - self.problems.len())?;
+        }
+        Ok(())
+    }
+}
+
+fn describe(violations: &[FieldViolation]) -> String {
+    violations.iter().map(|v| format!("{}: {}", v.field, v.description)).collect::<Vec<_>>().join("; ")
+}
+
+/// Reads and validates a file of messages `M`, converting each with `convert`
+/// and keying it with `key` to refuse duplicates.
+fn read_file<M, T>(
+    path: &Path,
+    convert: impl Fn(&M) -> Result<T, Vec<FieldViolation>>,
+    key: impl Fn(&T) -> String,
+) -> Result<Vec<T>, NdjsonError>
+where
+    M: DeserializeOwned,
+{
+    let io_error = |source| NdjsonError::Io { path: path.to_owned(), source };
+    let reader = BufReader::new(std::fs::File::open(path).map_err(io_error)?);
+    let mut records = Vec::new();
+    let mut first_line_of: HashMap<String, usize> = HashMap::new();
+    let mut problems = Vec::new();
+    let mut total = 0;
+    for (index, line) in reader.lines().enumerate() {
+        let line_number = index + 1;
+        let line = line.map_err(io_error)?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let outcome = serde_json::from_str::<M>(&line)
+            .map_err(|e| format!("not a valid message: {e}"))
+            .and_then(|message| convert(&message).map_err(|v| describe(&v)))
+            .and_then(|record| match first_line_of.insert(key(&record), line_number) {
+                Some(first) => Err(format!("duplicate of line {first}")),
+                None => Ok(record),
+            });
+        match outcome {
+            Ok(record) => records.push(record),
+            Err(message) => {
+                total += 1;
+                if problems.len() < MAX_REPORTED_PROBLEMS {
+                    problems.push(LineProblem { line: line_number, message });
+                }
+            }
+        }
+    }
+    if total > 0 {
+        return Err(NdjsonError::Invalid { path: path.to_owned(), problems, total });
+    }
+    Ok(records)
+}
+
+/// Reads a file of `RepairCenter` lines.
+pub fn read_centers(path: &Path) -> Result<Vec<RepairCenter>, NdjsonError> {
+    read_file(path, |m: &pb::RepairCenter| convert::center_from_proto(m, ""), |c| c.id.clone())
+}
+
+/// Reads a file of `Brand` lines.
+pub fn read_brands(path: &Path) -> Result<Vec<Brand>, NdjsonError> {
+    read_file(path, |m: &pb::Brand| convert::brand_from_proto(m, ""), |b| match_key(&b.name))
+}
+
+/// Reads a file of `Bank` lines.
+pub fn read_banks(path: &Path) -> Result<Vec<Bank>, NdjsonError> {
+    read_file(path, |m: &pb::Bank| convert::bank_from_proto(m, ""), |b| b.id.clone())
+}
+
+/// Writes messages, one JSON line each.
+pub fn write_lines<M: serde::Serialize>(
+    path: &Path,
+    messages: impl IntoIterator<Item = M>,
+) -> Result<usize, NdjsonError> {
+    let io_error = |source| NdjsonError::Io { path: path.to_owned(), source };
+    let mut writer = BufWriter::new(std::fs::File::create(path).map_err(io_error)?);
+    let mut count = 0;
+    for message in messages {
+        serde_json::to_writer(&mut writer, &message).map_err(|e| io_error(e.into()))?;
+        writer.write_all(b"\n").map_err(io_error)?;
+        count += 1;
+    }
+    writer.flush().map_err(io_error)?;
+    Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use repairmatch_core::datagen;
+
+    use super::*;
+
+    #[test]
+    fn centers_round_trip_through_ndjson() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("centers.ndjson");
+        let centers = datagen::generate(200, 5).centers;
+        write_lines(&path, centers.iter().map(convert::center_to_proto)).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.lines().next().unwrap().contains("\"serviceModes\":[\"SERVICE_MODE_"), "proto3 JSON names");
+        assert_eq!(read_centers(&path).unwrap(), centers);
+    }
+
+    #[test]
+    fn every_bad_line_is_reported_with_its_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("centers.ndjson");
+        let mut lines: Vec<String> = datagen::generate(5, 5)
+            .centers
+            .iter()
+            .map(|c| serde_json::to_string(&convert::center_to_proto(c)).unwrap())
+            .collect();
+        lines[1] = lines[1].replace("\"location\":{\"latitude\":", "\"location\":{\"latitude\":95,\"x\":");
+        lines[3] = "{not json".to_owned();
+        lines.push(lines[0].clone());
+        std::fs::write(&path, lines.join("\n")).unwrap();
+        let NdjsonError::Invalid { problems, total, .. } = read_centers(&path).unwrap_err() else { panic!() };
+        assert_eq!(total, 3);
+        let numbers: Vec<usize> = problems.iter().map(|p| p.line).collect();
+        assert_eq!(numbers, [2, 4, 6]);
+        assert!(problems[2].message.contains("duplicate of line 1"));
+    }
+}

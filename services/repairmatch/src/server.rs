@@ -1,0 +1,46 @@
+//! Assembles the gRPC server: the match service, health checking, server
+//! reflection, deadlines and load shedding, on a listener the caller binds.
+
+use std::future::Future;
+use std::time::Duration;
+
+use repairmatch_proto::v1::repair_match_service_server::RepairMatchServiceServer;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::app::App;
+use crate::grpc::RepairMatchGrpc;
+
+/// Serves `app` on `listener` until `shutdown` completes, then drains
+/// in-flight requests.
+pub async fn serve(listener: TcpListener, app: App, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let server_config = app.config().server.clone();
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter.set_serving::<RepairMatchServiceServer<RepairMatchGrpc>>().await;
+
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(repairmatch_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(repairmatch_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+
+    let repair_match = RepairMatchServiceServer::new(RepairMatchGrpc::new(app))
+        .max_decoding_message_size(server_config.max_request_bytes);
+
+    tracing::info!(listen = %listener.local_addr()?, "serving gRPC");
+    tonic::transport::Server::builder()
+        // A caller's grpc-timeout wins when shorter; this bounds the rest.
+        .timeout(Duration::from_millis(server_config.default_timeout_ms))
+        .concurrency_limit_per_connection(server_config.max_concurrent_requests_per_connection)
+        .load_shed(true)
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(reflection_v1alpha)
+        .add_service(repair_match)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await?;
+    Ok(())
+}
