@@ -266,3 +266,230 @@ pub fn covers(center: &RepairCenter, merchant: LatLng, distance_km: f64) -> bool
     coverage.radius_km.is_none_or(|radius_km| distance_km <= radius_km)
         && coverage.area.as_ref().is_none_or(|area| area.contains(merchant))
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Weekday};
+
+    use super::ExclusionRule as Rule;
+    use crate::geodesy::{LatLng, ServiceArea, geodesic_distance_km};
+    use crate::model::{
+        BrandSupport, CenterKind, FaultCategory, Money, OpeningHours, Rating, ServiceMode, WeeklyPeriod,
+    };
+    use crate::query::Ownership;
+    use crate::test_fixtures::*;
+
+    #[test]
+    fn a_plain_center_in_reach_is_eligible() {
+        assert_eq!(first_failed_rule(center("a", 3.0), &query()), None);
+    }
+
+    #[test]
+    fn inactive_centers_are_out() {
+        let mut inactive = center("a", 3.0);
+        inactive.active = false;
+        assert_eq!(first_failed_rule(inactive, &query()), Some(Rule::Inactive));
+    }
+
+    #[test]
+    fn brand_matches_case_insensitively() {
+        let mut q = query();
+        q.brand = "pAx".into();
+        assert_eq!(first_failed_rule(center("a", 3.0), &q), None);
+        q.brand = "Verifone".into();
+        assert_eq!(first_failed_rule(center("a", 3.0), &q), Some(Rule::Brand));
+    }
+
+    #[test]
+    fn listed_models_bind_and_empty_lists_mean_all_models() {
+        let mut listing = center("a", 3.0);
+        listing.brands = vec![BrandSupport::new("PAX", false, vec!["A920".into(), "S920".into()])];
+        let mut q = query();
+        q.model = Some("a920".into());
+        assert_eq!(first_failed_rule(listing.clone(), &q), None);
+        q.model = Some("A80".into());
+        assert_eq!(first_failed_rule(listing.clone(), &q), Some(Rule::Model));
+        assert_eq!(first_failed_rule(center("b", 3.0), &q), None, "no models listed = every model");
+        q.model = None;
+        assert_eq!(first_failed_rule(listing, &q), None, "no model asked = any listing");
+    }
+
+    #[test]
+    fn the_fault_must_be_repaired_and_unspecified_means_any() {
+        let mut printers_only = center("a", 3.0);
+        printers_only.fault_categories = [FaultCategory::Printer].into_iter().collect();
+        assert_eq!(first_failed_rule(printers_only.clone(), &query()), Some(Rule::Fault));
+        let mut any_fault = query();
+        any_fault.fault = None;
+        assert_eq!(first_failed_rule(printers_only, &any_fault), None);
+    }
+
+    #[test]
+    fn coverage_radius_includes_its_exact_boundary() {
+        let place = center("a", 12.0);
+        let distance_km = geodesic_distance_km(MERCHANT, place.location);
+        let mut on_the_edge = place.clone();
+        on_the_edge.coverage.radius_km = Some(distance_km);
+        assert_eq!(first_failed_rule(on_the_edge, &query()), None);
+        let mut just_short = place;
+        just_short.coverage.radius_km = Some(distance_km - 1e-9);
+        assert_eq!(first_failed_rule(just_short, &query()), Some(Rule::Coverage));
+    }
+
+    #[test]
+    fn coverage_polygon_with_a_hole() {
+        let square = |half: f64| {
+            let (lat, lon) = (MERCHANT.latitude, MERCHANT.longitude);
+            vec![
+                LatLng::new(lat - half, lon - half),
+                LatLng::new(lat - half, lon + half),
+                LatLng::new(lat + half, lon + half),
+                LatLng::new(lat + half, lon - half),
+                LatLng::new(lat - half, lon - half),
+            ]
+        };
+        let mut polygon_only = center("a", 3.0);
+        polygon_only.coverage.radius_km = None;
+        polygon_only.coverage.area = Some(ServiceArea::new(square(0.1), vec![]).unwrap());
+        assert_eq!(first_failed_rule(polygon_only.clone(), &query()), None);
+        polygon_only.coverage.area = Some(ServiceArea::new(square(0.1), vec![square(0.01)]).unwrap());
+        assert_eq!(first_failed_rule(polygon_only.clone(), &query()), Some(Rule::Coverage), "merchant in the hole");
+        // With both, the merchant must be inside both.
+        polygon_only.coverage.area = Some(ServiceArea::new(square(0.1), vec![]).unwrap());
+        polygon_only.coverage.radius_km = Some(1.0);
+        assert_eq!(first_failed_rule(polygon_only, &query()), Some(Rule::Coverage));
+    }
+
+    #[test]
+    fn the_distance_cap_binds_trips_only() {
+        let mut q = query();
+        q.max_distance_km = Some(5.0);
+        assert_eq!(first_failed_rule(center("walk-in", 8.0), &q), Some(Rule::DistanceCap));
+        let mut depot = center("depot", 8.0);
+        depot.service_modes = modes(&[ServiceMode::WalkIn, ServiceMode::MailIn]);
+        let outcome = run(vec![depot], &q);
+        let matched = &outcome.matches[0].scored.eligible;
+        assert_eq!(matched.usable_modes, modes(&[ServiceMode::MailIn]), "walk-in dropped beyond the cap");
+        assert!(matched.beyond_distance_cap);
+        // The profile's cap applies when the request sets none.
+        let mut profile = crate::RankingProfile::default();
+        profile.default_distance_cap_km = 5.0;
+        assert_eq!(run_with(vec![center("far", 8.0)], &query(), &profile).total_size, 0);
+    }
+
+    #[test]
+    fn wanted_service_modes_must_be_offered() {
+        let mut q = query();
+        q.service_modes = modes(&[ServiceMode::Onsite]);
+        assert_eq!(first_failed_rule(center("a", 3.0), &q), Some(Rule::ServiceMode));
+        q.service_modes = modes(&[ServiceMode::Onsite, ServiceMode::WalkIn]);
+        assert_eq!(first_failed_rule(center("a", 3.0), &q), None);
+    }
+
+    #[test]
+    fn min_rating_uses_the_published_average_and_no_reviews_fail() {
+        let mut q = query();
+        q.min_rating = Some(4.5);
+        assert_eq!(first_failed_rule(center("a", 3.0), &q), None, "4.5 meets 4.5");
+        q.min_rating = Some(4.6);
+        assert_eq!(first_failed_rule(center("a", 3.0), &q), Some(Rule::Rating));
+        let mut unrated = center("b", 3.0);
+        unrated.rating = None;
+        q.min_rating = Some(1.0);
+        assert_eq!(first_failed_rule(unrated.clone(), &q), Some(Rule::Rating));
+        unrated.rating = Some(Rating { average: 0.0, count: 0 });
+        assert_eq!(first_failed_rule(unrated, &q), Some(Rule::Rating));
+    }
+
+    #[test]
+    fn max_price_caps_the_low_end_in_the_same_currency() {
+        let mut q = query();
+        q.max_price = Some(cny(10_000));
+        assert_eq!(first_failed_rule(center("a", 3.0), &q), None, "low end 100.00 within 100.00");
+        q.max_price = Some(cny(9_999));
+        assert_eq!(first_failed_rule(center("a", 3.0), &q), Some(Rule::Price));
+        q.max_price = Some(Money { currency_code: "USD".into(), amount_minor_units: 1_000_000 });
+        assert_eq!(first_failed_rule(center("a", 3.0), &q), Some(Rule::Price), "another currency");
+        q.max_price = Some(cny(1_000_000));
+        q.fault = Some(FaultCategory::Printer);
+        assert_eq!(first_failed_rule(center("a", 3.0), &q), Some(Rule::Price), "no price for printers");
+    }
+
+    #[test]
+    fn open_at_is_judged_in_the_centers_time_zone() {
+        let shanghai: chrono_tz::Tz = "Asia/Shanghai".parse().unwrap();
+        let mut shop = center("a", 3.0);
+        shop.opening_hours = Some(OpeningHours {
+            time_zone: shanghai,
+            periods: vec![WeeklyPeriod { day: Weekday::Wed, open_minute_of_day: 9 * 60, close_minute_of_day: 18 * 60 }],
+            exceptions: vec![],
+        });
+        let mut q = query();
+        // 09:30 UTC is 17:30 in Shanghai: open. 10:00 UTC is 18:00: closed.
+        q.open_at = Some(chrono::Utc.with_ymd_and_hms(2026, 11, 25, 9, 30, 0).unwrap());
+        assert_eq!(first_failed_rule(shop.clone(), &q), None);
+        q.open_at = Some(chrono::Utc.with_ymd_and_hms(2026, 11, 25, 10, 0, 0).unwrap());
+        assert_eq!(first_failed_rule(shop, &q), Some(Rule::Closed));
+        // No published hours: stays in, marked.
+        let outcome = run(vec![center("b", 3.0)], &q);
+        assert!(outcome.matches[0].scored.eligible.hours_unknown);
+        assert!(outcome.matches[0].reasons.iter().any(|r| r == "hours unknown"));
+    }
+
+    #[test]
+    fn tamper_needs_an_authorized_key_injection_center_or_an_exchange() {
+        let mut q = query();
+        q.fault = Some(FaultCategory::Tamper);
+        q.max_price = None;
+        assert_eq!(first_failed_rule(center("third-party", 3.0), &q), Some(Rule::Policy));
+        let mut no_keys = authorized(center("authorized", 3.0));
+        assert_eq!(first_failed_rule(no_keys.clone(), &q), Some(Rule::Policy), "authorized but no key injection");
+        no_keys.key_injection = true;
+        assert_eq!(first_failed_rule(no_keys, &q), None);
+        let mut swapper = center("swapper", 3.0);
+        swapper.service_modes = modes(&[ServiceMode::WalkIn, ServiceMode::Exchange]);
+        let outcome = run(vec![swapper], &q);
+        assert_eq!(outcome.matches[0].scored.eligible.usable_modes, modes(&[ServiceMode::Exchange]));
+    }
+
+    #[test]
+    fn bank_service_points_take_only_their_banks_terminals() {
+        let mut bank_point = center("bank", 3.0);
+        bank_point.kind = CenterKind::BankService;
+        bank_point.bank_ids = vec!["icbc".into()];
+        assert_eq!(first_failed_rule(bank_point.clone(), &query()), Some(Rule::Policy));
+        let mut q = query();
+        q.ownership = Ownership::BankDeployed { bank_id: "ccb".into() };
+        assert_eq!(first_failed_rule(bank_point.clone(), &q), Some(Rule::Policy), "another bank");
+        q.ownership = Ownership::BankDeployed { bank_id: "icbc".into() };
+        assert_eq!(first_failed_rule(bank_point.clone(), &q), None);
+        q.ownership = Ownership::Leased { bank_id: Some("icbc".into()) };
+        assert_eq!(first_failed_rule(bank_point, &q), None, "the lessor bank counts");
+    }
+
+    #[test]
+    fn remote_sessions_only_fix_remote_fixable_faults() {
+        let mut remote_only = center("remote", 3.0);
+        remote_only.service_modes = modes(&[ServiceMode::Remote]);
+        assert_eq!(first_failed_rule(remote_only.clone(), &query()), Some(Rule::Policy), "a cracked screen");
+        let mut q = query();
+        q.fault = Some(FaultCategory::Software);
+        assert_eq!(first_failed_rule(remote_only, &q), None);
+    }
+
+    #[test]
+    fn the_first_failed_rule_is_reported_in_contract_order() {
+        let mut everything_wrong = center("a", 80.0);
+        everything_wrong.fault_categories = [FaultCategory::Printer].into_iter().collect();
+        everything_wrong.rating = None;
+        let mut q = query();
+        q.min_rating = Some(4.0);
+        assert_eq!(first_failed_rule(everything_wrong.clone(), &q), Some(Rule::Fault));
+        everything_wrong.fault_categories = crate::model::FaultSet::ALL;
+        assert_eq!(first_failed_rule(everything_wrong.clone(), &q), Some(Rule::Coverage));
+        everything_wrong.coverage.radius_km = Some(100.0);
+        assert_eq!(first_failed_rule(everything_wrong.clone(), &q), Some(Rule::DistanceCap));
+        everything_wrong.location = east_of_merchant(3.0);
+        assert_eq!(first_failed_rule(everything_wrong, &q), Some(Rule::Rating));
+    }
+}

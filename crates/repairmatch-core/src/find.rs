@@ -275,3 +275,281 @@ fn format_money(money: &Money) -> String {
     let cents = (money.amount_minor_units % 100).abs();
     format!("{units}.{cents:02} {}", money.currency_code)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use chrono::NaiveDate;
+
+    use super::*;
+    use crate::eligibility::MatchContext;
+    use crate::geodesy::LatLng;
+    use crate::model::{BrandSupport, CenterKind, Rating, ServiceMode};
+    use crate::profile::Weights;
+    use crate::query::{Ownership, WarrantyClaim};
+    use crate::test_fixtures::*;
+    use crate::{datagen, profile::RankingProfile};
+
+    fn only(weight: &str) -> RankingProfile {
+        let mut weights = Weights { distance: 0.0, rating: 0.0, price: 0.0, brand_support: 0.0, downtime: 0.0 };
+        match weight {
+            "distance" => weights.distance = 1.0,
+            "rating" => weights.rating = 1.0,
+            "price" => weights.price = 1.0,
+            "brand_support" => weights.brand_support = 1.0,
+            "downtime" => weights.downtime = 1.0,
+            other => panic!("{other}"),
+        }
+        RankingProfile { weights, ..RankingProfile::default() }
+    }
+
+    #[test]
+    fn contributions_add_up_to_the_score() {
+        let sample = datagen::generate(3_000, 11);
+        let catalog = Catalog::build(1, sample.centers, sample.brands, sample.banks);
+        let mut query = FindQuery::new(LatLng::new(31.2304, 121.4737), "PAX");
+        query.page_size = Some(100);
+        let outcome = find(&catalog, &query, &RankingProfile::default(), now()).unwrap();
+        assert!(outcome.total_size > 10, "{}", outcome.total_size);
+        for m in &outcome.matches {
+            let sum: f64 = m.scored.breakdown.iter().map(|c| c.contribution).sum();
+            assert_eq!(sum, m.scored.score);
+            assert!((0.0..=1.0).contains(&m.scored.score));
+            let weights: f64 = m.scored.breakdown.iter().map(|c| c.weight).sum();
+            assert!((weights - 1.0).abs() < 1e-12);
+            for c in &m.scored.breakdown {
+                assert!((0.0..=1.0).contains(&c.normalized_value), "{c:?}");
+                assert_eq!(c.contribution, c.weight * c.normalized_value);
+            }
+        }
+    }
+
+    #[test]
+    fn distance_only_orders_by_distance() {
+        let centers = vec![center("far", 9.0), center("near", 1.5), center("mid", 4.0)];
+        assert_eq!(ids(&run_with(centers, &query(), &only("distance"))), ["near", "mid", "far"]);
+    }
+
+    #[test]
+    fn rating_only_orders_by_bayesian_average_not_raw_stars() {
+        let mut few_perfect = center("few-perfect", 3.0);
+        few_perfect.rating = Some(Rating { average: 5.0, count: 2 });
+        let mut many_good = center("many-good", 3.0);
+        many_good.rating = Some(Rating { average: 4.8, count: 2_000 });
+        let mut poor = center("poor", 3.0);
+        poor.rating = Some(Rating { average: 2.0, count: 500 });
+        let outcome = run_with(vec![few_perfect, poor, many_good], &query(), &only("rating"));
+        assert_eq!(ids(&outcome), ["many-good", "few-perfect", "poor"]);
+    }
+
+    #[test]
+    fn price_only_prefers_the_cheaper_quote_relative_to_the_cheapest() {
+        let mut dear = center("dear", 3.0);
+        dear.prices[0].min = cny(20_000);
+        dear.prices[0].max = cny(40_000);
+        let mut unpriced = center("unpriced", 3.0);
+        unpriced.prices.clear();
+        let outcome = run_with(vec![dear, center("cheap", 3.0), unpriced], &query(), &only("price"));
+        assert_eq!(ids(&outcome), ["cheap", "dear", "unpriced"]);
+        let factor = |i: usize| outcome.matches[i].scored.breakdown[2].normalized_value;
+        assert_eq!(factor(0), 1.0);
+        assert_eq!(factor(1), 0.5, "twice the cheapest quote");
+        assert_eq!(factor(2), RankingProfile::default().unknown_price_score);
+    }
+
+    #[test]
+    fn brand_support_ranks_authorized_then_model_then_brand() {
+        let mut model_listed = center("model", 3.0);
+        model_listed.brands = vec![BrandSupport::new("PAX", false, vec!["A920".into()])];
+        let mut q = query();
+        q.model = Some("A920".into());
+        let outcome = run_with(
+            vec![center("brand", 3.0), model_listed, authorized(center("auth", 3.0))],
+            &q,
+            &only("brand_support"),
+        );
+        assert_eq!(ids(&outcome), ["auth", "model", "brand"]);
+    }
+
+    #[test]
+    fn downtime_only_prefers_an_exchange_over_a_far_walk_in() {
+        let mut exchange = center("exchange", 25.0);
+        exchange.service_modes = modes(&[ServiceMode::Exchange]);
+        let mut depot = center("depot", 1.0);
+        depot.service_modes = modes(&[ServiceMode::MailIn]);
+        let outcome = run_with(vec![depot, center("walk-in", 20.0), exchange], &query(), &only("downtime"));
+        // Walk-in 20 km: 4 trips of 40 min + 4 h bench ≈ 6.7 h; exchange: 24 h shipping; depot: 168 h.
+        assert_eq!(ids(&outcome), ["walk-in", "exchange", "depot"]);
+        assert!(outcome.matches[0].scored.downtime_hours < outcome.matches[1].scored.downtime_hours);
+    }
+
+    #[test]
+    fn bank_deployed_terminals_rank_their_banks_service_points_first() {
+        let mut q = query();
+        q.ownership = Ownership::BankDeployed { bank_id: "icbc".into() };
+        let outcome = run(vec![center("close", 1.0), icbc_service_point()], &q);
+        assert_eq!(ids(&outcome), ["bank-point", "close"]);
+        assert_eq!(outcome.matches[0].scored.eligible.tier, 0);
+        assert_eq!(outcome.remote_support[0].provider, SupportProvider::Bank, "the bank's channel first");
+        let mut profile = RankingProfile::default();
+        profile.policies.bank_service_first = false;
+        assert_eq!(ids(&run_with(vec![center("close", 1.0), icbc_service_point()], &q, &profile))[0], "close");
+    }
+
+    /// A mediocre ICBC service point, 20 km out.
+    fn icbc_service_point() -> crate::model::RepairCenter {
+        let mut bank_point = center("bank-point", 20.0);
+        bank_point.kind = CenterKind::BankService;
+        bank_point.bank_ids = vec!["icbc".into()];
+        bank_point.rating = Some(Rating { average: 3.0, count: 10 });
+        bank_point
+    }
+
+    #[test]
+    fn in_warranty_the_warranty_honouring_centers_come_first() {
+        let far_authorized = authorized(center("authorized", 25.0));
+        let mut q = query();
+        q.warranty = WarrantyClaim { status: WarrantyStatus::InWarranty, purchase_date: None };
+        let outcome = run(vec![center("close", 1.0), far_authorized.clone()], &q);
+        assert_eq!(ids(&outcome), ["authorized", "close"]);
+        assert!(outcome.matches[0].scored.eligible.warranty_covered);
+        assert!(!outcome.matches[1].scored.eligible.warranty_covered);
+        assert_eq!(outcome.matches[1].scored.eligible.tier, 1);
+        // Decided from the purchase date and PAX's 12 months.
+        q.warranty =
+            WarrantyClaim { status: WarrantyStatus::Unknown, purchase_date: NaiveDate::from_ymd_opt(2026, 3, 1) };
+        let outcome = run(vec![center("close", 1.0), far_authorized.clone()], &q);
+        assert_eq!(outcome.warranty, WarrantyStatus::InWarranty);
+        assert_eq!(ids(&outcome)[0], "authorized");
+        q.warranty.purchase_date = NaiveDate::from_ymd_opt(2025, 3, 1);
+        let outcome = run(vec![center("close", 1.0), far_authorized], &q);
+        assert_eq!(outcome.warranty, WarrantyStatus::OutOfWarranty);
+        assert_eq!(ids(&outcome)[0], "close");
+    }
+
+    #[test]
+    fn ties_break_by_distance_then_id() {
+        let outcome = run_with(vec![center("b", 2.0), center("a", 2.0), center("c", 1.0)], &query(), &only("rating"));
+        assert_eq!(ids(&outcome), ["c", "a", "b"]);
+    }
+
+    #[test]
+    fn pages_concatenate_to_the_whole_ranking_without_duplicates() {
+        let centers: Vec<_> = (0..57).map(|i| center(&format!("c{i:02}"), f64::from(i % 19) + 0.5)).collect();
+        let catalog = catalog(centers);
+        let profile = RankingProfile::default();
+        let mut whole = query();
+        whole.page_size = Some(100);
+        let everything: Vec<String> = find(&catalog, &whole, &profile, now())
+            .unwrap()
+            .matches
+            .iter()
+            .map(|m| m.scored.eligible.center.id.clone())
+            .collect();
+        assert_eq!(everything.len(), 57);
+        let mut paged = Vec::new();
+        let mut ranks = Vec::new();
+        let mut q = query();
+        q.page_size = Some(10);
+        loop {
+            let page = find(&catalog, &q, &profile, now()).unwrap();
+            assert_eq!(page.total_size, 57);
+            paged.extend(page.matches.iter().map(|m| m.scored.eligible.center.id.clone()));
+            ranks.extend(page.matches.iter().map(|m| m.rank));
+            match page.next_page_token {
+                Some(token) => q.page_token = Some(token),
+                None => break,
+            }
+        }
+        assert_eq!(paged, everything);
+        assert_eq!(ranks, (1..=57).collect::<Vec<u32>>());
+        assert_eq!(paged.iter().collect::<HashSet<_>>().len(), 57);
+    }
+
+    #[test]
+    fn a_token_replayed_with_another_query_is_refused() {
+        let centers: Vec<_> = (0..5).map(|i| center(&format!("c{i}"), f64::from(i) + 1.0)).collect();
+        let catalog = catalog(centers);
+        let mut q = query();
+        q.page_size = Some(2);
+        let token = find(&catalog, &q, &RankingProfile::default(), now()).unwrap().next_page_token.unwrap();
+        q.page_token = Some(token.clone());
+        q.page_size = Some(3);
+        assert!(find(&catalog, &q, &RankingProfile::default(), now()).is_ok(), "page size may change");
+        q.min_rating = Some(2.0);
+        assert_eq!(find(&catalog, &q, &RankingProfile::default(), now()).unwrap_err(), PageTokenError::OtherQuery);
+    }
+
+    #[test]
+    fn nobody_near_still_answers_with_remote_support_and_guidance() {
+        let mut q = query();
+        q.location = LatLng::new(64.1, -21.9);
+        let outcome = run(vec![center("a", 3.0)], &q);
+        assert_eq!(outcome.total_size, 0);
+        assert_eq!(outcome.remote_support.len(), 1);
+        assert_eq!(outcome.remote_support[0].hotline, "+86 400 888 6600");
+        assert!(outcome.guidance.iter().any(|g| g.contains("No repair center covers")));
+    }
+
+    #[test]
+    fn tamper_guidance_warns_against_power_cycling() {
+        let mut q = query();
+        q.fault = Some(crate::model::FaultCategory::Tamper);
+        let outcome = run(vec![], &q);
+        assert!(outcome.guidance[0].contains("do not power-cycle"), "{:?}", outcome.guidance);
+    }
+
+    /// The index is a pre-filter: it must never drop a center the rules accept.
+    #[test]
+    fn index_finds_exactly_what_a_full_scan_finds() {
+        let sample = datagen::generate(10_000, 5);
+        let mut centers = sample.centers;
+        // Awkward places: across the antimeridian, at the poles, on the equator.
+        for (i, (lat, lon, radius)) in
+            [(-17.8, 179.95, 60.0), (-17.8, -179.95, 60.0), (89.9, 0.0, 300.0), (-89.9, 120.0, 300.0), (0.0, 0.0, 50.0)]
+                .into_iter()
+                .enumerate()
+        {
+            let mut edge = center(&format!("edge-{i}"), 0.0);
+            edge.location = LatLng::new(lat, lon);
+            edge.coverage.radius_km = Some(radius);
+            edge.service_modes = modes(&[ServiceMode::MailIn]);
+            centers.push(edge);
+        }
+        let catalog = Catalog::build(1, centers, sample.brands, sample.banks);
+        let profile = RankingProfile::default();
+        let brands = ["PAX", "Verifone", "Ingenico", "Newland", "Sunmi"];
+        let mut queries: Vec<(LatLng, &str)> =
+            datagen::sample_locations(150, 9).into_iter().enumerate().map(|(i, at)| (at, brands[i % 5])).collect();
+        let awkward = [
+            (LatLng::new(-17.8, -179.99), 2),
+            (LatLng::new(-17.8, 179.99), 2),
+            (LatLng::new(90.0, 0.0), 1),
+            (LatLng::new(89.5, -170.0), 1),
+            (LatLng::new(-90.0, 0.0), 1),
+            (LatLng::new(0.0, 0.3), 1),
+        ];
+        queries.extend(awkward.iter().map(|(at, _)| (*at, "PAX")));
+        let mut checked = 0;
+        for (location, brand) in queries {
+            let mut query = FindQuery::new(location, brand);
+            query.service_modes = crate::model::ServiceModeSet::EMPTY;
+            let context = MatchContext::new(&query, &profile, WarrantyStatus::Unknown);
+            let by_index: HashSet<&str> = catalog
+                .candidates(&context.brand_key, location)
+                .filter(|c| context.evaluate(c).is_ok())
+                .map(|c| c.id.as_str())
+                .collect();
+            let by_scan: HashSet<&str> =
+                catalog.centers().iter().filter(|c| context.evaluate(c).is_ok()).map(|c| c.id.as_str()).collect();
+            assert_eq!(by_index, by_scan, "at {location:?} for {brand}");
+            if let Some((_, edge_centers)) = awkward.iter().find(|(at, _)| *at == location) {
+                let found = by_scan.iter().filter(|id| id.starts_with("edge-")).count();
+                assert_eq!(found, *edge_centers, "awkward place {location:?}: {by_scan:?}");
+            }
+            checked += by_scan.len();
+        }
+        assert!(checked > 1_000, "the check saw too few matches to mean much: {checked}");
+    }
+}

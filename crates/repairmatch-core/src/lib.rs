@@ -26,6 +26,9 @@ pub mod profile;
 pub mod query;
 pub mod ranking;
 
+#[cfg(test)]
+mod test_fixtures;
+
 pub use catalog::Catalog;
 pub use find::{FindOutcome, find};
 pub use profile::RankingProfile;
