@@ -1,1 +1,200 @@
-//! Helpers for the integration tests.
+//! Helpers for the integration tests: a real repairmatch server on
+//! `127.0.0.1:0` over a temporary embedded store, fixtures built as
+//! `repairmatch.v1` messages (the public contract), and error decoding.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use repairmatch::{App, Config, cli, ndjson};
+use repairmatch_proto::v1 as pb;
+use repairmatch_proto::v1::repair_match_service_client::RepairMatchServiceClient;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+use tonic_types::StatusExt;
+
+/// The merchant most tests place: People's Square, Shanghai.
+pub const SHANGHAI: (f64, f64) = (31.2304, 121.4737);
+
+/// What a test server's store starts with.
+#[derive(Debug, Default, Clone)]
+pub struct Fixture {
+    /// Centers.
+    pub centers: Vec<pb::RepairCenter>,
+    /// Brands.
+    pub brands: Vec<pb::Brand>,
+    /// Banks.
+    pub banks: Vec<pb::Bank>,
+}
+
+impl Fixture {
+    /// PAX and ICBC, plus the given centers.
+    pub fn with_centers(centers: Vec<pb::RepairCenter>) -> Self {
+        Self { centers, brands: vec![pax_brand()], banks: vec![icbc_bank()] }
+    }
+}
+
+/// A running server and the store it owns.
+pub struct TestServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    store_dir: tempfile::TempDir,
+    shutdown: oneshot::Sender<()>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+fn config_for(store_dir: &Path) -> Config {
+    let mut config = Config::default();
+    config.store.path = store_dir.join("catalog.redb");
+    config.store.load_sample_when_empty = false;
+    config
+}
+
+/// Writes a fixture as NDJSON files and loads them with the real `import`.
+pub fn import_fixture(store_dir: &Path, fixture: &Fixture) -> anyhow::Result<()> {
+    let files = |name: &str| -> PathBuf { store_dir.join(name) };
+    ndjson::write_lines(&files("centers.ndjson"), fixture.centers.iter())?;
+    ndjson::write_lines(&files("brands.ndjson"), fixture.brands.iter())?;
+    ndjson::write_lines(&files("banks.ndjson"), fixture.banks.iter())?;
+    cli::import(
+        &config_for(store_dir),
+        (!fixture.centers.is_empty()).then(|| files("centers.ndjson")).as_deref(),
+        (!fixture.brands.is_empty()).then(|| files("brands.ndjson")).as_deref(),
+        (!fixture.banks.is_empty()).then(|| files("banks.ndjson")).as_deref(),
+    )
+}
+
+impl TestServer {
+    /// Imports `fixture` into a fresh store and starts a server on it.
+    pub async fn start(fixture: &Fixture) -> Self {
+        let store_dir = tempfile::tempdir().expect("temp dir");
+        import_fixture(store_dir.path(), fixture).expect("fixture imports");
+        Self::start_on(store_dir).await
+    }
+
+    /// Starts a server on an existing store directory.
+    pub async fn start_on(store_dir: tempfile::TempDir) -> Self {
+        let config = config_for(store_dir.path());
+        let app = tokio::task::spawn_blocking(move || App::open(config)).await.unwrap().expect("store opens");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().unwrap();
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(repairmatch::serve(listener, app, async {
+            let _ = stopped.await;
+        }));
+        Self { addr, store_dir, shutdown, task }
+    }
+
+    /// A client over a real socket.
+    pub async fn client(&self) -> RepairMatchServiceClient<Channel> {
+        let channel = Channel::from_shared(format!("http://{}", self.addr)).unwrap().connect().await.expect("connect");
+        RepairMatchServiceClient::new(channel).max_decoding_message_size(64 * 1024 * 1024)
+    }
+
+    /// A raw channel, for health and reflection clients.
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.addr)).unwrap().connect().await.expect("connect")
+    }
+
+    /// Stops the server, waits for it to release the store, and hands the
+    /// store back for a restart.
+    pub async fn stop(self) -> tempfile::TempDir {
+        let _ = self.shutdown.send(());
+        self.task.await.expect("server task").expect("server ran cleanly");
+        self.store_dir
+    }
+}
+
+/// PAX, with a 12-month warranty.
+pub fn pax_brand() -> pb::Brand {
+    pb::Brand {
+        name: "PAX".into(),
+        warranty_months: 12,
+        hotline: "+86 400 888 6600".into(),
+        online_support_url: "https://support.pax.example/pos".into(),
+        support_email: "pos-support@pax.example".into(),
+        models: vec!["A920".into(), "A80".into()],
+        owner: "mfr-pax".into(),
+    }
+}
+
+/// ICBC.
+pub fn icbc_bank() -> pb::Bank {
+    pb::Bank {
+        id: "icbc".into(),
+        name: "Industrial and Commercial Bank of China".into(),
+        hotline: "+86 95588".into(),
+        online_support_url: "https://merchants.icbc.example/help".into(),
+        support_email: "merchant-care@icbc.example".into(),
+    }
+}
+
+/// CNY money.
+pub fn cny(amount_minor_units: i64) -> pb::Money {
+    pb::Money { currency_code: "CNY".into(), amount_minor_units }
+}
+
+/// An active independent PAX walk-in repairer at a point, covering 30 km,
+/// repairing every fault, rated 4.5 from 100 reviews, screens at 100–200 CNY.
+pub fn center(id: &str, latitude: f64, longitude: f64) -> pb::RepairCenter {
+    let all_faults = (1..=9).collect();
+    pb::RepairCenter {
+        id: id.into(),
+        name: format!("Test center {id}"),
+        kind: pb::RepairCenterKind::ThirdParty as i32,
+        owner: "provider-test".into(),
+        location: Some(pb::LatLng { latitude, longitude }),
+        address: "1 Test Road".into(),
+        city: "Shanghai".into(),
+        country_code: "CN".into(),
+        coverage: Some(pb::Coverage { radius_km: 30.0, polygon: None }),
+        service_modes: vec![pb::ServiceMode::WalkIn as i32],
+        brands: vec![pb::BrandSupport { brand: "PAX".into(), authorized: false, models: vec![] }],
+        fault_categories: all_faults,
+        rating: Some(pb::Rating { average: 4.5, count: 100 }),
+        prices: vec![pb::PriceRange {
+            fault_category: pb::FaultCategory::Screen as i32,
+            min: Some(cny(10_000)),
+            max: Some(cny(20_000)),
+        }],
+        active: true,
+        ..Default::default()
+    }
+}
+
+/// A point `km` east of Shanghai's People's Square (along the parallel).
+pub fn east_of_shanghai(km: f64) -> (f64, f64) {
+    (SHANGHAI.0, SHANGHAI.1 + km / (111.32 * SHANGHAI.0.to_radians().cos()))
+}
+
+/// A center `km` east of the Shanghai merchant.
+pub fn center_east(id: &str, km: f64) -> pb::RepairCenter {
+    let (latitude, longitude) = east_of_shanghai(km);
+    center(id, latitude, longitude)
+}
+
+/// A PAX screen repair for a merchant at People's Square.
+pub fn find_request() -> pb::FindRepairCenterRequest {
+    pb::FindRepairCenterRequest {
+        location: Some(pb::LatLng { latitude: SHANGHAI.0, longitude: SHANGHAI.1 }),
+        terminal: Some(pb::Terminal { brand: "PAX".into(), model: String::new(), serial_number: String::new() }),
+        fault: Some(pb::Fault { category: pb::FaultCategory::Screen as i32, description: "cracked display".into() }),
+        page_size: 100,
+        ..Default::default()
+    }
+}
+
+/// The ids of a response's matches, in order.
+pub fn match_ids(response: &pb::FindRepairCenterResponse) -> Vec<String> {
+    response.matches.iter().map(|m| m.center.as_ref().unwrap().id.clone()).collect()
+}
+
+/// The fields a status's `BadRequest` names, and its `ErrorInfo` reason.
+pub fn bad_request_fields(status: &tonic::Status) -> (Vec<String>, String) {
+    let details = status.get_error_details();
+    let fields =
+        details.bad_request().map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect()).unwrap_or_default();
+    let reason = details.error_info().map(|info| info.reason.clone()).unwrap_or_default();
+    (fields, reason)
+}

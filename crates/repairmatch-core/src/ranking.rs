@@ -54,11 +54,6 @@ pub struct SortKey {
 }
 
 impl SortKey {
-    /// The total order of rankings.
-    pub fn cmp(&self, other: &SortKey) -> Ordering {
-        self.borrowed().cmp(other.borrowed())
-    }
-
     fn borrowed(&self) -> KeyRef<'_> {
         KeyRef { tier: self.tier, score: self.score, distance_km: self.distance_km, center_id: &self.center_id }
     }

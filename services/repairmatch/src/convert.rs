@@ -262,9 +262,8 @@ pub fn center_from_proto(center: &pb::RepairCenter, prefix: &str) -> Result<Repa
     let location = v.location(&field("location"), center.location.as_ref());
     v.text(field("address"), &center.address, 500, false);
     v.text(field("city"), &center.city, 200, false);
-    if !center.country_code.is_empty()
-        && !(center.country_code.len() == 2 && center.country_code.bytes().all(|b| b.is_ascii_uppercase()))
-    {
+    let is_country_code = |code: &str| code.len() == 2 && code.bytes().all(|b| b.is_ascii_uppercase());
+    if !center.country_code.is_empty() && !is_country_code(&center.country_code) {
         v.add(field("country_code"), "must be an ISO 3166-1 alpha-2 code of two upper-case letters");
     }
 

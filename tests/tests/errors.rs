@@ -1,0 +1,95 @@
+//! Bad input gets INVALID_ARGUMENT with a BadRequest naming the field, and the
+//! server keeps serving.
+
+use repairmatch_proto::v1 as pb;
+use repairmatch_tests::*;
+use tonic::Code;
+
+#[tokio::test]
+async fn every_bad_field_is_named_and_the_server_keeps_serving() {
+    let server = TestServer::start(&Fixture::with_centers(vec![center_east("a", 3.0)])).await;
+    let mut client = server.client().await;
+    type Mutation = Box<dyn Fn(&mut pb::FindRepairCenterRequest)>;
+    let cases: Vec<(&str, Mutation)> = vec![
+        ("location", Box::new(|r| r.location = None)),
+        ("location.latitude", Box::new(|r| r.location.as_mut().unwrap().latitude = 90.5)),
+        ("location.latitude", Box::new(|r| r.location.as_mut().unwrap().latitude = f64::NAN)),
+        ("location.longitude", Box::new(|r| r.location.as_mut().unwrap().longitude = f64::INFINITY)),
+        ("terminal.brand", Box::new(|r| r.terminal = None)),
+        ("terminal.brand", Box::new(|r| r.terminal.as_mut().unwrap().brand = "   ".into())),
+        ("terminal.brand", Box::new(|r| r.terminal.as_mut().unwrap().brand = "x".repeat(10 * 1024 * 1024))),
+        ("fault.description", Box::new(|r| r.fault.as_mut().unwrap().description = "é".repeat(2_001))),
+        ("fault.category", Box::new(|r| r.fault.as_mut().unwrap().category = 99)),
+        ("ownership", Box::new(|r| r.ownership = -3)),
+        ("bank_id", Box::new(|r| r.ownership = pb::Ownership::BankDeployed as i32)),
+        ("warranty.status", Box::new(|r| r.warranty = Some(pb::Warranty { status: 7, purchase_date: String::new() }))),
+        (
+            "warranty.purchase_date",
+            Box::new(|r| r.warranty = Some(pb::Warranty { status: 0, purchase_date: "25/11/2026".into() })),
+        ),
+        (
+            "warranty.purchase_date",
+            Box::new(|r| r.warranty = Some(pb::Warranty { status: 0, purchase_date: "2999-01-01".into() })),
+        ),
+        ("service_modes[1]", Box::new(|r| r.service_modes = vec![1, 0])),
+        ("max_distance_km", Box::new(|r| r.max_distance_km = -1.0)),
+        ("max_distance_km", Box::new(|r| r.max_distance_km = f64::NAN)),
+        (
+            "max_price.currency_code",
+            Box::new(|r| r.max_price = Some(pb::Money { currency_code: "cny".into(), amount_minor_units: 5 })),
+        ),
+        ("max_price.amount_minor_units", Box::new(|r| r.max_price = Some(cny(-5)))),
+        ("min_rating", Box::new(|r| r.min_rating = 5.5)),
+        ("min_rating", Box::new(|r| r.min_rating = 0.5)),
+        ("open_at", Box::new(|r| r.open_at = Some(repairmatch_proto::Timestamp { seconds: 0, nanos: -1 }))),
+        ("ranking_profile", Box::new(|r| r.ranking_profile = "no-such-profile".into())),
+        ("page_size", Box::new(|r| r.page_size = -1)),
+        ("explain_center_ids", Box::new(|r| r.explain_center_ids = vec!["a".into(); 101])),
+        ("explain_center_ids[0]", Box::new(|r| r.explain_center_ids = vec![String::new()])),
+    ];
+    for (field, mutate) in cases {
+        let mut request = find_request();
+        mutate(&mut request);
+        let status = client.find_repair_center(request).await.expect_err(field);
+        assert_eq!(status.code(), Code::InvalidArgument, "{field}: {status:?}");
+        let (fields, reason) = bad_request_fields(&status);
+        assert!(fields.iter().any(|f| f == field), "{field} not in {fields:?}");
+        assert_eq!(reason, "INVALID_ARGUMENT");
+        assert!(status.message().len() < 2_000, "messages stay short even for 10 MB inputs");
+    }
+    let response = client.find_repair_center(find_request()).await.expect("still serving").into_inner();
+    assert_eq!(match_ids(&response), ["a"]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn several_bad_fields_are_all_named_at_once() {
+    let server = TestServer::start(&Fixture::with_centers(vec![])).await;
+    let mut request = find_request();
+    request.location.as_mut().unwrap().latitude = -91.0;
+    request.terminal.as_mut().unwrap().brand.clear();
+    request.page_size = -5;
+    let status = server.client().await.find_repair_center(request).await.unwrap_err();
+    let (fields, _) = bad_request_fields(&status);
+    assert_eq!(fields, ["location.latitude", "terminal.brand", "page_size"]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn get_repair_center_found_not_found_and_invalid() {
+    let server = TestServer::start(&Fixture::with_centers(vec![center_east("known", 3.0)])).await;
+    let mut client = server.client().await;
+    let found = client.get_repair_center(pb::GetRepairCenterRequest { id: "known".into() }).await.unwrap().into_inner();
+    let center = found.repair_center.unwrap();
+    assert_eq!(center.id, "known");
+    assert!(!center.etag.is_empty() && center.update_time.is_some(), "the store stamps etag and update time");
+
+    let status = client.get_repair_center(pb::GetRepairCenterRequest { id: "unknown".into() }).await.unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    assert_eq!(bad_request_fields(&status).1, "REPAIR_CENTER_NOT_FOUND");
+
+    let status = client.get_repair_center(pb::GetRepairCenterRequest { id: String::new() }).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(bad_request_fields(&status).0, ["id"]);
+    server.stop().await;
+}

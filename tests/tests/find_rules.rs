@@ -1,0 +1,291 @@
+//! Every eligibility rule, tier and the score breakdown, through a real server.
+
+use repairmatch_core::geodesy::{LatLng, geodesic_distance_km};
+use repairmatch_proto::v1 as pb;
+use repairmatch_tests::*;
+
+/// Asks about `center` alone and returns the rule it failed (None = matched).
+async fn rule_for(center: pb::RepairCenter, mut request: pb::FindRepairCenterRequest) -> Option<pb::ExclusionRule> {
+    let id = center.id.clone();
+    let server = TestServer::start(&Fixture::with_centers(vec![center])).await;
+    request.explain_center_ids = vec![id.clone()];
+    let response = server.client().await.find_repair_center(request).await.expect("find").into_inner();
+    server.stop().await;
+    match response.exclusions.as_slice() {
+        [] => {
+            assert_eq!(match_ids(&response), [id], "neither matched nor explained");
+            None
+        }
+        [exclusion] => {
+            assert!(response.matches.is_empty(), "matched and excluded at once");
+            assert_eq!(exclusion.center_id, id);
+            assert!(!exclusion.detail.is_empty());
+            Some(exclusion.rule())
+        }
+        more => panic!("{more:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_center_in_reach_is_matched() {
+    assert_eq!(rule_for(center_east("a", 3.0), find_request()).await, None);
+}
+
+#[tokio::test]
+async fn unknown_ids_are_not_found() {
+    let server = TestServer::start(&Fixture::with_centers(vec![center_east("a", 3.0)])).await;
+    let mut request = find_request();
+    request.explain_center_ids = vec!["nobody".into(), "a".into()];
+    let response = server.client().await.find_repair_center(request).await.unwrap().into_inner();
+    assert_eq!(response.exclusions.len(), 1, "a matched center needs no explanation");
+    assert_eq!(response.exclusions[0].rule(), pb::ExclusionRule::NotFound);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn inactive() {
+    let mut center = center_east("a", 3.0);
+    center.active = false;
+    assert_eq!(rule_for(center, find_request()).await, Some(pb::ExclusionRule::Inactive));
+}
+
+#[tokio::test]
+async fn brand_case_insensitive_and_other_brands_excluded() {
+    let mut request = find_request();
+    request.terminal.as_mut().unwrap().brand = "pax".into();
+    assert_eq!(rule_for(center_east("a", 3.0), request.clone()).await, None);
+    request.terminal.as_mut().unwrap().brand = "Ingenico".into();
+    assert_eq!(rule_for(center_east("a", 3.0), request).await, Some(pb::ExclusionRule::Brand));
+}
+
+#[tokio::test]
+async fn model() {
+    let mut center = center_east("a", 3.0);
+    center.brands[0].models = vec!["A920".into()];
+    let mut request = find_request();
+    request.terminal.as_mut().unwrap().model = "A80".into();
+    assert_eq!(rule_for(center.clone(), request.clone()).await, Some(pb::ExclusionRule::Model));
+    request.terminal.as_mut().unwrap().model = "a920".into();
+    assert_eq!(rule_for(center, request).await, None);
+}
+
+#[tokio::test]
+async fn fault() {
+    let mut center = center_east("a", 3.0);
+    center.fault_categories = vec![pb::FaultCategory::Printer as i32];
+    assert_eq!(rule_for(center, find_request()).await, Some(pb::ExclusionRule::Fault));
+}
+
+#[tokio::test]
+async fn coverage_radius_exact_boundary() {
+    let (latitude, longitude) = east_of_shanghai(17.0);
+    let distance_km = geodesic_distance_km(LatLng::new(SHANGHAI.0, SHANGHAI.1), LatLng::new(latitude, longitude));
+    let mut on_the_edge = center("edge", latitude, longitude);
+    on_the_edge.coverage = Some(pb::Coverage { radius_km: distance_km, polygon: None });
+    assert_eq!(rule_for(on_the_edge.clone(), find_request()).await, None);
+    on_the_edge.coverage = Some(pb::Coverage { radius_km: distance_km - 1e-9, polygon: None });
+    assert_eq!(rule_for(on_the_edge, find_request()).await, Some(pb::ExclusionRule::Coverage));
+}
+
+fn ring(points: &[(f64, f64)]) -> pb::LinearRing {
+    pb::LinearRing { points: points.iter().map(|&(latitude, longitude)| pb::LatLng { latitude, longitude }).collect() }
+}
+
+#[tokio::test]
+async fn coverage_polygon() {
+    let (lat, lon) = SHANGHAI;
+    let square = |half: f64| {
+        ring(&[
+            (lat - half, lon - half),
+            (lat - half, lon + half),
+            (lat + half, lon + half),
+            (lat + half, lon - half),
+            (lat - half, lon - half),
+        ])
+    };
+    let mut polygon = center_east("poly", 3.0);
+    polygon.coverage = Some(pb::Coverage {
+        radius_km: 0.0,
+        polygon: Some(pb::Polygon { exterior: Some(square(0.2)), holes: vec![] }),
+    });
+    assert_eq!(rule_for(polygon.clone(), find_request()).await, None);
+    polygon.coverage = Some(pb::Coverage {
+        radius_km: 0.0,
+        polygon: Some(pb::Polygon { exterior: Some(square(0.2)), holes: vec![square(0.05)] }),
+    });
+    assert_eq!(rule_for(polygon, find_request()).await, Some(pb::ExclusionRule::Coverage), "merchant in a hole");
+}
+
+#[tokio::test]
+async fn coverage_across_the_antimeridian() {
+    // A Fiji depot east of the antimeridian, a merchant just west of it.
+    let mut depot = center("fiji", -17.8, -179.9);
+    depot.service_modes = vec![pb::ServiceMode::MailIn as i32];
+    depot.coverage = Some(pb::Coverage { radius_km: 100.0, polygon: None });
+    let mut request = find_request();
+    request.location = Some(pb::LatLng { latitude: -17.8, longitude: 179.8 });
+    assert_eq!(rule_for(depot.clone(), request.clone()).await, None);
+    request.location = Some(pb::LatLng { latitude: -17.8, longitude: 178.0 });
+    assert_eq!(rule_for(depot, request).await, Some(pb::ExclusionRule::Coverage));
+}
+
+#[tokio::test]
+async fn distance_cap_binds_walk_in_and_onsite_only() {
+    let mut request = find_request();
+    request.max_distance_km = 5.0;
+    assert_eq!(rule_for(center_east("walk-in", 8.0), request.clone()).await, Some(pb::ExclusionRule::DistanceCap));
+
+    let mut depot = center_east("depot", 8.0);
+    depot.service_modes = vec![pb::ServiceMode::WalkIn as i32, pb::ServiceMode::MailIn as i32];
+    let server = TestServer::start(&Fixture::with_centers(vec![depot])).await;
+    let response = server.client().await.find_repair_center(request).await.unwrap().into_inner();
+    assert_eq!(response.matches[0].service_modes, [pb::ServiceMode::MailIn as i32], "walk-in is beyond the cap");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn service_mode() {
+    let mut request = find_request();
+    request.service_modes = vec![pb::ServiceMode::Onsite as i32];
+    assert_eq!(rule_for(center_east("a", 3.0), request).await, Some(pb::ExclusionRule::ServiceMode));
+}
+
+#[tokio::test]
+async fn rating() {
+    let mut request = find_request();
+    request.min_rating = 4.6;
+    assert_eq!(rule_for(center_east("a", 3.0), request.clone()).await, Some(pb::ExclusionRule::Rating));
+    request.min_rating = 4.5;
+    assert_eq!(rule_for(center_east("a", 3.0), request.clone()).await, None);
+    let mut unrated = center_east("b", 3.0);
+    unrated.rating = None;
+    request.min_rating = 1.0;
+    assert_eq!(rule_for(unrated, request).await, Some(pb::ExclusionRule::Rating), "no reviews = not met");
+}
+
+#[tokio::test]
+async fn price() {
+    let mut request = find_request();
+    request.max_price = Some(cny(9_999));
+    assert_eq!(rule_for(center_east("a", 3.0), request.clone()).await, Some(pb::ExclusionRule::Price));
+    request.max_price = Some(cny(10_000));
+    assert_eq!(rule_for(center_east("a", 3.0), request.clone()).await, None);
+    request.max_price = Some(pb::Money { currency_code: "EUR".into(), amount_minor_units: 1_000_000 });
+    assert_eq!(rule_for(center_east("a", 3.0), request).await, Some(pb::ExclusionRule::Price), "other currency");
+}
+
+#[tokio::test]
+async fn closed_at_open_at_in_local_time_and_unknown_hours_stay() {
+    let mut shop = center_east("shop", 3.0);
+    shop.opening_hours = Some(pb::OpeningHours {
+        time_zone: "Asia/Shanghai".into(),
+        periods: vec![pb::WeeklyPeriod {
+            day: pb::DayOfWeek::Wednesday as i32,
+            open_minute_of_day: 540,
+            close_minute_of_day: 1080,
+        }],
+        exceptions: vec![pb::DatedException { date: "2026-12-02".into(), closed: true, periods: vec![] }],
+    });
+    let mut request = find_request();
+    // Wednesday 2026-11-25 09:30 UTC = 17:30 in Shanghai: open.
+    request.open_at = Some(repairmatch_proto::Timestamp { seconds: 1_795_599_000, nanos: 0 });
+    assert_eq!(rule_for(shop.clone(), request.clone()).await, None);
+    // 10:00 UTC = 18:00 in Shanghai: closed.
+    request.open_at = Some(repairmatch_proto::Timestamp { seconds: 1_795_600_800, nanos: 0 });
+    assert_eq!(rule_for(shop.clone(), request.clone()).await, Some(pb::ExclusionRule::Closed));
+    // A week later, same time of day, is a dated closure.
+    request.open_at = Some(repairmatch_proto::Timestamp { seconds: 1_795_599_000 + 7 * 86_400, nanos: 0 });
+    assert_eq!(rule_for(shop, request.clone()).await, Some(pb::ExclusionRule::Closed));
+
+    let server = TestServer::start(&Fixture::with_centers(vec![center_east("no-hours", 3.0)])).await;
+    let response = server.client().await.find_repair_center(request).await.unwrap().into_inner();
+    assert!(response.matches[0].reasons.iter().any(|r| r == "hours unknown"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn tamper_policy() {
+    let mut request = find_request();
+    request.fault.as_mut().unwrap().category = pb::FaultCategory::Tamper as i32;
+    assert_eq!(rule_for(center_east("independent", 3.0), request.clone()).await, Some(pb::ExclusionRule::Policy));
+    let mut authorized = center_east("authorized", 3.0);
+    authorized.kind = pb::RepairCenterKind::Authorized as i32;
+    authorized.brands[0].authorized = true;
+    authorized.key_injection = true;
+    assert_eq!(rule_for(authorized, request).await, None);
+}
+
+#[tokio::test]
+async fn tiers_put_the_banks_service_point_then_warranty_centers_first() {
+    let mut bank_point = center_east("bank-point", 20.0);
+    bank_point.kind = pb::RepairCenterKind::BankService as i32;
+    bank_point.bank_ids = vec!["icbc".into()];
+    bank_point.rating = Some(pb::Rating { average: 3.1, count: 12 });
+    let mut authorized = center_east("authorized", 15.0);
+    authorized.kind = pb::RepairCenterKind::Authorized as i32;
+    authorized.brands[0].authorized = true;
+    let close = center_east("close", 1.0);
+    let server = TestServer::start(&Fixture::with_centers(vec![close, authorized, bank_point])).await;
+    let mut client = server.client().await;
+
+    let mut request = find_request();
+    request.ownership = pb::Ownership::BankDeployed as i32;
+    request.bank_id = "icbc".into();
+    request.warranty =
+        Some(pb::Warranty { status: pb::WarrantyStatus::InWarranty as i32, purchase_date: String::new() });
+    let response = client.find_repair_center(request.clone()).await.unwrap().into_inner();
+    assert_eq!(match_ids(&response), ["bank-point", "authorized", "close"]);
+    let tiers: Vec<u32> = response.matches.iter().map(|m| m.tier).collect();
+    assert_eq!(tiers, [1, 2, 3], "the bank's point is not authorized, so it sits below a bank+warranty match");
+    assert!(response.matches[1].warranty_covered);
+    assert_eq!(response.remote_support.as_ref().unwrap().channels[0].provider_type, "bank");
+    assert_eq!(response.remote_support.as_ref().unwrap().channels[1].provider_type, "brand");
+
+    // Merchant-owned, warranty decided from the purchase date (PAX: 12 months).
+    request.ownership = pb::Ownership::MerchantOwned as i32;
+    request.bank_id.clear();
+    request.warranty =
+        Some(pb::Warranty { status: pb::WarrantyStatus::Unknown as i32, purchase_date: "2026-06-01".into() });
+    let response = client.find_repair_center(request.clone()).await.unwrap().into_inner();
+    assert_eq!(response.warranty_status(), pb::WarrantyStatus::InWarranty);
+    assert_eq!(match_ids(&response), ["authorized", "close"], "a bank point serves only its banks' terminals");
+    request.warranty =
+        Some(pb::Warranty { status: pb::WarrantyStatus::Unknown as i32, purchase_date: "2024-06-01".into() });
+    let response = client.find_repair_center(request).await.unwrap().into_inner();
+    assert_eq!(response.warranty_status(), pb::WarrantyStatus::OutOfWarranty);
+    assert_eq!(match_ids(&response)[0], "close");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn breakdown_contributions_sum_to_the_score() {
+    let centers = (0..20).map(|i| center_east(&format!("c{i}"), 0.5 + f64::from(i))).collect();
+    let server = TestServer::start(&Fixture::with_centers(centers)).await;
+    let response = server.client().await.find_repair_center(find_request()).await.unwrap().into_inner();
+    assert_eq!(response.matches.len(), 20);
+    for m in &response.matches {
+        let factors: Vec<&str> = m.score_breakdown.iter().map(|c| c.factor.as_str()).collect();
+        assert_eq!(factors, ["distance", "rating", "price", "brand_support", "downtime"]);
+        let sum: f64 = m.score_breakdown.iter().map(|c| c.contribution).sum();
+        assert!((sum - m.score).abs() < 1e-12, "{sum} vs {}", m.score);
+        assert!(m.estimated_price.is_some());
+        assert!(!m.reasons.is_empty());
+    }
+    let scores: Vec<f64> = response.matches.iter().map(|m| m.score).collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "one tier: ordered by score");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn nobody_covering_still_gets_remote_support_and_guidance() {
+    let server = TestServer::start(&Fixture::with_centers(vec![center_east("a", 3.0)])).await;
+    let mut request = find_request();
+    request.location = Some(pb::LatLng { latitude: -33.87, longitude: 151.21 });
+    let response = server.client().await.find_repair_center(request).await.unwrap().into_inner();
+    assert!(response.matches.is_empty());
+    assert_eq!(response.total_size, 0);
+    let channels = &response.remote_support.as_ref().unwrap().channels;
+    assert_eq!(channels[0].hotline, "+86 400 888 6600");
+    assert!(response.guidance.iter().any(|g| g.contains("No repair center covers")));
+    server.stop().await;
+}
