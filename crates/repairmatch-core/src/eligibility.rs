@@ -372,8 +372,7 @@ mod tests {
         assert_eq!(matched.usable_modes, modes(&[ServiceMode::MailIn]), "walk-in dropped beyond the cap");
         assert!(matched.beyond_distance_cap);
         // The profile's cap applies when the request sets none.
-        let mut profile = crate::RankingProfile::default();
-        profile.default_distance_cap_km = 5.0;
+        let profile = crate::RankingProfile { default_distance_cap_km: 5.0, ..Default::default() };
         assert_eq!(run_with(vec![center("far", 8.0)], &query(), &profile).total_size, 0);
     }
 

@@ -392,8 +392,10 @@ mod tests {
 
     #[test]
     fn validation_names_every_bad_key() {
-        let mut profile = RankingProfile::default();
-        profile.weights = Weights { distance: 0.0, rating: 0.0, price: 0.0, brand_support: 0.0, downtime: 0.0 };
+        let mut profile = RankingProfile {
+            weights: Weights { distance: 0.0, rating: 0.0, price: 0.0, brand_support: 0.0, downtime: 0.0 },
+            ..Default::default()
+        };
         profile.distance_decay.decay = 1.0;
         profile.default_page_size = 0;
         let keys: Vec<String> = profile.validate().into_iter().map(|(key, _)| key).collect();
