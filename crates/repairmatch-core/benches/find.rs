@@ -46,7 +46,7 @@ fn queries() -> Vec<FindQuery> {
 /// The same answer as `find`'s first page, by evaluating every center.
 fn brute_force(catalog: &Catalog, query: &FindQuery, profile: &RankingProfile) -> Vec<Scored> {
     let context = MatchContext::new(query, profile, WarrantyStatus::Unknown);
-    let eligible = catalog.centers().iter().filter_map(|center| context.evaluate(center).ok()).collect();
+    let eligible = catalog.centers().iter().filter_map(|center| context.evaluate(center).ok());
     let mut scored = score_all(eligible, profile);
     let page = 10.min(scored.len());
     if scored.len() > page {

@@ -12,8 +12,8 @@ use chrono::{NaiveDate, Weekday};
 
 use crate::geodesy::{LatLng, ServiceArea};
 use crate::model::{
-    Bank, Brand, BrandSupport, CenterKind, Contact, Coverage, DatedException, FaultCategory, FaultSet, Money,
-    OpeningHours, PriceRange, Rating, RepairCenter, ServiceMode, ServiceModeSet, WeeklyPeriod,
+    Bank, Brand, BrandSupport, CenterKind, Contact, Coverage, CurrencyCode, DatedException, FaultCategory, FaultSet,
+    Money, OpeningHours, PriceRange, Rating, RepairCenter, ServiceMode, ServiceModeSet, WeeklyPeriod,
 };
 
 /// A GeoNames city.
@@ -433,7 +433,8 @@ fn generate_center(index: usize, picker: &CityPicker, rng: &mut fastrand::Rng) -
                 let unit = 10_f64.powi(exponent as i32);
                 ((amount / unit).round() * unit) as i64
             };
-            let money = |amount_minor_units| Money { currency_code: currency.to_owned(), amount_minor_units };
+            let currency_code = CurrencyCode::parse(currency).expect("bundled codes are valid");
+            let money = |amount_minor_units| Money { currency_code, amount_minor_units };
             PriceRange { fault_category: fault, min: money(minor(low)), max: money(minor(high)) }
         })
         .collect();

@@ -6,9 +6,11 @@
 
 use std::sync::Arc;
 
-use crate::geodesy::{LatLng, geodesic_distance_km};
+use crate::geodesy::{LatLng, distance_km, within_km};
 use crate::hours::{OpenState, open_state};
-use crate::model::{CenterKind, FaultCategory, FaultSet, Money, RepairCenter, ServiceMode, ServiceModeSet, match_key};
+use crate::model::{
+    CenterKind, CurrencyCode, FaultCategory, FaultSet, Money, RepairCenter, ServiceMode, ServiceModeSet, match_key,
+};
 use crate::profile::RankingProfile;
 use crate::query::{FindQuery, WarrantyStatus};
 
@@ -63,12 +65,121 @@ pub enum BrandSupportLevel {
     BrandListed,
 }
 
+/// Why a center was turned down: plain data, cheap to make for every
+/// candidate. The words are built only when a caller asks for an explanation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Rejection {
+    /// Inactive.
+    Inactive,
+    /// Does not list the brand.
+    Brand,
+    /// Lists models, not this one.
+    Model,
+    /// Does not repair the fault.
+    Fault,
+    /// Outside the coverage.
+    Coverage {
+        /// How far the center is, km.
+        distance_km: f64,
+    },
+    /// Beyond the trip cap with only trip modes left.
+    DistanceCap {
+        /// How far the center is, km.
+        distance_km: f64,
+    },
+    /// None of the wanted modes.
+    ServiceMode,
+    /// No reviews and a minimum rating was asked.
+    Unrated,
+    /// Rated below the minimum.
+    RatedBelow {
+        /// Its published average.
+        average: f64,
+    },
+    /// No price for the fault, and a price cap was asked.
+    Unpriced,
+    /// Prices in another currency than the cap's.
+    OtherCurrency {
+        /// Its currency.
+        currency_code: CurrencyCode,
+    },
+    /// The low end of its price is above the cap.
+    AbovePriceCap,
+    /// Closed at the asked time.
+    Closed,
+    /// A bank service point of other banks.
+    OtherBanksOnly,
+    /// Tamper policy leaves no usable mode.
+    TamperPolicy,
+    /// Only a remote session was usable, and it cannot fix the fault.
+    RemoteCannotFix,
+}
+
+impl Rejection {
+    /// The contract's rule.
+    pub fn rule(self) -> ExclusionRule {
+        match self {
+            Rejection::Inactive => ExclusionRule::Inactive,
+            Rejection::Brand => ExclusionRule::Brand,
+            Rejection::Model => ExclusionRule::Model,
+            Rejection::Fault => ExclusionRule::Fault,
+            Rejection::Coverage { .. } => ExclusionRule::Coverage,
+            Rejection::DistanceCap { .. } => ExclusionRule::DistanceCap,
+            Rejection::ServiceMode => ExclusionRule::ServiceMode,
+            Rejection::Unrated | Rejection::RatedBelow { .. } => ExclusionRule::Rating,
+            Rejection::Unpriced | Rejection::OtherCurrency { .. } | Rejection::AbovePriceCap => ExclusionRule::Price,
+            Rejection::Closed => ExclusionRule::Closed,
+            Rejection::OtherBanksOnly | Rejection::TamperPolicy | Rejection::RemoteCannotFix => ExclusionRule::Policy,
+        }
+    }
+
+    /// A short human-readable detail.
+    pub fn detail(self, context: &MatchContext<'_>) -> String {
+        let query = context.query;
+        match self {
+            Rejection::Inactive => "the center is inactive".into(),
+            Rejection::Brand => format!("does not repair {}", query.brand),
+            Rejection::Model => {
+                format!("repairs {} but not the {}", query.brand, query.model.as_deref().unwrap_or_default())
+            }
+            Rejection::Fault => {
+                format!("does not repair {} faults", query.fault.map_or("these".into(), |f| f.to_string()))
+            }
+            Rejection::Coverage { distance_km } => {
+                format!("the merchant is outside its coverage ({distance_km:.1} km away)")
+            }
+            Rejection::DistanceCap { distance_km } => {
+                format!("{distance_km:.1} km is beyond the {:.0} km trip cap", context.distance_cap_km)
+            }
+            Rejection::ServiceMode => "offers none of the wanted service modes".into(),
+            Rejection::Unrated => "has no reviews".into(),
+            Rejection::RatedBelow { average } => {
+                format!("rated {average:.1}, below {:.1}", query.min_rating.unwrap_or_default())
+            }
+            Rejection::Unpriced => "publishes no price for this fault".into(),
+            Rejection::OtherCurrency { currency_code } => format!(
+                "prices in {currency_code}, not {}",
+                query.max_price.map_or_else(String::new, |cap| cap.currency_code.to_string())
+            ),
+            Rejection::AbovePriceCap => "its lowest price for this fault is above the cap".into(),
+            Rejection::Closed => "closed at the requested time".into(),
+            Rejection::OtherBanksOnly => "a bank service point takes only terminals its banks deployed".into(),
+            Rejection::TamperPolicy => {
+                "a tampered terminal needs a center authorized for the brand with key injection, or an exchange".into()
+            }
+            Rejection::RemoteCannotFix => {
+                "a remote session cannot fix this fault and no other wanted mode is usable".into()
+            }
+        }
+    }
+}
+
 /// A center that passed every rule, with what the rules learned about it.
 #[derive(Debug, Clone)]
 pub struct Eligible {
     /// The center.
     pub center: Arc<RepairCenter>,
-    /// Geodesic distance from the merchant, km.
+    /// Distance from the merchant, km ([`distance_km`]).
     pub distance_km: f64,
     /// Modes usable for this request.
     pub usable_modes: ServiceModeSet,
@@ -124,74 +235,66 @@ impl<'a> MatchContext<'a> {
         self.query.location
     }
 
+    /// What the index may rule out before the rules run: only what
+    /// [`MatchContext::evaluate`] would turn down too.
+    pub fn candidate_filter(&self) -> CandidateFilter {
+        CandidateFilter {
+            merchant: self.query.location.unit_vector(),
+            fault: self.query.fault,
+            wanted_modes: self.wanted_modes,
+            min_rating: self.query.min_rating,
+        }
+    }
+
     /// Checks every rule in order; the first failure is the answer.
-    pub fn evaluate(&self, center: &Arc<RepairCenter>) -> Result<Eligible, Exclusion> {
-        let fail = |rule, detail: String| Err(Exclusion { center_id: center.id.clone(), rule, detail });
+    pub fn evaluate(&self, center: &Arc<RepairCenter>) -> Result<Eligible, Rejection> {
         let query = self.query;
         if !center.active {
-            return fail(ExclusionRule::Inactive, "the center is inactive".into());
+            return Err(Rejection::Inactive);
         }
-        let Some(support) = center.brand_support(&self.brand_key) else {
-            return fail(ExclusionRule::Brand, format!("does not repair {}", query.brand));
-        };
+        let support = center.brand_support(&self.brand_key).ok_or(Rejection::Brand)?;
         if let Some(model_key) = &self.model_key
             && !support.all_models()
             && !support.lists_model(model_key)
         {
-            return fail(
-                ExclusionRule::Model,
-                format!("repairs {} but not the {}", support.brand, query.model.as_deref().unwrap_or_default()),
-            );
+            return Err(Rejection::Model);
         }
         if let Some(fault) = query.fault
             && !center.fault_categories.contains(fault)
         {
-            return fail(ExclusionRule::Fault, format!("does not repair {fault} faults"));
+            return Err(Rejection::Fault);
         }
-        let distance_km = geodesic_distance_km(query.location, center.location);
+        let distance_km = distance_km(query.location, center.location);
         if !covers(center, query.location, distance_km) {
-            return fail(
-                ExclusionRule::Coverage,
-                format!("the merchant is outside its coverage ({distance_km:.1} km away)"),
-            );
+            return Err(Rejection::Coverage { distance_km });
         }
         let mut usable_modes = center.service_modes.intersection(self.wanted_modes);
-        let beyond_distance_cap = distance_km > self.distance_cap_km;
+        let beyond_distance_cap = !within_km(query.location, center.location, distance_km, self.distance_cap_km);
         if beyond_distance_cap && !usable_modes.is_empty() {
             if usable_modes.all_trips() {
-                return fail(
-                    ExclusionRule::DistanceCap,
-                    format!("{distance_km:.1} km is beyond the {:.0} km trip cap", self.distance_cap_km),
-                );
+                return Err(Rejection::DistanceCap { distance_km });
             }
             usable_modes = usable_modes.without_trips();
         }
         if usable_modes.is_empty() {
-            return fail(ExclusionRule::ServiceMode, "offers none of the wanted service modes".into());
+            return Err(Rejection::ServiceMode);
         }
         if let Some(min_rating) = query.min_rating {
             match center.rating {
                 Some(rating) if rating.count > 0 && rating.average >= min_rating => {}
-                Some(rating) if rating.count > 0 => {
-                    return fail(ExclusionRule::Rating, format!("rated {:.1}, below {min_rating:.1}", rating.average));
-                }
-                _ => return fail(ExclusionRule::Rating, "has no reviews".into()),
+                Some(rating) if rating.count > 0 => return Err(Rejection::RatedBelow { average: rating.average }),
+                _ => return Err(Rejection::Unrated),
             }
         }
         let price = center.price_for(query.fault);
         if let Some(cap) = &query.max_price {
             match &price {
-                None => {
-                    return fail(ExclusionRule::Price, "publishes no price for this fault".into());
-                }
+                None => return Err(Rejection::Unpriced),
                 Some((low, _)) if low.currency_code != cap.currency_code => {
-                    return fail(
-                        ExclusionRule::Price,
-                        format!("prices in {}, not {}", low.currency_code, cap.currency_code),
-                    );
+                    return Err(Rejection::OtherCurrency { currency_code: low.currency_code });
                 }
                 Some((low, _)) if low.amount_minor_units > cap.amount_minor_units => {
-                    return fail(ExclusionRule::Price, "its lowest price for this fault is above the cap".into());
+                    return Err(Rejection::AbovePriceCap);
                 }
                 Some(_) => {}
             }
@@ -200,9 +303,7 @@ impl<'a> MatchContext<'a> {
         if let Some(open_at) = query.open_at {
             match open_state(center.opening_hours.as_ref(), open_at) {
                 OpenState::Open => {}
-                OpenState::Closed => {
-                    return fail(ExclusionRule::Closed, "closed at the requested time".into());
-                }
+                OpenState::Closed => return Err(Rejection::Closed),
                 OpenState::Unknown => hours_unknown = true,
             }
         }
@@ -212,25 +313,18 @@ impl<'a> MatchContext<'a> {
             && center.kind == CenterKind::BankService
             && !deploying_bank.is_some_and(|bank| center.serves_bank(bank))
         {
-            return fail(ExclusionRule::Policy, "a bank service point takes only terminals its banks deployed".into());
+            return Err(Rejection::OtherBanksOnly);
         }
         if query.fault.is_some_and(|fault| !self.remote_faults.contains(fault)) {
             usable_modes.remove(ServiceMode::Remote);
         }
         let authorized = center.is_authorized_for(&self.brand_key);
-        if query.fault == Some(FaultCategory::Tamper)
-            && policies.tamper_requires_key_injection_or_exchange
-            && !(authorized && center.key_injection)
-        {
+        let tamper = query.fault == Some(FaultCategory::Tamper);
+        if tamper && policies.tamper_requires_key_injection_or_exchange && !(authorized && center.key_injection) {
             usable_modes = usable_modes.intersection([ServiceMode::Exchange].into_iter().collect());
         }
         if usable_modes.is_empty() {
-            let detail = if query.fault == Some(FaultCategory::Tamper) {
-                "a tampered terminal needs a center authorized for the brand with key injection, or an exchange"
-            } else {
-                "a remote session cannot fix this fault and no other wanted mode is usable"
-            };
-            return fail(ExclusionRule::Policy, detail.into());
+            return Err(if tamper { Rejection::TamperPolicy } else { Rejection::RemoteCannotFix });
         }
 
         let brand_support = if authorized {
@@ -255,15 +349,35 @@ impl<'a> MatchContext<'a> {
             tier: u32::from(bank_tier) * 2 + u32::from(warranty_tier),
         })
     }
+
+    /// The explanation for a center that is not matched.
+    pub fn exclusion(&self, center_id: &str, rejection: Rejection) -> Exclusion {
+        Exclusion { center_id: center_id.to_owned(), rule: rejection.rule(), detail: rejection.detail(self) }
+    }
 }
 
-/// Whether the merchant is inside the center's coverage (boundary included).
+/// The part of a request the index checks on its own copy of each center's
+/// match facts, so most non-matches are dropped without touching the center.
+#[derive(Debug, Clone, Copy)]
+pub struct CandidateFilter {
+    /// The merchant on the unit sphere.
+    pub merchant: [f64; 3],
+    /// The asked fault.
+    pub fault: Option<FaultCategory>,
+    /// Wanted modes (all when none asked).
+    pub wanted_modes: ServiceModeSet,
+    /// Minimum rating.
+    pub min_rating: Option<f64>,
+}
+
+/// Whether the merchant is inside the center's coverage (boundary included),
+/// given the fast distance; the radius is decided exactly near its edge.
 pub fn covers(center: &RepairCenter, merchant: LatLng, distance_km: f64) -> bool {
     let coverage = &center.coverage;
     if coverage.radius_km.is_none() && coverage.area.is_none() {
         return false;
     }
-    coverage.radius_km.is_none_or(|radius_km| distance_km <= radius_km)
+    coverage.radius_km.is_none_or(|radius_km| within_km(merchant, center.location, distance_km, radius_km))
         && coverage.area.as_ref().is_none_or(|area| area.contains(merchant))
 }
 
@@ -407,7 +521,10 @@ mod tests {
         assert_eq!(first_failed_rule(center("a", 3.0), &q), None, "low end 100.00 within 100.00");
         q.max_price = Some(cny(9_999));
         assert_eq!(first_failed_rule(center("a", 3.0), &q), Some(Rule::Price));
-        q.max_price = Some(Money { currency_code: "USD".into(), amount_minor_units: 1_000_000 });
+        q.max_price = Some(Money {
+            currency_code: crate::model::CurrencyCode::parse("USD").unwrap(),
+            amount_minor_units: 1_000_000,
+        });
         assert_eq!(first_failed_rule(center("a", 3.0), &q), Some(Rule::Price), "another currency");
         q.max_price = Some(cny(1_000_000));
         q.fault = Some(FaultCategory::Printer);

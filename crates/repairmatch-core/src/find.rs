@@ -10,7 +10,7 @@ use crate::model::{FaultCategory, Money, RepairCenter};
 use crate::paging::{self, PageTokenError};
 use crate::profile::{MAX_PAGE_SIZE, RankingProfile};
 use crate::query::{FindQuery, WarrantyStatus};
-use crate::ranking::{Scored, score_all};
+use crate::ranking::{ScoreComponent, Scored, score_all};
 
 /// Who runs a remote support channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +41,8 @@ pub struct SupportChannel {
 pub struct RankedMatch {
     /// The scored match.
     pub scored: Scored,
+    /// One component per factor; the contributions add up to the score.
+    pub breakdown: [ScoreComponent; 5],
     /// 1-based rank across all pages.
     pub rank: u32,
     /// Short human-readable reasons.
@@ -75,15 +77,15 @@ pub fn find(
     profile: &RankingProfile,
     now: DateTime<Utc>,
 ) -> Result<FindOutcome, PageTokenError> {
-    let fingerprint = query.fingerprint();
-    let after = query.page_token.as_deref().map(|token| paging::decode(token, fingerprint)).transpose()?;
+    // Hashing the query costs a few microseconds: only paging needs it.
+    let fingerprint = std::cell::OnceCell::new();
+    let fingerprint = || *fingerprint.get_or_init(|| query.fingerprint());
+    let after = query.page_token.as_deref().map(|token| paging::decode(token, fingerprint())).transpose()?;
     let warranty = query.warranty.decide(catalog.brand(&query.brand), now.date_naive());
     let context = MatchContext::new(query, profile, warranty);
 
-    let eligible: Vec<_> = catalog
-        .candidates(&context.brand_key, query.location)
-        .filter_map(|center| context.evaluate(center).ok())
-        .collect();
+    let filter = context.candidate_filter();
+    let eligible = catalog.candidates(&context.brand_key, &filter).filter_map(|center| context.evaluate(center).ok());
     let scored = score_all(eligible, profile);
     let total_size = scored.len();
 
@@ -101,14 +103,20 @@ pub fn find(
         remaining.truncate(page_size);
     }
     remaining.sort_unstable_by(Scored::rank_cmp);
-    let next_page_token = has_more.then(|| paging::encode(fingerprint, &remaining[page_size - 1].sort_key()));
+    let next_page_token = has_more.then(|| paging::encode(fingerprint(), &remaining[page_size - 1].sort_key()));
 
     let matches = remaining
         .into_iter()
         .enumerate()
         .map(|(index, scored)| {
             let reasons = reasons(&context, &scored);
-            RankedMatch { rank: u32::try_from(ranked_before + index + 1).unwrap_or(u32::MAX), reasons, scored }
+            let breakdown = scored.breakdown(profile);
+            RankedMatch {
+                rank: u32::try_from(ranked_before + index + 1).unwrap_or(u32::MAX),
+                reasons,
+                breakdown,
+                scored,
+            }
         })
         .collect();
 
@@ -143,7 +151,7 @@ fn explain(catalog: &Catalog, context: &MatchContext<'_>, scored: &[Scored]) -> 
             }),
             // Eligible by the rules yet not a candidate would mean the index
             // lost it; the rules are the truth, so nothing to explain.
-            Some(center) => context.evaluate(center).err(),
+            Some(center) => context.evaluate(center).err().map(|rejection| context.exclusion(id, rejection)),
         })
         .collect()
 }
@@ -263,7 +271,7 @@ fn reasons(context: &MatchContext<'_>, scored: &Scored) -> Vec<String> {
         None => lines.push("no published price for this fault".to_owned()),
     }
     let modes: Vec<String> = eligible.usable_modes.iter().map(|mode| mode.to_string()).collect();
-    lines.push(format!("back in service in about {:.0} h ({})", scored.downtime_hours.ceil(), modes.join(", ")));
+    lines.push(format!("back in service in about {:.0} h ({})", scored.downtime_hours().ceil(), modes.join(", ")));
     if eligible.hours_unknown {
         lines.push("hours unknown".to_owned());
     }
@@ -285,7 +293,7 @@ mod tests {
     use super::*;
     use crate::eligibility::MatchContext;
     use crate::geodesy::LatLng;
-    use crate::model::{BrandSupport, CenterKind, Rating, ServiceMode};
+    use crate::model::{BrandSupport, CenterKind, FaultCategory, Rating, ServiceMode};
     use crate::profile::Weights;
     use crate::query::{Ownership, WarrantyClaim};
     use crate::test_fixtures::*;
@@ -313,12 +321,12 @@ mod tests {
         let outcome = find(&catalog, &query, &RankingProfile::default(), now()).unwrap();
         assert!(outcome.total_size > 10, "{}", outcome.total_size);
         for m in &outcome.matches {
-            let sum: f64 = m.scored.breakdown.iter().map(|c| c.contribution).sum();
+            let sum: f64 = m.breakdown.iter().map(|c| c.contribution).sum();
             assert_eq!(sum, m.scored.score);
             assert!((0.0..=1.0).contains(&m.scored.score));
-            let weights: f64 = m.scored.breakdown.iter().map(|c| c.weight).sum();
+            let weights: f64 = m.breakdown.iter().map(|c| c.weight).sum();
             assert!((weights - 1.0).abs() < 1e-12);
-            for c in &m.scored.breakdown {
+            for c in &m.breakdown {
                 assert!((0.0..=1.0).contains(&c.normalized_value), "{c:?}");
                 assert_eq!(c.contribution, c.weight * c.normalized_value);
             }
@@ -352,7 +360,7 @@ mod tests {
         unpriced.prices.clear();
         let outcome = run_with(vec![dear, center("cheap", 3.0), unpriced], &query(), &only("price"));
         assert_eq!(ids(&outcome), ["cheap", "dear", "unpriced"]);
-        let factor = |i: usize| outcome.matches[i].scored.breakdown[2].normalized_value;
+        let factor = |i: usize| outcome.matches[i].breakdown[2].normalized_value;
         assert_eq!(factor(0), 1.0);
         assert_eq!(factor(1), 0.5, "twice the cheapest quote");
         assert_eq!(factor(2), RankingProfile::default().unknown_price_score);
@@ -381,7 +389,7 @@ mod tests {
         let outcome = run_with(vec![depot, center("walk-in", 20.0), exchange], &query(), &only("downtime"));
         // Walk-in 20 km: 4 trips of 40 min + 4 h bench ≈ 6.7 h; exchange: 24 h shipping; depot: 168 h.
         assert_eq!(ids(&outcome), ["walk-in", "exchange", "depot"]);
-        assert!(outcome.matches[0].scored.downtime_hours < outcome.matches[1].scored.downtime_hours);
+        assert!(outcome.matches[0].scored.downtime_hours() < outcome.matches[1].scored.downtime_hours());
     }
 
     #[test]
@@ -495,7 +503,7 @@ mod tests {
     #[test]
     fn tamper_guidance_warns_against_power_cycling() {
         let mut q = query();
-        q.fault = Some(crate::model::FaultCategory::Tamper);
+        q.fault = Some(FaultCategory::Tamper);
         let outcome = run(vec![], &q);
         assert!(outcome.guidance[0].contains("do not power-cycle"), "{:?}", outcome.guidance);
     }
@@ -521,7 +529,7 @@ mod tests {
         let profile = RankingProfile::default();
         let brands = ["PAX", "Verifone", "Ingenico", "Newland", "Sunmi"];
         let mut queries: Vec<(LatLng, &str)> =
-            datagen::sample_locations(150, 9).into_iter().enumerate().map(|(i, at)| (at, brands[i % 5])).collect();
+            datagen::sample_locations(400, 9).into_iter().enumerate().map(|(i, at)| (at, brands[i % 5])).collect();
         let awkward = [
             (LatLng::new(-17.8, -179.99), 2),
             (LatLng::new(-17.8, 179.99), 2),
@@ -532,12 +540,24 @@ mod tests {
         ];
         queries.extend(awkward.iter().map(|(at, _)| (*at, "PAX")));
         let mut checked = 0;
-        for (location, brand) in queries {
+        for (i, (location, brand)) in queries.into_iter().enumerate() {
+            // Vary what the index prefilter checks: fault, wanted modes, rating.
             let mut query = FindQuery::new(location, brand);
-            query.service_modes = crate::model::ServiceModeSet::EMPTY;
+            query.fault =
+                [None, Some(FaultCategory::Screen), Some(FaultCategory::Tamper), Some(FaultCategory::Software)][i % 4];
+            query.service_modes = [&[][..], &[ServiceMode::WalkIn], &[ServiceMode::MailIn, ServiceMode::Exchange]]
+                [i % 3]
+                .iter()
+                .copied()
+                .collect();
+            query.min_rating = [None, Some(4.2)][(i / 2) % 2];
+            if awkward.iter().any(|(at, _)| *at == location) {
+                query = FindQuery::new(location, brand);
+            }
             let context = MatchContext::new(&query, &profile, WarrantyStatus::Unknown);
+            let filter = context.candidate_filter();
             let by_index: HashSet<&str> = catalog
-                .candidates(&context.brand_key, location)
+                .candidates(&context.brand_key, &filter)
                 .filter(|c| context.evaluate(c).is_ok())
                 .map(|c| c.id.as_str())
                 .collect();

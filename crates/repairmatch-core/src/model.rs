@@ -235,17 +235,53 @@ pub struct Rating {
     pub count: u32,
 }
 
+/// An ISO 4217 currency code: three upper-case ASCII letters, stored inline so
+/// money is `Copy` and comparing currencies never touches the heap.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CurrencyCode([u8; 3]);
+
+impl CurrencyCode {
+    /// Parses a code; `None` unless it is three upper-case ASCII letters.
+    pub fn parse(code: &str) -> Option<Self> {
+        let bytes: [u8; 3] = code.as_bytes().try_into().ok()?;
+        bytes.iter().all(u8::is_ascii_uppercase).then_some(Self(bytes))
+    }
+
+    /// The code as text.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("validated ASCII")
+    }
+}
+
+impl fmt::Debug for CurrencyCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for CurrencyCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for CurrencyCode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
 /// Money in integer minor units.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct Money {
     /// ISO 4217 code.
-    pub currency_code: String,
+    pub currency_code: CurrencyCode,
     /// Minor units.
     pub amount_minor_units: i64,
 }
 
 /// A quote for one fault category. Both ends share a currency.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PriceRange {
     /// The fault it prices.
     pub fault_category: FaultCategory,
@@ -380,18 +416,16 @@ impl RepairCenter {
     /// currency of its first one.
     pub fn price_for(&self, fault: Option<FaultCategory>) -> Option<(Money, Money)> {
         match fault {
-            Some(fault) => self
-                .prices
-                .iter()
-                .find(|price| price.fault_category == fault)
-                .map(|price| (price.min.clone(), price.max.clone())),
+            Some(fault) => {
+                self.prices.iter().find(|price| price.fault_category == fault).map(|price| (price.min, price.max))
+            }
             None => {
-                let currency = &self.prices.first()?.min.currency_code;
-                let same_currency = self.prices.iter().filter(|p| &p.min.currency_code == currency);
+                let currency_code = self.prices.first()?.min.currency_code;
+                let same_currency = self.prices.iter().filter(|p| p.min.currency_code == currency_code);
                 let (low, high) = same_currency.fold((i64::MAX, i64::MIN), |(low, high), p| {
                     (low.min(p.min.amount_minor_units), high.max(p.max.amount_minor_units))
                 });
-                let money = |amount_minor_units| Money { currency_code: currency.clone(), amount_minor_units };
+                let money = |amount_minor_units| Money { currency_code, amount_minor_units };
                 Some((money(low), money(high)))
             }
         }

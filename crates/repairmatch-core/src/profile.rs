@@ -43,7 +43,12 @@ impl Weights {
         ]
     }
 
-    /// The weights scaled to sum 1, in factor order.
+    /// The weights in breakdown order (`ranking::FACTORS`).
+    pub fn as_factor_array(&self) -> [f64; 5] {
+        [self.distance, self.rating, self.price, self.brand_support, self.downtime]
+    }
+
+    /// The weights scaled to sum 1.
     pub fn normalized(&self) -> Weights {
         let total: f64 = self.as_array().iter().map(|(_, w)| w).sum();
         Weights {

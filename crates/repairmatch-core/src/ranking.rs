@@ -7,9 +7,9 @@
 //! order, so rankings and pages are deterministic.
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
 
 use crate::eligibility::{BrandSupportLevel, Eligible};
+use crate::model::CurrencyCode;
 use crate::profile::RankingProfile;
 
 /// One factor's part in a score.
@@ -27,17 +27,42 @@ pub struct ScoreComponent {
     pub contribution: f64,
 }
 
-/// An eligible center with its score.
+/// The factors in breakdown order.
+pub const FACTORS: [&str; 5] = ["distance", "rating", "price", "brand_support", "downtime"];
+const PRICE: usize = 2;
+const DOWNTIME: usize = 4;
+
+/// An eligible center with its score. Kept small: a query scores every
+/// eligible center but builds breakdowns only for the page it returns.
 #[derive(Debug, Clone)]
 pub struct Scored {
     /// What the rules found.
     pub eligible: Eligible,
-    /// Weighted score, 0..=1.
+    /// Weighted score, 0..=1: the sum of the breakdown's contributions.
     pub score: f64,
-    /// One component per factor.
-    pub breakdown: [ScoreComponent; 5],
+    /// Each factor's input in its own unit, in [`FACTORS`] order.
+    pub raw: [f64; 5],
+    /// Each factor mapped to 0..=1, in [`FACTORS`] order.
+    pub normalized: [f64; 5],
+}
+
+impl Scored {
     /// Best downtime over the usable modes, hours.
-    pub downtime_hours: f64,
+    pub fn downtime_hours(&self) -> f64 {
+        self.raw[DOWNTIME]
+    }
+
+    /// One component per factor, under the profile that scored it.
+    pub fn breakdown(&self, profile: &RankingProfile) -> [ScoreComponent; 5] {
+        let weights = profile.weights.normalized().as_factor_array();
+        std::array::from_fn(|i| ScoreComponent {
+            factor: FACTORS[i],
+            raw_value: self.raw[i],
+            normalized_value: self.normalized[i],
+            weight: weights[i],
+            contribution: weights[i] * self.normalized[i],
+        })
+    }
 }
 
 /// The position of a match in the total order, as carried by page tokens.
@@ -110,45 +135,41 @@ impl Scored {
 }
 
 /// Scores every eligible center. Price is relative: the cheapest eligible quote
-/// in a currency scores 1 and one twice as dear scores 0.5, so it needs the
-/// whole eligible set.
-pub fn score_all(eligible: Vec<Eligible>, profile: &RankingProfile) -> Vec<Scored> {
-    let mut cheapest_by_currency: HashMap<&str, f64> = HashMap::new();
-    for candidate in &eligible {
-        if let Some((low, high)) = &candidate.price {
-            let mid = midpoint(low.amount_minor_units, high.amount_minor_units);
-            cheapest_by_currency
-                .entry(low.currency_code.as_str())
-                .and_modify(|cheapest| *cheapest = cheapest.min(mid))
-                .or_insert(mid);
+/// in a currency scores 1 and one twice as dear scores 0.5, so it is settled in
+/// a second pass once every quote is known.
+pub fn score_all(eligible: impl Iterator<Item = Eligible>, profile: &RankingProfile) -> Vec<Scored> {
+    let weights = profile.weights.normalized().as_factor_array();
+    let mut scored: Vec<Scored> = eligible.map(|candidate| score_one(candidate, profile)).collect();
+    let mut cheapest: Vec<(CurrencyCode, f64)> = Vec::new();
+    for m in &scored {
+        if let (Some((low, _)), false) = (&m.eligible.price, m.eligible.warranty_covered) {
+            match cheapest.iter_mut().find(|(currency, _)| *currency == low.currency_code) {
+                Some((_, price)) => *price = price.min(m.raw[PRICE]),
+                None => cheapest.push((low.currency_code, m.raw[PRICE])),
+            }
         }
     }
-    let prices: Vec<Option<f64>> = eligible
-        .iter()
-        .map(|candidate| {
-            candidate.price.as_ref().map(|(low, high)| {
-                let mid = midpoint(low.amount_minor_units, high.amount_minor_units);
-                let cheapest = cheapest_by_currency[low.currency_code.as_str()];
-                if mid <= 0.0 { 1.0 } else { cheapest.max(0.0) / mid }
-            })
-        })
-        .collect();
-    eligible
-        .into_iter()
-        .zip(prices)
-        .map(|(candidate, price_factor)| score_one(candidate, price_factor, profile))
-        .collect()
+    for m in &mut scored {
+        if let (Some((low, _)), false) = (&m.eligible.price, m.eligible.warranty_covered) {
+            let mid = m.raw[PRICE];
+            let floor = cheapest.iter().find(|(currency, _)| *currency == low.currency_code).map_or(mid, |(_, c)| *c);
+            m.normalized[PRICE] = if mid <= 0.0 { 1.0 } else { floor.max(0.0) / mid };
+        }
+        // Summed in breakdown order, so the contributions add up to exactly this.
+        m.score = (0..5).map(|i| weights[i] * m.normalized[i]).sum();
+    }
+    scored
 }
 
 fn midpoint(low: i64, high: i64) -> f64 {
     (low as f64 + high as f64) / 2.0
 }
 
-fn score_one(eligible: Eligible, relative_price: Option<f64>, profile: &RankingProfile) -> Scored {
-    let weights = profile.weights.normalized();
+/// Every factor but the relative price, which [`score_all`] settles.
+fn score_one(eligible: Eligible, profile: &RankingProfile) -> Scored {
     let center = &eligible.center;
-
-    let distance = profile.distance_decay.apply(eligible.distance_km);
+    let distance_km = eligible.distance_km;
+    let distance = profile.distance_decay.apply(distance_km);
 
     let (rating_raw, rating) = match center.rating {
         Some(rating) if rating.count > 0 => {
@@ -159,10 +180,10 @@ fn score_one(eligible: Eligible, relative_price: Option<f64>, profile: &RankingP
     };
 
     // Under warranty the merchant pays nothing at a center that honours it.
-    let (price_raw, price) = match (&eligible.price, relative_price) {
+    let (price_raw, price) = match &eligible.price {
         _ if eligible.warranty_covered => (0.0, 1.0),
-        (Some((low, high)), Some(relative)) => (midpoint(low.amount_minor_units, high.amount_minor_units), relative),
-        _ => (0.0, profile.unknown_price_score),
+        Some((low, high)) => (midpoint(low.amount_minor_units, high.amount_minor_units), 1.0),
+        None => (0.0, profile.unknown_price_score),
     };
 
     let levels = &profile.brand_support;
@@ -179,20 +200,10 @@ fn score_one(eligible: Eligible, relative_price: Option<f64>, profile: &RankingP
         .fold(f64::INFINITY, f64::min);
     let downtime = profile.downtime.factor(downtime_hours);
 
-    let component = |factor, raw_value, normalized_value: f64, weight: f64| ScoreComponent {
-        factor,
-        raw_value,
-        normalized_value,
-        weight,
-        contribution: weight * normalized_value,
-    };
-    let breakdown = [
-        component("distance", eligible.distance_km, distance, weights.distance),
-        component("rating", rating_raw, rating, weights.rating),
-        component("price", price_raw, price, weights.price),
-        component("brand_support", brand_raw, brand, weights.brand_support),
-        component("downtime", downtime_hours, downtime, weights.downtime),
-    ];
-    let score = breakdown.iter().map(|c| c.contribution).sum();
-    Scored { eligible, score, breakdown, downtime_hours }
+    Scored {
+        eligible,
+        score: 0.0,
+        raw: [distance_km, rating_raw, price_raw, brand_raw, downtime_hours],
+        normalized: [distance, rating, price, brand, downtime],
+    }
 }

@@ -8,8 +8,8 @@ use crate::eligibility::ExclusionRule;
 use crate::find::{FindOutcome, find};
 use crate::geodesy::LatLng;
 use crate::model::{
-    Bank, Brand, BrandSupport, CenterKind, Contact, Coverage, FaultCategory, FaultSet, Money, PriceRange, Rating,
-    RepairCenter, ServiceMode, ServiceModeSet,
+    Bank, Brand, BrandSupport, CenterKind, Contact, Coverage, CurrencyCode, FaultCategory, FaultSet, Money, PriceRange,
+    Rating, RepairCenter, ServiceMode, ServiceModeSet,
 };
 use crate::profile::RankingProfile;
 use crate::query::FindQuery;
@@ -29,7 +29,7 @@ pub fn now() -> DateTime<Utc> {
 }
 
 pub fn cny(amount_minor_units: i64) -> Money {
-    Money { currency_code: "CNY".into(), amount_minor_units }
+    Money { currency_code: CurrencyCode::parse("CNY").unwrap(), amount_minor_units }
 }
 
 /// An independent walk-in PAX repairer `km` east of the merchant, covering 30 km,

@@ -12,8 +12,8 @@ use repairmatch_core::eligibility::{Exclusion, ExclusionRule};
 use repairmatch_core::find::{FindOutcome, RankedMatch, SupportChannel, SupportProvider};
 use repairmatch_core::geodesy::{LatLng, ServiceArea};
 use repairmatch_core::model::{
-    Bank, Brand, BrandSupport, CenterKind, Contact, Coverage, DatedException, FaultCategory, Money, OpeningHours,
-    PriceRange, Rating, RepairCenter, ServiceMode, ServiceModeSet, WeeklyPeriod,
+    Bank, Brand, BrandSupport, CenterKind, Contact, Coverage, CurrencyCode, DatedException, FaultCategory, Money,
+    OpeningHours, PriceRange, Rating, RepairCenter, ServiceMode, ServiceModeSet, WeeklyPeriod,
 };
 use repairmatch_core::query::{FindQuery, Ownership, WarrantyClaim, WarrantyStatus};
 use repairmatch_proto::v1 as pb;
@@ -84,21 +84,20 @@ impl Violations {
             self.add(field, "is required");
             return None;
         };
-        let mut ok = true;
-        if !is_currency_code(&money.currency_code) {
+        let currency_code = CurrencyCode::parse(&money.currency_code);
+        if currency_code.is_none() {
             self.add(format!("{field}.currency_code"), "must be an ISO 4217 code of three upper-case letters");
-            ok = false;
         }
         if money.amount_minor_units < 0 {
             self.add(format!("{field}.amount_minor_units"), "must not be negative");
-            ok = false;
+            return None;
         }
-        ok.then(|| Money { currency_code: money.currency_code.clone(), amount_minor_units: money.amount_minor_units })
+        Some(Money { currency_code: currency_code?, amount_minor_units: money.amount_minor_units })
     }
 }
 
-fn is_currency_code(code: &str) -> bool {
-    code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase())
+fn money_to_proto(money: &Money) -> pb::Money {
+    pb::Money { currency_code: money.currency_code.to_string(), amount_minor_units: money.amount_minor_units }
 }
 
 fn is_valid_id(id: &str) -> bool {
@@ -579,8 +578,6 @@ fn hours_from_proto(hours: &pb::OpeningHours, path: &str, v: &mut Violations) ->
 pub fn center_to_proto(center: &RepairCenter) -> pb::RepairCenter {
     let point = |p: &LatLng| pb::LatLng { latitude: p.latitude, longitude: p.longitude };
     let ring = |points: &[LatLng]| pb::LinearRing { points: points.iter().map(point).collect() };
-    let money =
-        |m: &Money| pb::Money { currency_code: m.currency_code.clone(), amount_minor_units: m.amount_minor_units };
     let period = |p: &WeeklyPeriod| pb::WeeklyPeriod {
         day: weekday_to_proto(p.day),
         open_minute_of_day: p.open_minute_of_day,
@@ -615,8 +612,8 @@ pub fn center_to_proto(center: &RepairCenter) -> pb::RepairCenter {
             .iter()
             .map(|p| pb::PriceRange {
                 fault_category: fault_category_to_proto(p.fault_category),
-                min: Some(money(&p.min)),
-                max: Some(money(&p.max)),
+                min: Some(money_to_proto(&p.min)),
+                max: Some(money_to_proto(&p.max)),
             })
             .collect(),
         opening_hours: center.opening_hours.as_ref().map(|hours| pb::OpeningHours {
@@ -865,14 +862,12 @@ pub fn find_query_from_proto(
 fn match_to_proto(ranked: &RankedMatch) -> pb::RepairCenterMatch {
     let scored = &ranked.scored;
     let eligible = &scored.eligible;
-    let money =
-        |m: &Money| pb::Money { currency_code: m.currency_code.clone(), amount_minor_units: m.amount_minor_units };
     pb::RepairCenterMatch {
         center: Some(center_to_proto(&eligible.center)),
         rank: ranked.rank,
         score: scored.score,
         distance_km: eligible.distance_km,
-        score_breakdown: scored
+        score_breakdown: ranked
             .breakdown
             .iter()
             .map(|c| pb::ScoreComponent {
@@ -887,11 +882,11 @@ fn match_to_proto(ranked: &RankedMatch) -> pb::RepairCenterMatch {
         estimated_price: eligible
             .price
             .as_ref()
-            .map(|(low, high)| pb::PriceEstimate { min: Some(money(low)), max: Some(money(high)) }),
+            .map(|(low, high)| pb::PriceEstimate { min: Some(money_to_proto(low)), max: Some(money_to_proto(high)) }),
         service_modes: eligible.usable_modes.iter().map(service_mode_to_proto).collect(),
         reasons: ranked.reasons.clone(),
         tier: eligible.tier,
-        downtime_hours: scored.downtime_hours,
+        downtime_hours: scored.downtime_hours(),
     }
 }
 
