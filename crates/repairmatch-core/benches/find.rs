@@ -46,14 +46,14 @@ fn queries() -> Vec<FindQuery> {
 /// The same answer as `find`'s first page, by evaluating every center.
 fn brute_force(catalog: &Catalog, query: &FindQuery, profile: &RankingProfile) -> Vec<Scored> {
     let context = MatchContext::new(query, profile, WarrantyStatus::Unknown);
-    let eligible = catalog.centers().iter().filter_map(|center| context.evaluate(center).ok());
-    let mut scored = score_all(eligible, profile);
+    let eligible = catalog.slots().filter_map(|slot| context.evaluate_slot(catalog, slot).ok());
+    let mut scored = score_all(eligible, profile, catalog);
     let page = 10.min(scored.len());
     if scored.len() > page {
-        scored.select_nth_unstable_by(page, Scored::rank_cmp);
+        scored.select_nth_unstable_by(page, |a, b| a.rank_cmp(b, catalog));
         scored.truncate(page);
     }
-    scored.sort_unstable_by(Scored::rank_cmp);
+    scored.sort_unstable_by(|a, b| a.rank_cmp(b, catalog));
     scored
 }
 
@@ -70,8 +70,9 @@ fn bench_find(c: &mut Criterion) {
         for query in queries.iter().take(50) {
             let indexed = find(&catalog, query, &profile, now).unwrap();
             let scanned = brute_force(&catalog, query, &profile);
-            let indexed_ids: Vec<&str> = indexed.matches.iter().map(|m| m.scored.eligible.center.id.as_str()).collect();
-            let scanned_ids: Vec<&str> = scanned.iter().map(|m| m.eligible.center.id.as_str()).collect();
+            let indexed_ids: Vec<&str> = indexed.matches.iter().map(|m| m.center.id.as_str()).collect();
+            let scanned_ids: Vec<&str> =
+                scanned.iter().map(|m| catalog.center_at(m.eligible.slot).id.as_str()).collect();
             assert_eq!(indexed_ids, scanned_ids, "index and scan disagree at {:?}", query.location);
             eligible_total += indexed.total_size;
         }

@@ -5,24 +5,120 @@
 //! centers of the asked brand whose coverage box holds the merchant, never the
 //! whole catalog. Snapshots are built whole and swapped in by the service;
 //! readers never see a half-applied write.
+//!
+//! Ranking is bound by memory, not arithmetic: a query reads a hundred or so
+//! neighbouring centers. So every center lives in a slot, slots follow a
+//! Z-order curve (neighbours sit side by side), and what the rules read of
+//! every candidate ([`MatchFacts`] and the quotes) sits in flat arrays apart
+//! from the full record, which only the returned page touches.
 
 use std::collections::{HashMap, HashSet};
 use std::f64::consts::PI;
+use std::ops::Range;
 use std::sync::Arc;
 
 use rstar::{AABB, RTree, RTreeObject};
 
 use crate::eligibility::CandidateFilter;
 use crate::geodesy::{Envelope, LatLng, MIN_RADIUS_OF_CURVATURE_KM, cap_envelope, envelope_intersection};
-use crate::model::{Bank, Brand, FaultSet, RepairCenter, ServiceModeSet, match_key};
+use crate::model::{
+    Bank, Brand, CenterKind, FaultSet, PriceRange, Rating, RepairCenter, ServiceMode, ServiceModeSet, match_key,
+};
+
+/// A center's position in a snapshot.
+pub type Slot = u32;
+
+/// What the rules read of every candidate, copied out of the center.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MatchFacts {
+    /// Where it is.
+    pub location: LatLng,
+    /// Coverage radius, km.
+    pub radius_km: Option<f64>,
+    /// Published reviews.
+    pub rating: Option<Rating>,
+    /// Turnaround per mode (indexed by `ServiceMode as usize`), `u32::MAX` = none.
+    turnaround_hours: [u32; 5],
+    /// This center's quotes in the catalog's quote array.
+    prices: (u32, u16),
+    /// How it serves.
+    pub service_modes: ServiceModeSet,
+    /// Faults it repairs.
+    pub fault_categories: FaultSet,
+    /// Kind of repairer.
+    pub kind: CenterKind,
+    /// Matched at all.
+    pub active: bool,
+    /// Can re-key terminals.
+    pub key_injection: bool,
+    /// Has a coverage polygon (kept in the center).
+    pub has_area: bool,
+}
+
+impl MatchFacts {
+    fn of(center: &RepairCenter, prices: Range<usize>) -> Self {
+        let mut turnaround_hours = [u32::MAX; 5];
+        for &(mode, hours) in &center.turnaround_hours {
+            turnaround_hours[mode as usize] = hours;
+        }
+        Self {
+            location: center.location,
+            radius_km: center.coverage.radius_km,
+            rating: center.rating,
+            turnaround_hours,
+            prices: (prices.start as u32, prices.len() as u16),
+            service_modes: center.service_modes,
+            fault_categories: center.fault_categories,
+            kind: center.kind,
+            active: center.active,
+            key_injection: center.key_injection,
+            has_area: center.coverage.area.is_some(),
+        }
+    }
+
+    /// The center's own turnaround for a mode, when it publishes one.
+    pub fn turnaround_hours_for(&self, mode: ServiceMode) -> Option<u32> {
+        Some(self.turnaround_hours[mode as usize]).filter(|hours| *hours != u32::MAX)
+    }
+}
+
+/// How a center supports the asked brand, as the index knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BrandFacts {
+    /// Position of the brand in the center's `brands`.
+    pub index: u8,
+    /// Authorized by the brand's maker.
+    pub authorized: bool,
+    /// Lists no models: repairs them all.
+    pub all_models: bool,
+}
+
+impl BrandFacts {
+    /// The facts for a brand key, by scanning the center's brands.
+    pub fn find(center: &RepairCenter, brand_key: &str) -> Option<Self> {
+        center.brands.iter().position(|b| b.brand_key() == brand_key).map(|index| {
+            let support = &center.brands[index];
+            Self { index: index as u8, authorized: support.authorized, all_models: support.all_models() }
+        })
+    }
+}
+
+/// A center the index found for a brand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Candidate {
+    /// Where it is in the snapshot.
+    pub slot: Slot,
+    /// How it supports the brand.
+    pub brand: BrandFacts,
+}
 
 /// One center's coverage box in a brand's tree, with a copy of the facts the
 /// [`CandidateFilter`] checks, so rejecting a candidate reads only the tree's
-/// own contiguous memory, not the center.
+/// own contiguous memory.
 #[derive(Debug, Clone)]
 struct IndexEntry {
     envelope: Envelope,
-    slot: u32,
+    candidate: Candidate,
     fault_categories: FaultSet,
     service_modes: ServiceModeSet,
     /// Published average, NaN when there are no reviews (fails every minimum).
@@ -34,7 +130,7 @@ struct IndexEntry {
 }
 
 impl IndexEntry {
-    fn new(envelope: Envelope, slot: u32, center: &RepairCenter) -> Self {
+    fn new(envelope: Envelope, candidate: Candidate, center: &RepairCenter) -> Self {
         let max_chord_squared = center.coverage.radius_km.map_or(f64::INFINITY, |radius_km| {
             // Geodesic d ≥ MIN_RADIUS_OF_CURVATURE_KM · angle (see geodesy), so
             // an angle beyond this bound is outside the radius for sure.
@@ -43,7 +139,7 @@ impl IndexEntry {
         });
         Self {
             envelope,
-            slot,
+            candidate,
             fault_categories: center.fault_categories,
             service_modes: center.service_modes,
             rating_average: center.rating.filter(|r| r.count > 0).map_or(f64::NAN, |r| r.average),
@@ -58,6 +154,14 @@ impl IndexEntry {
             && !self.service_modes.intersection(filter.wanted_modes).is_empty()
             && filter.min_rating.is_none_or(|min| self.rating_average >= min)
             && chord_squared(&self.location, &filter.merchant) <= self.max_chord_squared
+    }
+}
+
+impl RTreeObject for IndexEntry {
+    type Envelope = Envelope;
+
+    fn envelope(&self) -> Envelope {
+        self.envelope
     }
 }
 
@@ -80,14 +184,6 @@ fn chord_squared(a: &[f64; 3], b: &[f64; 3]) -> f64 {
     (a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2) + (a[2] - b[2]).powi(2)
 }
 
-impl RTreeObject for IndexEntry {
-    type Envelope = Envelope;
-
-    fn envelope(&self) -> Envelope {
-        self.envelope
-    }
-}
-
 /// The box around a center's coverage, or `None` when it covers nowhere.
 pub fn coverage_envelope(center: &RepairCenter) -> Option<Envelope> {
     let radius = center.coverage.radius_km.map(|radius_km| cap_envelope(center.location, radius_km));
@@ -103,7 +199,9 @@ pub fn coverage_envelope(center: &RepairCenter) -> Option<Envelope> {
 pub struct Catalog {
     version: u64,
     centers: Vec<Arc<RepairCenter>>,
-    slot_by_id: HashMap<String, u32>,
+    facts: Vec<MatchFacts>,
+    prices: Vec<PriceRange>,
+    slot_by_id: HashMap<String, Slot>,
     brands: HashMap<String, Brand>,
     banks: HashMap<String, Bank>,
     trees_by_brand: HashMap<String, RTree<IndexEntry>>,
@@ -113,23 +211,30 @@ impl Catalog {
     /// Builds a snapshot and its index. Later centers replace earlier ones with
     /// the same id.
     pub fn build(version: u64, centers: Vec<RepairCenter>, brands: Vec<Brand>, banks: Vec<Bank>) -> Self {
-        let mut slot_by_id = HashMap::with_capacity(centers.len());
-        let mut stored: Vec<Arc<RepairCenter>> = Vec::with_capacity(centers.len());
-        let mut centers = centers;
-        centers.sort_by_cached_key(|center| morton_key(center.location));
-        // A deep copy in space-filling-curve order puts the centers one query
-        // touches (neighbours) next to each other in memory, inner
-        // allocations included: queries are bound by cache misses, not arithmetic.
-        for center in centers.iter().map(RepairCenter::clone) {
-            match slot_by_id.get(&center.id) {
-                Some(&slot) => stored[slot as usize] = Arc::new(center),
-                None => {
-                    let slot = u32::try_from(stored.len()).expect("fewer than 4 billion centers");
-                    slot_by_id.insert(center.id.clone(), slot);
-                    stored.push(Arc::new(center));
-                }
-            }
+        let mut latest: HashMap<String, usize> = HashMap::with_capacity(centers.len());
+        for (position, center) in centers.iter().enumerate() {
+            latest.insert(center.id.clone(), position);
         }
+        let mut keep = vec![false; centers.len()];
+        for position in latest.into_values() {
+            keep[position] = true;
+        }
+        let mut centers: Vec<RepairCenter> =
+            centers.into_iter().zip(keep).filter_map(|(center, kept)| kept.then_some(center)).collect();
+        centers.sort_by_cached_key(|center| morton_key(center.location));
+
+        let mut stored = Vec::with_capacity(centers.len());
+        let mut facts = Vec::with_capacity(centers.len());
+        let mut prices = Vec::new();
+        let mut slot_by_id = HashMap::with_capacity(centers.len());
+        for center in centers {
+            let quotes = prices.len()..prices.len() + center.prices.len();
+            prices.extend_from_slice(&center.prices);
+            facts.push(MatchFacts::of(&center, quotes));
+            slot_by_id.insert(center.id.clone(), stored.len() as Slot);
+            stored.push(Arc::new(center));
+        }
+
         let mut entries_by_brand: HashMap<String, Vec<IndexEntry>> = HashMap::new();
         for (slot, center) in stored.iter().enumerate() {
             if !center.active {
@@ -138,10 +243,14 @@ impl Catalog {
             let Some(envelope) = coverage_envelope(center) else {
                 continue;
             };
-            let slot = slot as u32;
             let brand_keys: HashSet<&str> = center.brands.iter().map(|b| b.brand_key()).collect();
             for brand_key in brand_keys {
-                entries_by_brand.entry(brand_key.to_owned()).or_default().push(IndexEntry::new(envelope, slot, center));
+                let brand = BrandFacts::find(center, brand_key).expect("listed brand");
+                let candidate = Candidate { slot: slot as Slot, brand };
+                entries_by_brand
+                    .entry(brand_key.to_owned())
+                    .or_default()
+                    .push(IndexEntry::new(envelope, candidate, center));
             }
         }
         let trees_by_brand =
@@ -149,6 +258,8 @@ impl Catalog {
         Self {
             version,
             centers: stored,
+            facts,
+            prices,
             slot_by_id,
             brands: brands.into_iter().map(|brand| (match_key(&brand.name), brand)).collect(),
             banks: banks.into_iter().map(|bank| (bank.id.clone(), bank)).collect(),
@@ -171,14 +282,40 @@ impl Catalog {
         self.centers.is_empty()
     }
 
-    /// Every center, in no particular order.
+    /// Every slot.
+    pub fn slots(&self) -> impl Iterator<Item = Slot> {
+        0..self.centers.len() as Slot
+    }
+
+    /// Every center, in slot order.
     pub fn centers(&self) -> &[Arc<RepairCenter>] {
         &self.centers
     }
 
     /// A center by id.
     pub fn center(&self, id: &str) -> Option<&Arc<RepairCenter>> {
-        self.slot_by_id.get(id).map(|&slot| &self.centers[slot as usize])
+        self.slot(id).map(|slot| self.center_at(slot))
+    }
+
+    /// The slot of a center id.
+    pub fn slot(&self, id: &str) -> Option<Slot> {
+        self.slot_by_id.get(id).copied()
+    }
+
+    /// The center in a slot.
+    pub fn center_at(&self, slot: Slot) -> &Arc<RepairCenter> {
+        &self.centers[slot as usize]
+    }
+
+    /// What the rules read of the center in a slot.
+    pub fn facts(&self, slot: Slot) -> &MatchFacts {
+        &self.facts[slot as usize]
+    }
+
+    /// The quotes of the center in a slot.
+    pub fn prices(&self, slot: Slot) -> &[PriceRange] {
+        let (start, len) = self.facts[slot as usize].prices;
+        &self.prices[start as usize..start as usize + len as usize]
     }
 
     /// A brand by name, case-insensitively.
@@ -208,13 +345,31 @@ impl Catalog {
         &'a self,
         brand_key: &str,
         filter: &'a CandidateFilter,
-    ) -> impl Iterator<Item = &'a Arc<RepairCenter>> + 'a {
+    ) -> impl Iterator<Item = Candidate> + 'a {
         let probe = AABB::from_point(filter.merchant);
         self.trees_by_brand
             .get(brand_key)
             .into_iter()
             .flat_map(move |tree| tree.locate_in_envelope_intersecting(&probe))
             .filter(|entry| entry.may_match(filter))
-            .map(|entry| &self.centers[entry.slot as usize])
+            .map(|entry| entry.candidate)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_fixtures::center;
+
+    #[test]
+    fn later_records_replace_earlier_ones_with_the_same_id() {
+        let mut newer = center("a", 40.0);
+        newer.name = "newer".into();
+        let catalog = Catalog::build(1, vec![center("a", 1.0), center("b", 2.0), newer], vec![], vec![]);
+        assert_eq!(catalog.len(), 2);
+        assert_eq!(catalog.center("a").unwrap().name, "newer");
+        let slot = catalog.slot("a").unwrap();
+        assert_eq!(catalog.facts(slot).location, catalog.center_at(slot).location);
+        assert_eq!(catalog.prices(slot), catalog.center_at(slot).prices.as_slice());
     }
 }

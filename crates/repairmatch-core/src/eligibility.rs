@@ -4,12 +4,11 @@
 //! the first rule it failed: the ranking and the explanations can never
 //! disagree.
 
-use std::sync::Arc;
-
+use crate::catalog::{BrandFacts, Candidate, Catalog, Slot};
 use crate::geodesy::{LatLng, distance_km, within_km};
 use crate::hours::{OpenState, open_state};
 use crate::model::{
-    CenterKind, CurrencyCode, FaultCategory, FaultSet, Money, RepairCenter, ServiceMode, ServiceModeSet, match_key,
+    CenterKind, CurrencyCode, FaultCategory, FaultSet, Money, ServiceMode, ServiceModeSet, match_key, price_for,
 };
 use crate::profile::RankingProfile;
 use crate::query::{FindQuery, WarrantyStatus};
@@ -177,8 +176,8 @@ impl Rejection {
 /// A center that passed every rule, with what the rules learned about it.
 #[derive(Debug, Clone)]
 pub struct Eligible {
-    /// The center.
-    pub center: Arc<RepairCenter>,
+    /// The center's slot in the snapshot.
+    pub slot: Slot,
     /// Distance from the merchant, km ([`distance_km`]).
     pub distance_km: f64,
     /// Modes usable for this request.
@@ -246,30 +245,50 @@ impl<'a> MatchContext<'a> {
         }
     }
 
-    /// Checks every rule in order; the first failure is the answer.
-    pub fn evaluate(&self, center: &Arc<RepairCenter>) -> Result<Eligible, Rejection> {
+    /// Checks every rule for a center the index found.
+    pub fn evaluate(&self, catalog: &Catalog, candidate: Candidate) -> Result<Eligible, Rejection> {
+        self.check(catalog, candidate.slot, Some(candidate.brand))
+    }
+
+    /// Checks every rule for any center (explanations, full scans).
+    pub fn evaluate_slot(&self, catalog: &Catalog, slot: Slot) -> Result<Eligible, Rejection> {
+        self.check(catalog, slot, BrandFacts::find(catalog.center_at(slot), &self.brand_key))
+    }
+
+    /// The rules, in the contract's order; the first failure is the answer.
+    /// Reads the flat facts, and the full center only for what only it holds
+    /// (model lists, polygons, hours, bank ids), so most checks stay in cache.
+    fn check(&self, catalog: &Catalog, slot: Slot, brand: Option<BrandFacts>) -> Result<Eligible, Rejection> {
         let query = self.query;
-        if !center.active {
+        let facts = catalog.facts(slot);
+        let center = || catalog.center_at(slot);
+        if !facts.active {
             return Err(Rejection::Inactive);
         }
-        let support = center.brand_support(&self.brand_key).ok_or(Rejection::Brand)?;
+        let brand = brand.ok_or(Rejection::Brand)?;
+        let lists_model = |model_key: &str| center().brands[usize::from(brand.index)].lists_model(model_key);
         if let Some(model_key) = &self.model_key
-            && !support.all_models()
-            && !support.lists_model(model_key)
+            && !brand.all_models
+            && !lists_model(model_key)
         {
             return Err(Rejection::Model);
         }
         if let Some(fault) = query.fault
-            && !center.fault_categories.contains(fault)
+            && !facts.fault_categories.contains(fault)
         {
             return Err(Rejection::Fault);
         }
-        let distance_km = distance_km(query.location, center.location);
-        if !covers(center, query.location, distance_km) {
+        let distance_km = distance_km(query.location, facts.location);
+        let inside_radius = || {
+            facts.radius_km.is_none_or(|radius_km| within_km(query.location, facts.location, distance_km, radius_km))
+        };
+        let inside_area =
+            || !facts.has_area || center().coverage.area.as_ref().is_some_and(|a| a.contains(query.location));
+        if (facts.radius_km.is_none() && !facts.has_area) || !inside_radius() || !inside_area() {
             return Err(Rejection::Coverage { distance_km });
         }
-        let mut usable_modes = center.service_modes.intersection(self.wanted_modes);
-        let beyond_distance_cap = !within_km(query.location, center.location, distance_km, self.distance_cap_km);
+        let mut usable_modes = facts.service_modes.intersection(self.wanted_modes);
+        let beyond_distance_cap = !within_km(query.location, facts.location, distance_km, self.distance_cap_km);
         if beyond_distance_cap && !usable_modes.is_empty() {
             if usable_modes.all_trips() {
                 return Err(Rejection::DistanceCap { distance_km });
@@ -280,13 +299,13 @@ impl<'a> MatchContext<'a> {
             return Err(Rejection::ServiceMode);
         }
         if let Some(min_rating) = query.min_rating {
-            match center.rating {
+            match facts.rating {
                 Some(rating) if rating.count > 0 && rating.average >= min_rating => {}
                 Some(rating) if rating.count > 0 => return Err(Rejection::RatedBelow { average: rating.average }),
                 _ => return Err(Rejection::Unrated),
             }
         }
-        let price = center.price_for(query.fault);
+        let price = price_for(catalog.prices(slot), query.fault);
         if let Some(cap) = &query.max_price {
             match &price {
                 None => return Err(Rejection::Unpriced),
@@ -301,7 +320,7 @@ impl<'a> MatchContext<'a> {
         }
         let mut hours_unknown = false;
         if let Some(open_at) = query.open_at {
-            match open_state(center.opening_hours.as_ref(), open_at) {
+            match open_state(center().opening_hours.as_ref(), open_at) {
                 OpenState::Open => {}
                 OpenState::Closed => return Err(Rejection::Closed),
                 OpenState::Unknown => hours_unknown = true,
@@ -309,18 +328,17 @@ impl<'a> MatchContext<'a> {
         }
         let policies = &self.profile.policies;
         let deploying_bank = query.ownership.deploying_bank();
-        if policies.bank_service_only_for_own_banks
-            && center.kind == CenterKind::BankService
-            && !deploying_bank.is_some_and(|bank| center.serves_bank(bank))
-        {
+        let bank_service = facts.kind == CenterKind::BankService;
+        let serves_deploying_bank = bank_service && deploying_bank.is_some_and(|bank| center().serves_bank(bank));
+        if policies.bank_service_only_for_own_banks && bank_service && !serves_deploying_bank {
             return Err(Rejection::OtherBanksOnly);
         }
         if query.fault.is_some_and(|fault| !self.remote_faults.contains(fault)) {
             usable_modes.remove(ServiceMode::Remote);
         }
-        let authorized = center.is_authorized_for(&self.brand_key);
+        let authorized = facts.kind == CenterKind::Authorized && brand.authorized;
         let tamper = query.fault == Some(FaultCategory::Tamper);
-        if tamper && policies.tamper_requires_key_injection_or_exchange && !(authorized && center.key_injection) {
+        if tamper && policies.tamper_requires_key_injection_or_exchange && !(authorized && facts.key_injection) {
             usable_modes = usable_modes.intersection([ServiceMode::Exchange].into_iter().collect());
         }
         if usable_modes.is_empty() {
@@ -329,16 +347,16 @@ impl<'a> MatchContext<'a> {
 
         let brand_support = if authorized {
             BrandSupportLevel::Authorized
-        } else if self.model_key.as_deref().is_some_and(|model| support.lists_model(model)) {
+        } else if self.model_key.as_deref().is_some_and(|model| !brand.all_models && lists_model(model)) {
             BrandSupportLevel::ModelListed
         } else {
             BrandSupportLevel::BrandListed
         };
         let in_warranty = self.warranty == WarrantyStatus::InWarranty;
-        let bank_tier = policies.bank_service_first && deploying_bank.is_some_and(|bank| !center.serves_bank(bank));
+        let bank_tier = policies.bank_service_first && deploying_bank.is_some() && !serves_deploying_bank;
         let warranty_tier = policies.warranty_first && in_warranty && !authorized;
         Ok(Eligible {
-            center: Arc::clone(center),
+            slot,
             distance_km,
             usable_modes,
             beyond_distance_cap,
@@ -368,17 +386,6 @@ pub struct CandidateFilter {
     pub wanted_modes: ServiceModeSet,
     /// Minimum rating.
     pub min_rating: Option<f64>,
-}
-
-/// Whether the merchant is inside the center's coverage (boundary included),
-/// given the fast distance; the radius is decided exactly near its edge.
-pub fn covers(center: &RepairCenter, merchant: LatLng, distance_km: f64) -> bool {
-    let coverage = &center.coverage;
-    if coverage.radius_km.is_none() && coverage.area.is_none() {
-        return false;
-    }
-    coverage.radius_km.is_none_or(|radius_km| within_km(merchant, center.location, distance_km, radius_km))
-        && coverage.area.as_ref().is_none_or(|area| area.contains(merchant))
 }
 
 #[cfg(test)]

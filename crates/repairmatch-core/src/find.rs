@@ -1,10 +1,11 @@
 //! `FindRepairCenter` as a plain function over a catalog snapshot.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, Slot};
 use crate::eligibility::{BrandSupportLevel, Exclusion, ExclusionRule, MatchContext};
 use crate::model::{FaultCategory, Money, RepairCenter};
 use crate::paging::{self, PageTokenError};
@@ -39,6 +40,8 @@ pub struct SupportChannel {
 /// A match with its place in the whole ranking.
 #[derive(Debug, Clone)]
 pub struct RankedMatch {
+    /// The center.
+    pub center: Arc<RepairCenter>,
     /// The scored match.
     pub scored: Scored,
     /// One component per factor; the contributions add up to the score.
@@ -85,33 +88,37 @@ pub fn find(
     let context = MatchContext::new(query, profile, warranty);
 
     let filter = context.candidate_filter();
-    let eligible = catalog.candidates(&context.brand_key, &filter).filter_map(|center| context.evaluate(center).ok());
-    let scored = score_all(eligible, profile);
+    let eligible = catalog
+        .candidates(&context.brand_key, &filter)
+        .filter_map(|candidate| context.evaluate(catalog, candidate).ok());
+    let scored = score_all(eligible, profile, catalog);
     let total_size = scored.len();
 
     let exclusions = explain(catalog, &context, &scored);
 
     let mut remaining: Vec<Scored> = match &after {
-        Some(key) => scored.into_iter().filter(|m| m.is_after(key)).collect(),
+        Some(key) => scored.into_iter().filter(|m| m.is_after(key, catalog)).collect(),
         None => scored,
     };
     let ranked_before = total_size - remaining.len();
     let page_size = query.page_size.unwrap_or(profile.default_page_size).clamp(1, MAX_PAGE_SIZE) as usize;
     let has_more = remaining.len() > page_size;
     if has_more {
-        remaining.select_nth_unstable_by(page_size, Scored::rank_cmp);
+        remaining.select_nth_unstable_by(page_size, |a, b| a.rank_cmp(b, catalog));
         remaining.truncate(page_size);
     }
-    remaining.sort_unstable_by(Scored::rank_cmp);
-    let next_page_token = has_more.then(|| paging::encode(fingerprint(), &remaining[page_size - 1].sort_key()));
+    remaining.sort_unstable_by(|a, b| a.rank_cmp(b, catalog));
+    let next_page_token = has_more.then(|| paging::encode(fingerprint(), &remaining[page_size - 1].sort_key(catalog)));
 
     let matches = remaining
         .into_iter()
         .enumerate()
         .map(|(index, scored)| {
-            let reasons = reasons(&context, &scored);
+            let center = Arc::clone(catalog.center_at(scored.eligible.slot));
+            let reasons = reasons(&context, &scored, &center);
             let breakdown = scored.breakdown(profile);
             RankedMatch {
+                center,
                 rank: u32::try_from(ranked_before + index + 1).unwrap_or(u32::MAX),
                 reasons,
                 breakdown,
@@ -138,20 +145,21 @@ fn explain(catalog: &Catalog, context: &MatchContext<'_>, scored: &[Scored]) -> 
     if asked.is_empty() {
         return Vec::new();
     }
-    let matched: HashSet<&str> = scored.iter().map(|m| m.eligible.center.id.as_str()).collect();
+    let matched: HashSet<Slot> = scored.iter().map(|m| m.eligible.slot).collect();
     let mut seen = HashSet::new();
     asked
         .iter()
-        .filter(|id| seen.insert(id.as_str()) && !matched.contains(id.as_str()))
-        .filter_map(|id| match catalog.center(id) {
+        .filter(|id| seen.insert(id.as_str()))
+        .filter_map(|id| match catalog.slot(id) {
             None => Some(Exclusion {
                 center_id: id.clone(),
                 rule: ExclusionRule::NotFound,
                 detail: "no repair center has this id".into(),
             }),
+            Some(slot) if matched.contains(&slot) => None,
             // Eligible by the rules yet not a candidate would mean the index
             // lost it; the rules are the truth, so nothing to explain.
-            Some(center) => context.evaluate(center).err().map(|rejection| context.exclusion(id, rejection)),
+            Some(slot) => context.evaluate_slot(catalog, slot).err().map(|rejection| context.exclusion(id, rejection)),
         })
         .collect()
 }
@@ -233,9 +241,8 @@ fn guidance(catalog: &Catalog, context: &MatchContext<'_>, total_size: usize) ->
     lines
 }
 
-fn reasons(context: &MatchContext<'_>, scored: &Scored) -> Vec<String> {
+fn reasons(context: &MatchContext<'_>, scored: &Scored, center: &RepairCenter) -> Vec<String> {
     let eligible = &scored.eligible;
-    let center: &RepairCenter = &eligible.center;
     let query = context.query;
     let mut lines = Vec::new();
     if let Some(bank_id) = query.ownership.deploying_bank()
@@ -449,12 +456,8 @@ mod tests {
         let profile = RankingProfile::default();
         let mut whole = query();
         whole.page_size = Some(100);
-        let everything: Vec<String> = find(&catalog, &whole, &profile, now())
-            .unwrap()
-            .matches
-            .iter()
-            .map(|m| m.scored.eligible.center.id.clone())
-            .collect();
+        let everything: Vec<String> =
+            find(&catalog, &whole, &profile, now()).unwrap().matches.iter().map(|m| m.center.id.clone()).collect();
         assert_eq!(everything.len(), 57);
         let mut paged = Vec::new();
         let mut ranks = Vec::new();
@@ -463,7 +466,7 @@ mod tests {
         loop {
             let page = find(&catalog, &q, &profile, now()).unwrap();
             assert_eq!(page.total_size, 57);
-            paged.extend(page.matches.iter().map(|m| m.scored.eligible.center.id.clone()));
+            paged.extend(page.matches.iter().map(|m| m.center.id.clone()));
             ranks.extend(page.matches.iter().map(|m| m.rank));
             match page.next_page_token {
                 Some(token) => q.page_token = Some(token),
@@ -558,11 +561,14 @@ mod tests {
             let filter = context.candidate_filter();
             let by_index: HashSet<&str> = catalog
                 .candidates(&context.brand_key, &filter)
-                .filter(|c| context.evaluate(c).is_ok())
-                .map(|c| c.id.as_str())
+                .filter(|candidate| context.evaluate(&catalog, *candidate).is_ok())
+                .map(|candidate| catalog.center_at(candidate.slot).id.as_str())
                 .collect();
-            let by_scan: HashSet<&str> =
-                catalog.centers().iter().filter(|c| context.evaluate(c).is_ok()).map(|c| c.id.as_str()).collect();
+            let by_scan: HashSet<&str> = catalog
+                .slots()
+                .filter(|slot| context.evaluate_slot(&catalog, *slot).is_ok())
+                .map(|slot| catalog.center_at(slot).id.as_str())
+                .collect();
             assert_eq!(by_index, by_scan, "at {location:?} for {brand}");
             if let Some((_, edge_centers)) = awkward.iter().find(|(at, _)| *at == location) {
                 let found = by_scan.iter().filter(|id| id.starts_with("edge-")).count();

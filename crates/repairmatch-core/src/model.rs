@@ -415,19 +415,23 @@ impl RepairCenter {
     /// The quote for a fault; with no fault, the span of all its quotes in the
     /// currency of its first one.
     pub fn price_for(&self, fault: Option<FaultCategory>) -> Option<(Money, Money)> {
-        match fault {
-            Some(fault) => {
-                self.prices.iter().find(|price| price.fault_category == fault).map(|price| (price.min, price.max))
-            }
-            None => {
-                let currency_code = self.prices.first()?.min.currency_code;
-                let same_currency = self.prices.iter().filter(|p| p.min.currency_code == currency_code);
-                let (low, high) = same_currency.fold((i64::MAX, i64::MIN), |(low, high), p| {
-                    (low.min(p.min.amount_minor_units), high.max(p.max.amount_minor_units))
-                });
-                let money = |amount_minor_units| Money { currency_code, amount_minor_units };
-                Some((money(low), money(high)))
-            }
+        price_for(&self.prices, fault)
+    }
+}
+
+/// The quote for a fault among `prices`; with no fault, the span of all the
+/// quotes in the currency of the first one.
+pub fn price_for(prices: &[PriceRange], fault: Option<FaultCategory>) -> Option<(Money, Money)> {
+    match fault {
+        Some(fault) => prices.iter().find(|price| price.fault_category == fault).map(|price| (price.min, price.max)),
+        None => {
+            let currency_code = prices.first()?.min.currency_code;
+            let same_currency = prices.iter().filter(|p| p.min.currency_code == currency_code);
+            let (low, high) = same_currency.fold((i64::MAX, i64::MIN), |(low, high), p| {
+                (low.min(p.min.amount_minor_units), high.max(p.max.amount_minor_units))
+            });
+            let money = |amount_minor_units| Money { currency_code, amount_minor_units };
+            Some((money(low), money(high)))
         }
     }
 }

@@ -8,6 +8,7 @@
 
 use std::cmp::Ordering;
 
+use crate::catalog::{Catalog, MatchFacts};
 use crate::eligibility::{BrandSupportLevel, Eligible};
 use crate::model::CurrencyCode;
 use crate::profile::RankingProfile;
@@ -78,68 +79,49 @@ pub struct SortKey {
     pub center_id: String,
 }
 
-impl SortKey {
-    fn borrowed(&self) -> KeyRef<'_> {
-        KeyRef { tier: self.tier, score: self.score, distance_km: self.distance_km, center_id: &self.center_id }
-    }
-}
-
-/// A sort key borrowed from a match, so ordering never allocates.
-#[derive(Clone, Copy)]
-struct KeyRef<'a> {
-    tier: u32,
-    score: f64,
-    distance_km: f64,
-    center_id: &'a str,
-}
-
-impl KeyRef<'_> {
-    fn cmp(self, other: KeyRef<'_>) -> Ordering {
-        self.tier
-            .cmp(&other.tier)
-            .then_with(|| other.score.total_cmp(&self.score))
-            .then_with(|| self.distance_km.total_cmp(&other.distance_km))
-            .then_with(|| self.center_id.cmp(other.center_id))
-    }
+/// Tier ascending, then score descending, then distance ascending.
+fn order(tier_a: u32, score_a: f64, distance_a: f64, tier_b: u32, score_b: f64, distance_b: f64) -> Ordering {
+    tier_a.cmp(&tier_b).then_with(|| score_b.total_cmp(&score_a)).then_with(|| distance_a.total_cmp(&distance_b))
 }
 
 impl Scored {
     /// This match's key.
-    pub fn sort_key(&self) -> SortKey {
+    pub fn sort_key(&self, catalog: &Catalog) -> SortKey {
         SortKey {
             tier: self.eligible.tier,
             score: self.score,
             distance_km: self.eligible.distance_km,
-            center_id: self.eligible.center.id.clone(),
+            center_id: catalog.center_at(self.eligible.slot).id.clone(),
         }
     }
 
-    fn borrowed_key(&self) -> KeyRef<'_> {
-        KeyRef {
-            tier: self.eligible.tier,
-            score: self.score,
-            distance_km: self.eligible.distance_km,
-            center_id: &self.eligible.center.id,
-        }
-    }
-
-    /// Orders two matches.
-    pub fn rank_cmp(&self, other: &Scored) -> Ordering {
-        self.borrowed_key().cmp(other.borrowed_key())
+    /// Orders two matches; ids (read from the catalog) break only exact ties.
+    pub fn rank_cmp(&self, other: &Scored, catalog: &Catalog) -> Ordering {
+        let (a, b) = (&self.eligible, &other.eligible);
+        order(a.tier, self.score, a.distance_km, b.tier, other.score, b.distance_km)
+            .then_with(|| catalog.center_at(a.slot).id.cmp(&catalog.center_at(b.slot).id))
     }
 
     /// Whether this match comes after `key` in the ranking.
-    pub fn is_after(&self, key: &SortKey) -> bool {
-        self.borrowed_key().cmp(key.borrowed()) == Ordering::Greater
+    pub fn is_after(&self, key: &SortKey, catalog: &Catalog) -> bool {
+        let e = &self.eligible;
+        order(e.tier, self.score, e.distance_km, key.tier, key.score, key.distance_km)
+            .then_with(|| catalog.center_at(e.slot).id.as_str().cmp(&key.center_id))
+            == Ordering::Greater
     }
 }
 
 /// Scores every eligible center. Price is relative: the cheapest eligible quote
 /// in a currency scores 1 and one twice as dear scores 0.5, so it is settled in
 /// a second pass once every quote is known.
-pub fn score_all(eligible: impl Iterator<Item = Eligible>, profile: &RankingProfile) -> Vec<Scored> {
+pub fn score_all(eligible: impl Iterator<Item = Eligible>, profile: &RankingProfile, catalog: &Catalog) -> Vec<Scored> {
     let weights = profile.weights.normalized().as_factor_array();
-    let mut scored: Vec<Scored> = eligible.map(|candidate| score_one(candidate, profile)).collect();
+    let mut scored: Vec<Scored> = eligible
+        .map(|candidate| {
+            let facts = catalog.facts(candidate.slot);
+            score_one(candidate, profile, facts)
+        })
+        .collect();
     let mut cheapest: Vec<(CurrencyCode, f64)> = Vec::new();
     for m in &scored {
         if let (Some((low, _)), false) = (&m.eligible.price, m.eligible.warranty_covered) {
@@ -166,12 +148,11 @@ fn midpoint(low: i64, high: i64) -> f64 {
 }
 
 /// Every factor but the relative price, which [`score_all`] settles.
-fn score_one(eligible: Eligible, profile: &RankingProfile) -> Scored {
-    let center = &eligible.center;
+fn score_one(eligible: Eligible, profile: &RankingProfile, facts: &MatchFacts) -> Scored {
     let distance_km = eligible.distance_km;
     let distance = profile.distance_decay.apply(distance_km);
 
-    let (rating_raw, rating) = match center.rating {
+    let (rating_raw, rating) = match facts.rating {
         Some(rating) if rating.count > 0 => {
             let bayesian = profile.rating_prior.bayesian_average(rating.average, rating.count);
             (bayesian, ((bayesian - 1.0) / 4.0).clamp(0.0, 1.0))
@@ -196,7 +177,7 @@ fn score_one(eligible: Eligible, profile: &RankingProfile) -> Scored {
     let downtime_hours = eligible
         .usable_modes
         .iter()
-        .map(|mode| profile.downtime.hours(mode, eligible.distance_km, center.turnaround_hours_for(mode)))
+        .map(|mode| profile.downtime.hours(mode, eligible.distance_km, facts.turnaround_hours_for(mode)))
         .fold(f64::INFINITY, f64::min);
     let downtime = profile.downtime.factor(downtime_hours);
 

@@ -108,7 +108,7 @@ pub fn run_with(centers: Vec<RepairCenter>, query: &FindQuery, profile: &Ranking
 }
 
 pub fn ids(outcome: &FindOutcome) -> Vec<&str> {
-    outcome.matches.iter().map(|m| m.scored.eligible.center.id.as_str()).collect()
+    outcome.matches.iter().map(|m| m.center.id.as_str()).collect()
 }
 
 /// The first rule `center` fails for `query`, or `None` when it is matched.

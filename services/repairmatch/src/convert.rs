@@ -863,7 +863,7 @@ fn match_to_proto(ranked: &RankedMatch) -> pb::RepairCenterMatch {
     let scored = &ranked.scored;
     let eligible = &scored.eligible;
     pb::RepairCenterMatch {
-        center: Some(center_to_proto(&eligible.center)),
+        center: Some(center_to_proto(&ranked.center)),
         rank: ranked.rank,
         score: scored.score,
         distance_km: eligible.distance_km,
