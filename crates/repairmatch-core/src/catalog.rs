@@ -201,7 +201,8 @@ pub struct Catalog {
     centers: Vec<Arc<RepairCenter>>,
     facts: Vec<MatchFacts>,
     prices: Vec<PriceRange>,
-    slot_by_id: HashMap<String, Slot>,
+    /// Every slot, ordered by the center's id.
+    slots_by_id: Vec<Slot>,
     brands: HashMap<String, Brand>,
     banks: HashMap<String, Bank>,
     trees_by_brand: HashMap<String, RTree<IndexEntry>>,
@@ -211,29 +212,36 @@ impl Catalog {
     /// Builds a snapshot and its index. Later centers replace earlier ones with
     /// the same id.
     pub fn build(version: u64, centers: Vec<RepairCenter>, brands: Vec<Brand>, banks: Vec<Bank>) -> Self {
-        let mut latest: HashMap<String, usize> = HashMap::with_capacity(centers.len());
+        Self::from_shared(version, centers.into_iter().map(Arc::new).collect(), brands, banks)
+    }
+
+    /// Builds a snapshot from shared centers, so a new snapshot after a write
+    /// reuses every unchanged center. Later centers replace earlier ones with
+    /// the same id.
+    pub fn from_shared(version: u64, centers: Vec<Arc<RepairCenter>>, brands: Vec<Brand>, banks: Vec<Bank>) -> Self {
+        let mut latest: HashMap<&str, usize> = HashMap::with_capacity(centers.len());
         for (position, center) in centers.iter().enumerate() {
-            latest.insert(center.id.clone(), position);
+            latest.insert(&center.id, position);
         }
         let mut keep = vec![false; centers.len()];
         for position in latest.into_values() {
             keep[position] = true;
         }
-        let mut centers: Vec<RepairCenter> =
+        // Only pointers move from here on: a center is some 600 bytes.
+        let mut stored: Vec<Arc<RepairCenter>> =
             centers.into_iter().zip(keep).filter_map(|(center, kept)| kept.then_some(center)).collect();
-        centers.sort_by_cached_key(|center| morton_key(center.location));
+        stored.sort_by_cached_key(|center| morton_key(center.location));
 
-        let mut stored = Vec::with_capacity(centers.len());
-        let mut facts = Vec::with_capacity(centers.len());
+        let mut facts = Vec::with_capacity(stored.len());
         let mut prices = Vec::new();
-        let mut slot_by_id = HashMap::with_capacity(centers.len());
-        for center in centers {
+        for center in &stored {
             let quotes = prices.len()..prices.len() + center.prices.len();
             prices.extend_from_slice(&center.prices);
-            facts.push(MatchFacts::of(&center, quotes));
-            slot_by_id.insert(center.id.clone(), stored.len() as Slot);
-            stored.push(Arc::new(center));
+            facts.push(MatchFacts::of(center, quotes));
         }
+        // Slots in id order: lookups by id are binary searches, and no id is copied.
+        let mut slots_by_id: Vec<Slot> = (0..stored.len() as Slot).collect();
+        slots_by_id.sort_unstable_by(|&a, &b| stored[a as usize].id.cmp(&stored[b as usize].id));
 
         let mut entries_by_brand: HashMap<String, Vec<IndexEntry>> = HashMap::new();
         for (slot, center) in stored.iter().enumerate() {
@@ -260,7 +268,7 @@ impl Catalog {
             centers: stored,
             facts,
             prices,
-            slot_by_id,
+            slots_by_id,
             brands: brands.into_iter().map(|brand| (match_key(&brand.name), brand)).collect(),
             banks: banks.into_iter().map(|bank| (bank.id.clone(), bank)).collect(),
             trees_by_brand,
@@ -297,9 +305,39 @@ impl Catalog {
         self.slot(id).map(|slot| self.center_at(slot))
     }
 
+    /// Centers in id order, starting after `after` (exclusive) when given.
+    pub fn centers_by_id<'a>(&'a self, after: Option<&str>) -> impl Iterator<Item = &'a Arc<RepairCenter>> + 'a {
+        let start = after
+            .map_or(0, |after| self.slots_by_id.partition_point(|&slot| self.center_at(slot).id.as_str() <= after));
+        self.slots_by_id[start..].iter().map(|&slot| self.center_at(slot))
+    }
+
+    /// A new snapshot with `upserts` added or replacing centers by id and
+    /// `deletes` removed; unchanged centers are shared, not copied.
+    pub fn with_changes(
+        &self,
+        version: u64,
+        upserts: Vec<RepairCenter>,
+        deletes: &[String],
+        brands: Vec<Brand>,
+        banks: Vec<Bank>,
+    ) -> Self {
+        let replaced: HashSet<&str> =
+            upserts.iter().map(|c| c.id.as_str()).chain(deletes.iter().map(String::as_str)).collect();
+        let mut centers: Vec<Arc<RepairCenter>> =
+            self.centers.iter().filter(|c| !replaced.contains(c.id.as_str())).cloned().collect();
+        centers.extend(upserts.into_iter().map(Arc::new));
+        let mut all_brands: HashMap<String, Brand> = self.brands.clone();
+        all_brands.extend(brands.into_iter().map(|brand| (match_key(&brand.name), brand)));
+        let mut all_banks: HashMap<String, Bank> = self.banks.clone();
+        all_banks.extend(banks.into_iter().map(|bank| (bank.id.clone(), bank)));
+        Self::from_shared(version, centers, all_brands.into_values().collect(), all_banks.into_values().collect())
+    }
+
     /// The slot of a center id.
     pub fn slot(&self, id: &str) -> Option<Slot> {
-        self.slot_by_id.get(id).copied()
+        let position = self.slots_by_id.binary_search_by(|&slot| self.center_at(slot).id.as_str().cmp(id)).ok()?;
+        Some(self.slots_by_id[position])
     }
 
     /// The center in a slot.
@@ -371,5 +409,22 @@ mod tests {
         let slot = catalog.slot("a").unwrap();
         assert_eq!(catalog.facts(slot).location, catalog.center_at(slot).location);
         assert_eq!(catalog.prices(slot), catalog.center_at(slot).prices.as_slice());
+        assert_eq!(catalog.slot("nobody"), None);
+    }
+
+    #[test]
+    fn changes_share_unchanged_centers_and_list_in_id_order() {
+        let catalog = Catalog::build(1, vec![center("b", 1.0), center("a", 2.0), center("c", 3.0)], vec![], vec![]);
+        let mut moved = center("b", 9.0);
+        moved.name = "moved".into();
+        let next = catalog.with_changes(2, vec![moved, center("d", 4.0)], &["c".to_owned()], vec![], vec![]);
+        assert_eq!(next.version(), 2);
+        let ids: Vec<&str> = next.centers_by_id(None).map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["a", "b", "d"]);
+        let after_a: Vec<&str> = next.centers_by_id(Some("a")).map(|c| c.id.as_str()).collect();
+        assert_eq!(after_a, ["b", "d"]);
+        assert_eq!(next.center("b").unwrap().name, "moved");
+        assert!(Arc::ptr_eq(catalog.center("a").unwrap(), next.center("a").unwrap()), "unchanged centers are shared");
+        assert_eq!(catalog.len(), 3, "the old snapshot is untouched");
     }
 }
