@@ -8,8 +8,12 @@ use prost::Message;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto_root = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
-    let files =
-        [proto_root.join("repairmatch/v1/catalog.proto"), proto_root.join("repairmatch/v1/repair_match_service.proto")];
+    let package_dir = proto_root.join("repairmatch/v1");
+    println!("cargo:rerun-if-changed={}", package_dir.display());
+    let mut files: Vec<PathBuf> =
+        std::fs::read_dir(&package_dir)?.map(|entry| entry.map(|e| e.path())).collect::<Result<_, _>>()?;
+    files.retain(|path| path.extension().is_some_and(|ext| ext == "proto"));
+    files.sort();
     for file in &files {
         println!("cargo:rerun-if-changed={}", file.display());
     }

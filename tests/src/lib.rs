@@ -5,12 +5,17 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use repairmatch::auth::{self, Role};
+use repairmatch::config::TenantConfig;
 use repairmatch::{App, Config, cli, ndjson};
 use repairmatch_proto::v1 as pb;
+use repairmatch_proto::v1::catalog_service_client::CatalogServiceClient;
 use repairmatch_proto::v1::repair_match_service_client::RepairMatchServiceClient;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic_types::StatusExt;
 
@@ -44,12 +49,64 @@ pub struct TestServer {
     task: JoinHandle<anyhow::Result<()>>,
 }
 
+/// The tenants every test server knows: (name, role, brands, profiles).
+pub const TENANTS: &[(&str, Role, &[&str], &[&str])] = &[
+    ("mfr-pax", Role::Manufacturer, &["PAX"], &[]),
+    ("mfr-verifone", Role::Manufacturer, &["Verifone"], &[]),
+    ("provider-fix", Role::Provider, &[], &[]),
+    ("provider-other", Role::Provider, &[], &[]),
+    ("icbc", Role::Bank, &[], &["default"]),
+    ("ops", Role::Ops, &[], &[]),
+];
+
+/// The API key of a test tenant.
+pub fn key_of(tenant: &str) -> String {
+    format!("rmk_test_{tenant}")
+}
+
+/// A key no tenant holds (never issued, or revoked).
+pub const REVOKED_KEY: &str = "rmk_test_revoked";
+
 fn config_for(store_dir: &Path) -> Config {
     let mut config = Config::default();
     config.store.path = store_dir.join("catalog.redb");
     config.store.load_sample_when_empty = false;
+    config.auth.allow_anonymous_find = true;
+    config.profiles.insert("nearest".into(), repairmatch_core::RankingProfile::default());
+    for (name, role, brands, profiles) in TENANTS {
+        config.tenants.insert(
+            (*name).into(),
+            TenantConfig {
+                role: *role,
+                key_sha256: vec![auth::key_hash(&key_of(name))],
+                brands: brands.iter().map(|b| (*b).into()).collect(),
+                profiles: profiles.iter().map(|p| (*p).into()).collect(),
+                default_profile: None,
+            },
+        );
+    }
     config
 }
+
+/// Adds `authorization: Bearer <key>` to every call, when a key is set.
+#[derive(Debug, Clone)]
+pub struct BearerKey(pub Option<String>);
+
+impl Interceptor for BearerKey {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(key) = &self.0 {
+            let value = format!("Bearer {key}").parse().map_err(|_| tonic::Status::internal("bad test key"))?;
+            request.metadata_mut().insert("authorization", value);
+        }
+        Ok(request)
+    }
+}
+
+/// A catalog client calling as a tenant (`None`: no key).
+pub type CatalogClient = CatalogServiceClient<InterceptedService<Channel, BearerKey>>;
+
+/// A match client calling with a key.
+pub type KeyedMatchClient = RepairMatchServiceClient<InterceptedService<Channel, BearerKey>>;
 
 /// Writes a fixture as NDJSON files and loads them with the real `import`.
 pub fn import_fixture(store_dir: &Path, fixture: &Fixture) -> anyhow::Result<()> {
@@ -90,6 +147,21 @@ impl TestServer {
     pub async fn client(&self) -> RepairMatchServiceClient<Channel> {
         let channel = Channel::from_shared(format!("http://{}", self.addr)).unwrap().connect().await.expect("connect");
         RepairMatchServiceClient::new(channel).max_decoding_message_size(64 * 1024 * 1024)
+    }
+
+    /// A catalog client with this key (`None`: no key).
+    pub async fn catalog_as(&self, key: Option<String>) -> CatalogClient {
+        CatalogServiceClient::with_interceptor(self.channel().await, BearerKey(key)).max_decoding_message_size(64 << 20)
+    }
+
+    /// A catalog client as a test tenant.
+    pub async fn catalog(&self, tenant: &str) -> CatalogClient {
+        self.catalog_as(Some(key_of(tenant))).await
+    }
+
+    /// A match client with this key (`None`: no key).
+    pub async fn client_as(&self, key: Option<String>) -> KeyedMatchClient {
+        RepairMatchServiceClient::with_interceptor(self.channel().await, BearerKey(key))
     }
 
     /// A raw channel, for health and reflection clients.

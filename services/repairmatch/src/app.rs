@@ -2,17 +2,23 @@
 //! snapshot, behind a cheap-to-clone handle.
 //!
 //! Reads take the current snapshot (an `ArcSwap` load: no lock, no wait) and
-//! rank against it; writes commit to the store first, then swap in a whole new
-//! snapshot, so a reader sees a write entirely or not at all.
+//! rank against it. Writes go one at a time through the writer: checked
+//! against the latest committed state, committed to the store (durable), then
+//! published as a whole new snapshot that shares every unchanged center, so a
+//! reader sees a write entirely or not at all, and sees it before the writer
+//! is answered.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use arc_swap::ArcSwap;
 use chrono::Utc;
 use repairmatch_core::find::FindOutcome;
-use repairmatch_core::model::RepairCenter;
+use repairmatch_core::model::{Brand, RepairCenter, match_key};
 use repairmatch_core::{Catalog, FindQuery, RankingProfile, datagen, find};
+use tonic_types::FieldViolation;
 
+use crate::auth::{self, Caller, Role, Tenant};
 use crate::config::Config;
 use crate::error::ServiceError;
 use crate::store::{CatalogWrite, Store, StoreError};
@@ -25,11 +31,56 @@ pub struct App {
 
 struct AppInner {
     config: Config,
-    /// Held for the process's life: redb locks the file, so an `import` cannot
-    /// write behind a running server's back.
-    _store: Store,
+    store: Store,
     catalog: ArcSwap<Catalog>,
+    writer: Mutex<Writer>,
 }
+
+/// Committed writes not yet in the published snapshot (only ever during a
+/// bulk import, which publishes now and then rather than per batch).
+#[derive(Default)]
+struct Writer {
+    version: u64,
+    centers: HashMap<String, Option<RepairCenter>>,
+    brands: Vec<Brand>,
+}
+
+/// What happened to one item of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemOutcome {
+    /// Written.
+    Ok,
+    /// Bad fields.
+    InvalidArgument,
+    /// Not the caller's to write.
+    PermissionDenied,
+    /// Stale etag.
+    Aborted,
+}
+
+/// The result for one item.
+#[derive(Debug, Clone)]
+pub struct ItemResult {
+    /// The id as sent.
+    pub id: String,
+    /// What happened.
+    pub outcome: ItemOutcome,
+    /// The new etag when written.
+    pub etag: String,
+    /// Why not, field by field.
+    pub violations: Vec<FieldViolation>,
+    /// A summary.
+    pub message: String,
+}
+
+impl ItemResult {
+    fn refused(id: &str, outcome: ItemOutcome, violations: Vec<FieldViolation>, message: &str) -> Self {
+        Self { id: id.to_owned(), outcome, etag: String::new(), violations, message: message.to_owned() }
+    }
+}
+
+/// One item of a batch as the adapter validated it.
+pub type CheckedItem = (String, String, Result<RepairCenter, Vec<FieldViolation>>);
 
 impl std::fmt::Debug for App {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -49,7 +100,12 @@ impl App {
                 seed = config.store.sample_seed,
                 "store empty: loading the bundled sample catalog"
             );
-            store.write(CatalogWrite { centers: sample.centers, brands: sample.brands, banks: sample.banks })?;
+            store.write(CatalogWrite {
+                centers: sample.centers,
+                brands: sample.brands,
+                banks: sample.banks,
+                ..CatalogWrite::default()
+            })?;
         }
         let stored = store.load()?;
         let started = std::time::Instant::now();
@@ -60,7 +116,18 @@ impl App {
             index_build_ms = started.elapsed().as_millis() as u64,
             "catalog loaded"
         );
-        Ok(Self { inner: Arc::new(AppInner { config, _store: store, catalog: ArcSwap::from_pointee(catalog) }) })
+        if config.auth.allow_anonymous_find {
+            tracing::warn!("anonymous FindRepairCenter is allowed: fine for a demo, not for production");
+        }
+        let writer = Writer { version: catalog.version(), ..Writer::default() };
+        Ok(Self {
+            inner: Arc::new(AppInner {
+                config,
+                store,
+                catalog: ArcSwap::from_pointee(catalog),
+                writer: Mutex::new(writer),
+            }),
+        })
     }
 
     /// The configuration in force.
@@ -78,13 +145,35 @@ impl App {
         self.inner.config.profiles.get(name)
     }
 
-    /// The profile used when a request names none.
-    pub fn default_profile_name(&self) -> &str {
-        &self.inner.config.find.default_profile
+    /// The profile a caller gets when its request names none.
+    pub fn default_profile_name<'a>(&'a self, caller: &'a Caller) -> &'a str {
+        match caller {
+            Caller::Tenant(tenant) => tenant.default_profile.as_deref(),
+            Caller::Anonymous => None,
+        }
+        .unwrap_or(&self.inner.config.find.default_profile)
+    }
+
+    /// Who may read: any tenant, and anonymous callers when the config allows.
+    pub fn authorize_read(&self, caller: &Caller) -> Result<(), ServiceError> {
+        match caller {
+            Caller::Tenant(_) => Ok(()),
+            Caller::Anonymous if self.inner.config.auth.allow_anonymous_find => Ok(()),
+            Caller::Anonymous => Err(ServiceError::Unauthenticated("an API key is required".into())),
+        }
     }
 
     /// Ranks the centers for a validated query.
-    pub fn find(&self, query: &FindQuery) -> Result<FindOutcome, ServiceError> {
+    pub fn find(&self, caller: &Caller, query: &FindQuery) -> Result<FindOutcome, ServiceError> {
+        self.authorize_read(caller)?;
+        if let Caller::Tenant(tenant) = caller
+            && !tenant.may_use_profile(&query.profile_name)
+        {
+            return Err(ServiceError::PermissionDenied(format!(
+                "tenant {} may not use ranking profile {:?}",
+                tenant.name, query.profile_name
+            )));
+        }
         let profile = self.profile(&query.profile_name).ok_or_else(|| {
             ServiceError::invalid("ranking_profile", format!("unknown ranking profile {:?}", query.profile_name))
         })?;
@@ -94,7 +183,274 @@ impl App {
     }
 
     /// One center by id.
-    pub fn repair_center(&self, id: &str) -> Result<Arc<RepairCenter>, ServiceError> {
+    pub fn repair_center(&self, caller: &Caller, id: &str) -> Result<Arc<RepairCenter>, ServiceError> {
+        self.authorize_read(caller)?;
         self.inner.catalog.load().center(id).cloned().ok_or_else(|| ServiceError::RepairCenterNotFound(id.to_owned()))
     }
+
+    fn writer(&self) -> MutexGuard<'_, Writer> {
+        // A panic mid-write leaves nothing half-applied (the store is
+        // transactional, snapshots are whole), so the state stays usable.
+        self.inner.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A writing tenant, or the reason it cannot write at all.
+    pub fn writing_tenant(caller: &Caller) -> Result<&Tenant, ServiceError> {
+        match caller {
+            Caller::Anonymous => Err(ServiceError::Unauthenticated("writes need an API key".into())),
+            Caller::Tenant(tenant) if tenant.role == Role::Bank => {
+                Err(ServiceError::PermissionDenied("bank keys cannot write the catalog".into()))
+            }
+            Caller::Tenant(tenant) => Ok(tenant),
+        }
+    }
+
+    /// Upserts a batch: each item is checked on its own (fields, ownership,
+    /// etag); the good ones are committed in one transaction and published
+    /// before this returns. Blocking: call from a blocking thread.
+    pub fn upsert_centers(
+        &self,
+        tenant: &Tenant,
+        items: Vec<CheckedItem>,
+    ) -> Result<(Vec<ItemResult>, u64), ServiceError> {
+        let mut writer = self.writer();
+        let results = self.write_batch(&mut writer, tenant, items, "upsert_repair_center")?;
+        self.publish(&mut writer);
+        Ok((results, writer.version))
+    }
+
+    /// Writes a batch without publishing (the caller publishes).
+    fn write_batch(
+        &self,
+        writer: &mut Writer,
+        tenant: &Tenant,
+        items: Vec<CheckedItem>,
+        action: &'static str,
+    ) -> Result<Vec<ItemResult>, ServiceError> {
+        let snapshot = self.inner.catalog.load();
+        let mut results = Vec::with_capacity(items.len());
+        let mut accepted: Vec<(usize, RepairCenter)> = Vec::new();
+        let mut ids_in_batch: HashMap<String, usize> = HashMap::new();
+        for (index, (path, id, checked)) in items.into_iter().enumerate() {
+            let mut center = match checked {
+                Ok(center) => center,
+                Err(violations) => {
+                    results.push(ItemResult::refused(&id, ItemOutcome::InvalidArgument, violations, "invalid fields"));
+                    continue;
+                }
+            };
+            if let Some(first) = ids_in_batch.insert(id.clone(), index) {
+                let violation = FieldViolation::new(format!("{path}.id"), format!("repeats the id of item {first}"));
+                results.push(ItemResult::refused(&id, ItemOutcome::InvalidArgument, vec![violation], "duplicate id"));
+                continue;
+            }
+            let existing = match writer.centers.get(&id) {
+                Some(pending) => pending.clone(),
+                None => snapshot.center(&id).map(|c| RepairCenter::clone(c)),
+            };
+            if let Err(denial) = auth::may_write_center(tenant, existing.as_ref(), &center, &path) {
+                results.push(ItemResult::refused(
+                    &id,
+                    ItemOutcome::PermissionDenied,
+                    denial.violations,
+                    "permission denied",
+                ));
+                continue;
+            }
+            if !center.etag.is_empty() && existing.as_ref().is_none_or(|e| e.etag != center.etag) {
+                let message = "the etag is not the current one: read the center again and retry";
+                results.push(ItemResult::refused(&id, ItemOutcome::Aborted, vec![], message));
+                continue;
+            }
+            // The owner is the service's to set: the existing one, or the writer.
+            center.owner = existing.map_or_else(|| tenant.name.clone(), |e| e.owner);
+            results.push(ItemResult::refused(&id, ItemOutcome::Ok, vec![], "written"));
+            accepted.push((results.len() - 1, center));
+        }
+        if !accepted.is_empty() {
+            let (positions, centers): (Vec<usize>, Vec<RepairCenter>) = accepted.into_iter().unzip();
+            let (version, written) = self
+                .inner
+                .store
+                .write(CatalogWrite { centers, ..CatalogWrite::default() })
+                .map_err(|e| ServiceError::Storage(e.to_string()))?;
+            writer.version = version;
+            for (position, center) in positions.into_iter().zip(written.centers) {
+                results[position].etag = center.etag.clone();
+                writer.centers.insert(center.id.clone(), Some(center));
+            }
+        }
+        for result in &results {
+            tracing::info!(
+                target: "audit",
+                tenant = %tenant.name,
+                role = ?tenant.role,
+                action,
+                id = %result.id,
+                outcome = ?result.outcome,
+                version = writer.version,
+                "catalog write"
+            );
+        }
+        Ok(results)
+    }
+
+    /// Makes committed writes visible to readers: one new snapshot.
+    fn publish(&self, writer: &mut Writer) {
+        if writer.centers.is_empty() && writer.brands.is_empty() {
+            return;
+        }
+        let started = std::time::Instant::now();
+        let (mut upserts, mut deletes) = (Vec::new(), Vec::new());
+        for (id, center) in writer.centers.drain() {
+            match center {
+                Some(center) => upserts.push(center),
+                None => deletes.push(id),
+            }
+        }
+        let brands = std::mem::take(&mut writer.brands);
+        let snapshot = self.inner.catalog.load().with_changes(writer.version, upserts, &deletes, brands, vec![]);
+        self.inner.catalog.store(Arc::new(snapshot));
+        tracing::debug!(
+            version = writer.version,
+            publish_ms = started.elapsed().as_millis() as u64,
+            "snapshot published"
+        );
+    }
+
+    /// Deletes one center. Blocking.
+    pub fn delete_center(&self, tenant: &Tenant, id: &str, etag: &str) -> Result<u64, ServiceError> {
+        let mut writer = self.writer();
+        let snapshot = self.inner.catalog.load();
+        let existing = match writer.centers.get(id) {
+            Some(pending) => pending.clone(),
+            None => snapshot.center(id).map(|c| RepairCenter::clone(c)),
+        };
+        let outcome = (|| {
+            let existing = existing.ok_or_else(|| ServiceError::RepairCenterNotFound(id.to_owned()))?;
+            auth::may_delete_center(tenant, &existing).map_err(|_| {
+                ServiceError::PermissionDenied(format!("repair center {id:?} belongs to another tenant"))
+            })?;
+            if !etag.is_empty() && etag != existing.etag {
+                return Err(ServiceError::Aborted("the etag is not the current one: read the center again".into()));
+            }
+            let write = CatalogWrite { deleted_center_ids: vec![id.to_owned()], ..CatalogWrite::default() };
+            let (version, _) = self.inner.store.write(write).map_err(|e| ServiceError::Storage(e.to_string()))?;
+            writer.version = version;
+            writer.centers.insert(id.to_owned(), None);
+            Ok(version)
+        })();
+        tracing::info!(target: "audit", tenant = %tenant.name, role = ?tenant.role, action = "delete_repair_center", id, outcome = ?outcome.as_ref().map(|_| "ok").map_err(ToString::to_string), "catalog write");
+        self.publish(&mut writer);
+        outcome
+    }
+
+    /// Imports items in batches: each batch committed on its own, published
+    /// every `publish_every` items and at the end. Blocking.
+    pub fn import_batch(
+        &self,
+        tenant: &Tenant,
+        items: Vec<CheckedItem>,
+        publish: bool,
+    ) -> Result<(Vec<ItemResult>, u64), ServiceError> {
+        let mut writer = self.writer();
+        let results = self.write_batch(&mut writer, tenant, items, "import_repair_center")?;
+        if publish {
+            self.publish(&mut writer);
+        }
+        Ok((results, writer.version))
+    }
+
+    /// Publishes whatever an import committed.
+    pub fn finish_import(&self) -> u64 {
+        let mut writer = self.writer();
+        self.publish(&mut writer);
+        writer.version
+    }
+
+    /// Creates or replaces a brand. Blocking.
+    pub fn upsert_brand(&self, tenant: &Tenant, mut brand: Brand) -> Result<Brand, ServiceError> {
+        let decision = auth::may_write_brand(tenant, &brand.name);
+        tracing::info!(target: "audit", tenant = %tenant.name, role = ?tenant.role, action = "upsert_brand", brand = %brand.name, allowed = decision.is_ok(), "catalog write");
+        decision.map_err(|denial| ServiceError::PermissionDenied(denial.violations[0].description.clone()))?;
+        let mut writer = self.writer();
+        let snapshot = self.inner.catalog.load();
+        brand.owner = snapshot
+            .brand(&brand.name)
+            .filter(|existing| !existing.owner.is_empty())
+            .map_or_else(|| tenant.name.clone(), |existing| existing.owner.clone());
+        let write = CatalogWrite { brands: vec![brand.clone()], ..CatalogWrite::default() };
+        let (version, _) = self.inner.store.write(write).map_err(|e| ServiceError::Storage(e.to_string()))?;
+        writer.version = version;
+        writer.brands.push(brand.clone());
+        self.publish(&mut writer);
+        Ok(brand)
+    }
+
+    /// One brand by name.
+    pub fn brand(&self, caller: &Caller, name: &str) -> Result<Brand, ServiceError> {
+        self.authorize_read(caller)?;
+        self.inner.catalog.load().brand(name).cloned().ok_or_else(|| ServiceError::BrandNotFound(name.to_owned()))
+    }
+
+    /// Brands by lower-cased name, after `after` (exclusive).
+    pub fn brands(
+        &self,
+        caller: &Caller,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<Brand>, bool), ServiceError> {
+        self.authorize_read(caller)?;
+        let catalog = self.inner.catalog.load();
+        let mut brands: Vec<Brand> = catalog
+            .brands()
+            .filter(|b| after.is_none_or(|after| match_key(&b.name).as_str() > after))
+            .cloned()
+            .collect();
+        brands.sort_by_key(|b| match_key(&b.name));
+        let more = brands.len() > limit;
+        brands.truncate(limit);
+        Ok((brands, more))
+    }
+
+    /// Centers in id order for a listing: the caller's own, or any for ops.
+    pub fn list_centers(
+        &self,
+        tenant: &Tenant,
+        filter: &ListFilter,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<Arc<RepairCenter>>, bool), ServiceError> {
+        let owner = match (&tenant.role, &filter.owner) {
+            (Role::Ops, owner) => owner.clone(),
+            (_, Some(owner)) if *owner != tenant.name => {
+                return Err(ServiceError::PermissionDenied("only ops may list another tenant's centers".into()));
+            }
+            _ => Some(tenant.name.clone()),
+        };
+        let catalog = self.inner.catalog.load();
+        let brand_key = filter.brand.as_deref().map(match_key);
+        let mut page: Vec<Arc<RepairCenter>> = catalog
+            .centers_by_id(after)
+            .filter(|c| owner.as_ref().is_none_or(|owner| &c.owner == owner))
+            .filter(|c| filter.kind.is_none_or(|kind| c.kind == kind))
+            .filter(|c| brand_key.as_ref().is_none_or(|key| c.brand_support(key).is_some()))
+            .take(limit + 1)
+            .cloned()
+            .collect();
+        let more = page.len() > limit;
+        page.truncate(limit);
+        Ok((page, more))
+    }
+}
+
+/// Filters of a catalog listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct ListFilter {
+    /// Brand, case-insensitive.
+    pub brand: Option<String>,
+    /// Owner (ops only).
+    pub owner: Option<String>,
+    /// Kind.
+    pub kind: Option<repairmatch_core::model::CenterKind>,
 }

@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 
 use crate::config::Config;
 use crate::store::{CatalogWrite, Store};
-use crate::{App, convert, ndjson, serve};
+use crate::{App, auth, convert, ndjson, serve};
 
 /// Finds who can repair a broken card terminal, as a gRPC service.
 #[derive(Debug, Parser)]
@@ -48,6 +48,12 @@ pub enum Command {
         /// A file of RepairCenter lines.
         centers: Option<PathBuf>,
     },
+    /// Manage API keys.
+    Key {
+        /// What to do with keys.
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
     /// Write a realistic sample catalog: OUT/centers.ndjson, OUT/brands.ndjson
     /// and OUT/banks.ndjson.
     Datagen {
@@ -60,6 +66,17 @@ pub enum Command {
         /// Output directory.
         #[arg(long, default_value = "sample")]
         out: PathBuf,
+    },
+}
+
+/// Key subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Print a fresh key for a tenant and the config line that accepts it.
+    New {
+        /// The tenant the key is for.
+        #[arg(long)]
+        tenant: String,
     },
 }
 
@@ -78,6 +95,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             import(&config, centers.as_deref(), brands.as_deref(), banks.as_deref())
         }
         Command::Datagen { centers, seed, out } => write_sample(centers, seed, &out),
+        Command::Key { command: KeyCommand::New { tenant } } => {
+            let key = auth::new_key().map_err(|e| anyhow::anyhow!("no randomness for a key: {e}"))?;
+            println!("key for {tenant} (give it to the tenant; it is shown only now and stored nowhere):");
+            println!("  {key}");
+            println!(
+                "add its hash to [tenants.{tenant}] in the config (keep older hashes there until clients switch):"
+            );
+            println!("  key_sha256 = [\"{}\"]", auth::key_hash(&key));
+            Ok(())
+        }
     }
 }
 
@@ -128,6 +155,7 @@ pub fn import(
         centers: centers.map(ndjson::read_centers).transpose()?.unwrap_or_default(),
         brands: brands.map(ndjson::read_brands).transpose()?.unwrap_or_default(),
         banks: banks.map(ndjson::read_banks).transpose()?.unwrap_or_default(),
+        deleted_center_ids: Vec::new(),
     };
     anyhow::ensure!(!write.is_empty(), "nothing to import: name a centers file, --brands or --banks");
     let counts = (write.centers.len(), write.brands.len(), write.banks.len());

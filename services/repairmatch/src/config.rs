@@ -14,6 +14,8 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use repairmatch_core::RankingProfile;
 use serde::{Deserialize, Serialize};
 
+use crate::auth::Role;
+
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -24,6 +26,10 @@ pub struct Config {
     pub store: StoreConfig,
     /// Find defaults.
     pub find: FindConfig,
+    /// Authentication.
+    pub auth: AuthConfig,
+    /// Tenants by name: the owners of what they write.
+    pub tenants: BTreeMap<String, TenantConfig>,
     /// Ranking profiles by name.
     pub profiles: BTreeMap<String, RankingProfile>,
 }
@@ -34,6 +40,8 @@ impl Default for Config {
             server: ServerConfig::default(),
             store: StoreConfig::default(),
             find: FindConfig::default(),
+            auth: AuthConfig::default(),
+            tenants: BTreeMap::new(),
             profiles: BTreeMap::from([("default".to_owned(), RankingProfile::default())]),
         }
     }
@@ -48,7 +56,8 @@ pub struct ServerConfig {
     /// Requests one connection may have in flight; more are refused at once
     /// with RESOURCE_EXHAUSTED rather than queued without bound.
     pub max_concurrent_requests_per_connection: usize,
-    /// Longest a request may run when the caller sets no deadline, ms.
+    /// Longest a call may run, ms: a caller's shorter deadline wins. Generous
+    /// because a bulk import streams for a while.
     pub default_timeout_ms: u64,
     /// Largest request message, bytes.
     pub max_request_bytes: usize,
@@ -59,7 +68,7 @@ impl Default for ServerConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             max_concurrent_requests_per_connection: 1024,
-            default_timeout_ms: 10_000,
+            default_timeout_ms: 120_000,
             max_request_bytes: 16 * 1024 * 1024,
         }
     }
@@ -104,6 +113,48 @@ impl Default for FindConfig {
     }
 }
 
+/// Authentication.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Let callers without a key use FindRepairCenter and GetRepairCenter: for
+    /// a local demo only. Writes always need a key.
+    pub allow_anonymous_find: bool,
+}
+
+/// One tenant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    /// What it may do.
+    pub role: Role,
+    /// SHA-256 (hex) of each valid key; several so keys can be rotated.
+    /// `repairmatch key new --tenant NAME` makes one.
+    #[serde(default)]
+    pub key_sha256: Vec<String>,
+    /// Brands a manufacturer owns.
+    #[serde(default)]
+    pub brands: Vec<String>,
+    /// Profiles a bank may ask for; empty = any.
+    #[serde(default)]
+    pub profiles: Vec<String>,
+    /// The profile used when its requests name none.
+    #[serde(default)]
+    pub default_profile: Option<String>,
+}
+
+impl Default for TenantConfig {
+    fn default() -> Self {
+        Self {
+            role: Role::Bank,
+            key_sha256: Vec::new(),
+            brands: Vec::new(),
+            profiles: Vec::new(),
+            default_profile: None,
+        }
+    }
+}
+
 /// A configuration that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -140,6 +191,32 @@ impl Config {
         for (name, profile) in &self.profiles {
             for (key, why) in profile.validate() {
                 problems.push((format!("profiles.{name}.{key}"), why));
+            }
+        }
+        for (name, tenant) in &self.tenants {
+            for (i, hash) in tenant.key_sha256.iter().enumerate() {
+                if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+                    problems.push((
+                        format!("tenants.{name}.key_sha256[{i}]"),
+                        "must be 64 lower-case hex digits (the SHA-256 of a key, from `repairmatch key new`)"
+                            .to_owned(),
+                    ));
+                }
+            }
+            for profile in tenant.profiles.iter().chain(&tenant.default_profile) {
+                if !self.profiles.contains_key(profile) {
+                    problems
+                        .push((format!("tenants.{name}"), format!("names profile {profile:?}, which is not defined")));
+                }
+            }
+            if let Some(default) = &tenant.default_profile
+                && !tenant.profiles.is_empty()
+                && !tenant.profiles.contains(default)
+            {
+                problems.push((
+                    format!("tenants.{name}.default_profile"),
+                    format!("{default:?} is not among the tenant's profiles"),
+                ));
             }
         }
         if self.server.max_concurrent_requests_per_connection == 0 {
@@ -181,6 +258,20 @@ mod tests {
         let file = write("[server]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n");
         let error = Config::load(Some(file.path())).unwrap_err().to_string();
         assert!(error.contains("lisen"), "{error}");
+    }
+
+    #[test]
+    fn tenants_are_checked() {
+        let file = write(
+            "[tenants.icbc]\nrole = \"bank\"\nkey_sha256 = [\"XYZ\"]\nprofiles = [\"default\", \"ghost\"]\n\n[tenants.who]\nrole = \"king\"\n",
+        );
+        let error = Config::load(Some(file.path())).unwrap_err().to_string();
+        assert!(error.contains("king"), "{error}");
+        let file =
+            write("[tenants.icbc]\nrole = \"bank\"\nkey_sha256 = [\"XYZ\"]\nprofiles = [\"default\", \"ghost\"]\n");
+        let error = Config::load(Some(file.path())).unwrap_err().to_string();
+        assert!(error.contains("tenants.icbc.key_sha256[0]"), "{error}");
+        assert!(error.contains("\"ghost\""), "{error}");
     }
 
     #[test]

@@ -21,6 +21,18 @@ pub enum ServiceError {
     /// No repair center has the id.
     #[error("repair center {0:?} not found")]
     RepairCenterNotFound(String),
+    /// No brand has the name.
+    #[error("brand {0:?} not found")]
+    BrandNotFound(String),
+    /// No key, or a bad one.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The caller may not do this.
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// A stale etag.
+    #[error("{0}")]
+    Aborted(String),
     /// The store failed.
     #[error("storage failure: {0}")]
     Storage(String),
@@ -42,6 +54,10 @@ impl ServiceError {
         match self {
             ServiceError::InvalidArgument(_) => (Code::InvalidArgument, "INVALID_ARGUMENT"),
             ServiceError::RepairCenterNotFound(_) => (Code::NotFound, "REPAIR_CENTER_NOT_FOUND"),
+            ServiceError::BrandNotFound(_) => (Code::NotFound, "BRAND_NOT_FOUND"),
+            ServiceError::Unauthenticated(_) => (Code::Unauthenticated, "UNAUTHENTICATED"),
+            ServiceError::PermissionDenied(_) => (Code::PermissionDenied, "PERMISSION_DENIED"),
+            ServiceError::Aborted(_) => (Code::Aborted, "STALE_ETAG"),
             ServiceError::Storage(_) => (Code::Internal, "STORAGE_FAILURE"),
         }
     }
@@ -59,7 +75,13 @@ impl From<ServiceError> for Status {
             ServiceError::RepairCenterNotFound(id) => {
                 metadata.insert("id".to_owned(), id.clone());
             }
-            ServiceError::Storage(_) => {}
+            ServiceError::BrandNotFound(name) => {
+                metadata.insert("name".to_owned(), name.clone());
+            }
+            ServiceError::Unauthenticated(_)
+            | ServiceError::PermissionDenied(_)
+            | ServiceError::Aborted(_)
+            | ServiceError::Storage(_) => {}
         }
         details.set_error_info(reason, ERROR_DOMAIN, metadata);
         let message = match &error {

@@ -7,6 +7,7 @@ use repairmatch_proto::v1::repair_match_service_server::RepairMatchService;
 use tonic::{Request, Response, Status};
 
 use crate::app::App;
+use crate::catalog_grpc::caller_of;
 use crate::convert;
 use crate::error::ServiceError;
 
@@ -29,14 +30,16 @@ impl RepairMatchService for RepairMatchGrpc {
         &self,
         request: Request<pb::FindRepairCenterRequest>,
     ) -> Result<Response<pb::FindRepairCenterResponse>, Status> {
+        let caller = caller_of(&request);
+        self.app.authorize_read(&caller)?;
         let query = convert::find_query_from_proto(
             request.get_ref(),
-            self.app.default_profile_name(),
+            self.app.default_profile_name(&caller),
             |name| self.app.profile(name).is_some(),
             Utc::now().date_naive(),
         )
         .map_err(ServiceError::InvalidArgument)?;
-        let outcome = self.app.find(&query)?;
+        let outcome = self.app.find(&caller, &query)?;
         Ok(Response::new(convert::find_response_to_proto(&outcome, &query.profile_name)))
     }
 
@@ -44,13 +47,14 @@ impl RepairMatchService for RepairMatchGrpc {
         &self,
         request: Request<pb::GetRepairCenterRequest>,
     ) -> Result<Response<pb::GetRepairCenterResponse>, Status> {
+        let caller = caller_of(&request);
         let id = &request.get_ref().id;
         if id.is_empty() || id.len() > convert::MAX_ID_CHARS {
             return Err(
                 ServiceError::invalid("id", format!("must be 1 to {} characters", convert::MAX_ID_CHARS)).into()
             );
         }
-        let center = self.app.repair_center(id)?;
+        let center = self.app.repair_center(&caller, id)?;
         Ok(Response::new(pb::GetRepairCenterResponse { repair_center: Some(convert::center_to_proto(&center)) }))
     }
 }

@@ -6,17 +6,22 @@
 //! - [`ndjson`]: the NDJSON catalog interchange format.
 //! - [`convert`]: proto ↔ domain conversion and field validation.
 //! - [`error`]: the error enum and its single mapping to gRPC statuses.
-//! - [`app`]: shared state (store, config, live catalog snapshot).
-//! - [`grpc`]: the thin tonic adapter.
+//! - [`auth`]: tenants, API keys and who may do what.
+//! - [`app`]: shared state (store, config, live catalog snapshot) and writes.
+//! - [`grpc`], [`catalog_grpc`]: the thin tonic adapters.
+//! - [`list_token`]: page tokens for catalog listings.
 //! - [`server`]: `serve(listener, app, shutdown)`, used by `main` and tests.
 //! - [`cli`]: the `repairmatch` command line.
 
 pub mod app;
+pub mod auth;
+pub mod catalog_grpc;
 pub mod cli;
 pub mod config;
 pub mod convert;
 pub mod error;
 pub mod grpc;
+pub mod list_token;
 pub mod ndjson;
 pub mod server;
 pub mod store;

@@ -1,14 +1,20 @@
-//! Assembles the gRPC server: the match service, health checking, server
-//! reflection, deadlines and load shedding, on a listener the caller binds.
+//! Assembles the gRPC server: the match and catalog services behind the API
+//! key interceptor, health checking, server reflection, deadlines and load
+//! shedding, on a listener the caller binds.
 
 use std::future::Future;
 use std::time::Duration;
 
+use repairmatch_proto::v1::catalog_service_server::CatalogServiceServer;
 use repairmatch_proto::v1::repair_match_service_server::RepairMatchServiceServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::Status;
+use tonic::service::interceptor::InterceptedService;
 
 use crate::app::App;
+use crate::auth;
+use crate::catalog_grpc::CatalogGrpc;
 use crate::grpc::RepairMatchGrpc;
 
 /// Serves `app` on `listener` until `shutdown` completes, then drains
@@ -17,6 +23,7 @@ pub async fn serve(listener: TcpListener, app: App, shutdown: impl Future<Output
     let server_config = app.config().server.clone();
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<RepairMatchServiceServer<RepairMatchGrpc>>().await;
+    health_reporter.set_serving::<CatalogServiceServer<CatalogGrpc>>().await;
 
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(repairmatch_proto::FILE_DESCRIPTOR_SET)
@@ -27,8 +34,32 @@ pub async fn serve(listener: TcpListener, app: App, shutdown: impl Future<Output
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
 
-    let repair_match = RepairMatchServiceServer::new(RepairMatchGrpc::new(app))
-        .max_decoding_message_size(server_config.max_request_bytes);
+    let authenticate = {
+        let app = app.clone();
+        move |mut request: tonic::Request<()>| {
+            let header = match request.metadata().get("authorization") {
+                None => None,
+                Some(value) => Some(
+                    value
+                        .to_str()
+                        .map_err(|_| Status::unauthenticated("the authorization header must be 'Bearer <key>'"))?,
+                ),
+            };
+            let caller =
+                auth::authenticate(app.config(), header).map_err(|e| Status::unauthenticated(e.to_string()))?;
+            request.extensions_mut().insert(caller);
+            Ok(request)
+        }
+    };
+    let repair_match = InterceptedService::new(
+        RepairMatchServiceServer::new(RepairMatchGrpc::new(app.clone()))
+            .max_decoding_message_size(server_config.max_request_bytes),
+        authenticate.clone(),
+    );
+    let catalog = InterceptedService::new(
+        CatalogServiceServer::new(CatalogGrpc::new(app)).max_decoding_message_size(server_config.max_request_bytes),
+        authenticate,
+    );
 
     tracing::info!(listen = %listener.local_addr()?, "serving gRPC");
     tonic::transport::Server::builder()
@@ -40,6 +71,7 @@ pub async fn serve(listener: TcpListener, app: App, shutdown: impl Future<Output
         .add_service(reflection)
         .add_service(reflection_v1alpha)
         .add_service(repair_match)
+        .add_service(catalog)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await?;
     Ok(())

@@ -74,12 +74,14 @@ pub struct CatalogWrite {
     pub brands: Vec<Brand>,
     /// Banks to insert or replace, by id.
     pub banks: Vec<Bank>,
+    /// Centers to delete, by id.
+    pub deleted_center_ids: Vec<String>,
 }
 
 impl CatalogWrite {
     /// Whether there is nothing to write.
     pub fn is_empty(&self) -> bool {
-        self.centers.is_empty() && self.brands.is_empty() && self.banks.is_empty()
+        self.centers.is_empty() && self.brands.is_empty() && self.banks.is_empty() && self.deleted_center_ids.is_empty()
     }
 }
 
@@ -149,6 +151,9 @@ impl Store {
         let now = Utc::now();
         {
             let mut table = txn.open_table(CENTERS).map_err(db_error)?;
+            for id in &write.deleted_center_ids {
+                table.remove(id.as_str()).map_err(db_error)?;
+            }
             for center in &mut write.centers {
                 center.etag = format!("{version:x}");
                 center.update_time = Some(now);
@@ -209,8 +214,12 @@ mod tests {
         {
             let store = Store::open(&path).unwrap();
             assert!(store.is_empty().unwrap());
-            let write =
-                CatalogWrite { centers: sample.centers.clone(), brands: sample.brands.clone(), banks: sample.banks };
+            let write = CatalogWrite {
+                centers: sample.centers.clone(),
+                brands: sample.brands.clone(),
+                banks: sample.banks,
+                ..CatalogWrite::default()
+            };
             let (version, written) = store.write(write).unwrap();
             assert_eq!(version, 1);
             assert!(written.centers.iter().all(|c| c.etag == "1" && c.update_time.is_some()));

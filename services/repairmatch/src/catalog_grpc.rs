@@ -1,0 +1,256 @@
+//! The tonic adapter for `CatalogService`: who is calling, convert, delegate
+//! to the app on a blocking thread (writes fsync), convert back.
+
+use repairmatch_core::model::CenterKind;
+use repairmatch_proto::v1 as pb;
+use repairmatch_proto::v1::catalog_service_server::CatalogService;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::app::{App, CheckedItem, ItemOutcome, ItemResult, ListFilter};
+use crate::auth::Caller;
+use crate::convert;
+use crate::error::ServiceError;
+use crate::list_token;
+
+/// Largest batch of `UpsertRepairCenters`, and of an import's commits.
+pub const MAX_BATCH: usize = 1_000;
+/// An import publishes what it committed every this many items, and at the end.
+const IMPORT_PUBLISH_EVERY: usize = 20_000;
+/// Most refused items an import summary lists.
+const MAX_IMPORT_PROBLEMS: usize = 1_000;
+
+/// `repairmatch.v1.CatalogService` over an [`App`].
+#[derive(Debug, Clone)]
+pub struct CatalogGrpc {
+    app: App,
+}
+
+impl CatalogGrpc {
+    /// Serves `app`.
+    pub fn new(app: App) -> Self {
+        Self { app }
+    }
+}
+
+/// The caller the auth interceptor found.
+pub fn caller_of<T>(request: &Request<T>) -> Caller {
+    request.extensions().get::<Caller>().cloned().unwrap_or(Caller::Anonymous)
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ServiceError> + Send + 'static,
+) -> Result<T, Status> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result.map_err(Status::from),
+        Err(join_error) => Err(ServiceError::Storage(format!("write task failed: {join_error}")).into()),
+    }
+}
+
+fn check_items(centers: &[pb::RepairCenter], first_position: usize, prefix: &str) -> Vec<CheckedItem> {
+    centers
+        .iter()
+        .enumerate()
+        .map(|(i, center)| {
+            let path = format!("{prefix}[{}]", first_position + i);
+            (path.clone(), center.id.clone(), convert::center_from_proto(center, &path))
+        })
+        .collect()
+}
+
+fn outcome_to_proto(outcome: ItemOutcome) -> i32 {
+    let outcome = match outcome {
+        ItemOutcome::Ok => pb::ItemOutcome::Ok,
+        ItemOutcome::InvalidArgument => pb::ItemOutcome::InvalidArgument,
+        ItemOutcome::PermissionDenied => pb::ItemOutcome::PermissionDenied,
+        ItemOutcome::Aborted => pb::ItemOutcome::Aborted,
+    };
+    outcome as i32
+}
+
+fn violations_to_proto(result: &ItemResult) -> Vec<pb::FieldViolation> {
+    result
+        .violations
+        .iter()
+        .map(|v| pb::FieldViolation { field: v.field.clone(), description: v.description.clone() })
+        .collect()
+}
+
+#[tonic::async_trait]
+impl CatalogService for CatalogGrpc {
+    async fn upsert_repair_centers(
+        &self,
+        request: Request<pb::UpsertRepairCentersRequest>,
+    ) -> Result<Response<pb::UpsertRepairCentersResponse>, Status> {
+        let caller = caller_of(&request);
+        let tenant = App::writing_tenant(&caller)?.clone();
+        let centers = request.into_inner().centers;
+        if centers.is_empty() || centers.len() > MAX_BATCH {
+            return Err(ServiceError::invalid("centers", format!("send 1 to {MAX_BATCH} centers")).into());
+        }
+        let items = check_items(&centers, 0, "centers");
+        let app = self.app.clone();
+        let (results, catalog_version) = blocking(move || app.upsert_centers(&tenant, items)).await?;
+        let results = results
+            .iter()
+            .map(|r| pb::ItemResult {
+                id: r.id.clone(),
+                outcome: outcome_to_proto(r.outcome),
+                etag: r.etag.clone(),
+                field_violations: violations_to_proto(r),
+                message: r.message.clone(),
+            })
+            .collect();
+        Ok(Response::new(pb::UpsertRepairCentersResponse { results, catalog_version }))
+    }
+
+    async fn delete_repair_center(
+        &self,
+        request: Request<pb::DeleteRepairCenterRequest>,
+    ) -> Result<Response<pb::DeleteRepairCenterResponse>, Status> {
+        let caller = caller_of(&request);
+        let tenant = App::writing_tenant(&caller)?.clone();
+        let pb::DeleteRepairCenterRequest { id, etag } = request.into_inner();
+        if id.is_empty() || id.len() > convert::MAX_ID_CHARS {
+            return Err(
+                ServiceError::invalid("id", format!("must be 1 to {} characters", convert::MAX_ID_CHARS)).into()
+            );
+        }
+        let app = self.app.clone();
+        let catalog_version = blocking(move || app.delete_center(&tenant, &id, &etag)).await?;
+        Ok(Response::new(pb::DeleteRepairCenterResponse { catalog_version }))
+    }
+
+    async fn list_repair_centers(
+        &self,
+        request: Request<pb::ListRepairCentersRequest>,
+    ) -> Result<Response<pb::ListRepairCentersResponse>, Status> {
+        let caller = caller_of(&request);
+        let Caller::Tenant(tenant) = caller else {
+            return Err(ServiceError::Unauthenticated("listing the catalog needs an API key".into()).into());
+        };
+        let request = request.into_inner();
+        let kind = match pb::RepairCenterKind::try_from(request.kind) {
+            Ok(pb::RepairCenterKind::Unspecified) => None,
+            Ok(pb::RepairCenterKind::Authorized) => Some(CenterKind::Authorized),
+            Ok(pb::RepairCenterKind::BankService) => Some(CenterKind::BankService),
+            Ok(pb::RepairCenterKind::ThirdParty) => Some(CenterKind::ThirdParty),
+            Err(_) => return Err(ServiceError::invalid("kind", format!("unknown value {}", request.kind)).into()),
+        };
+        let filter = ListFilter {
+            brand: Some(request.brand.clone()).filter(|b| !b.is_empty()),
+            owner: Some(request.owner.clone()).filter(|o| !o.is_empty()),
+            kind,
+        };
+        let limit = list_token::page_size(request.page_size, 50, 1_000)?;
+        let scope = format!("centers|{}|{:?}|{:?}|{:?}", tenant.name, filter.brand, filter.owner, filter.kind);
+        let after =
+            (!request.page_token.is_empty()).then(|| list_token::decode(&request.page_token, &scope)).transpose()?;
+        let (page, more) = self.app.list_centers(&tenant, &filter, after.as_deref(), limit)?;
+        let next_page_token = match (more, page.last()) {
+            (true, Some(last)) => list_token::encode(&scope, &last.id),
+            _ => String::new(),
+        };
+        let repair_centers = page.iter().map(|c| convert::center_to_proto(c)).collect();
+        Ok(Response::new(pb::ListRepairCentersResponse { repair_centers, next_page_token }))
+    }
+
+    async fn import_repair_centers(
+        &self,
+        request: Request<Streaming<pb::ImportRepairCentersRequest>>,
+    ) -> Result<Response<pb::ImportRepairCentersResponse>, Status> {
+        let caller = caller_of(&request);
+        let tenant = App::writing_tenant(&caller)?.clone();
+        let mut stream = request.into_inner();
+        let mut summary = pb::ImportRepairCentersResponse::default();
+        let mut batch: Vec<pb::RepairCenter> = Vec::with_capacity(MAX_BATCH);
+        let mut since_publish = 0;
+        loop {
+            let next = stream.message().await?;
+            let done = next.is_none();
+            if let Some(item) = next {
+                batch.push(item.repair_center.unwrap_or_default());
+                summary.received += 1;
+            }
+            if batch.len() == MAX_BATCH || (done && !batch.is_empty()) {
+                let first_position = summary.received as usize - batch.len();
+                let items = check_items(&batch, first_position, "items");
+                batch.clear();
+                since_publish += items.len();
+                let publish = since_publish >= IMPORT_PUBLISH_EVERY;
+                if publish {
+                    since_publish = 0;
+                }
+                let (app, tenant) = (self.app.clone(), tenant.clone());
+                let (results, version) = blocking(move || app.import_batch(&tenant, items, publish)).await?;
+                summary.catalog_version = version;
+                for (offset, result) in results.iter().enumerate() {
+                    if result.outcome == ItemOutcome::Ok {
+                        summary.imported += 1;
+                        continue;
+                    }
+                    summary.rejected += 1;
+                    if summary.problems.len() < MAX_IMPORT_PROBLEMS {
+                        summary.problems.push(pb::ImportProblem {
+                            position: (first_position + offset) as i64,
+                            id: result.id.clone(),
+                            outcome: outcome_to_proto(result.outcome),
+                            field_violations: violations_to_proto(result),
+                            message: result.message.clone(),
+                        });
+                    }
+                }
+            }
+            if done {
+                break;
+            }
+        }
+        let app = self.app.clone();
+        summary.catalog_version = blocking(move || Ok(app.finish_import())).await?;
+        Ok(Response::new(summary))
+    }
+
+    async fn upsert_brand(
+        &self,
+        request: Request<pb::UpsertBrandRequest>,
+    ) -> Result<Response<pb::UpsertBrandResponse>, Status> {
+        let caller = caller_of(&request);
+        let tenant = App::writing_tenant(&caller)?.clone();
+        let Some(brand) = request.into_inner().brand else {
+            return Err(ServiceError::invalid("brand", "is required").into());
+        };
+        let brand = convert::brand_from_proto(&brand, "brand").map_err(ServiceError::InvalidArgument)?;
+        let app = self.app.clone();
+        let brand = blocking(move || app.upsert_brand(&tenant, brand)).await?;
+        Ok(Response::new(pb::UpsertBrandResponse { brand: Some(convert::brand_to_proto(&brand)) }))
+    }
+
+    async fn get_brand(&self, request: Request<pb::GetBrandRequest>) -> Result<Response<pb::GetBrandResponse>, Status> {
+        let caller = caller_of(&request);
+        let name = &request.get_ref().name;
+        if name.trim().is_empty() || name.chars().count() > convert::MAX_NAME_KEY_CHARS {
+            return Err(ServiceError::invalid("name", "must be 1 to 64 characters").into());
+        }
+        let brand = self.app.brand(&caller, name)?;
+        Ok(Response::new(pb::GetBrandResponse { brand: Some(convert::brand_to_proto(&brand)) }))
+    }
+
+    async fn list_brands(
+        &self,
+        request: Request<pb::ListBrandsRequest>,
+    ) -> Result<Response<pb::ListBrandsResponse>, Status> {
+        let caller = caller_of(&request);
+        let request = request.into_inner();
+        let limit = list_token::page_size(request.page_size, 50, 1_000)?;
+        let after =
+            (!request.page_token.is_empty()).then(|| list_token::decode(&request.page_token, "brands")).transpose()?;
+        let (brands, more) = self.app.brands(&caller, after.as_deref(), limit)?;
+        let next_page_token = match (more, brands.last()) {
+            (true, Some(last)) => list_token::encode("brands", &repairmatch_core::model::match_key(&last.name)),
+            _ => String::new(),
+        };
+        Ok(Response::new(pb::ListBrandsResponse {
+            brands: brands.iter().map(convert::brand_to_proto).collect(),
+            next_page_token,
+        }))
+    }
+}
