@@ -373,7 +373,10 @@ fn generate_center(index: usize, picker: &CityPicker, rng: &mut fastrand::Rng) -
         } else {
             Vec::new()
         };
-        brands.push(BrandSupport::new(spec.name, kind == CenterKind::Authorized, models));
+        // An authorized center is authorized by its owner's brand (the first);
+        // it may list others it repairs without their authorization.
+        let authorized = kind == CenterKind::Authorized && brands.is_empty();
+        brands.push(BrandSupport::new(spec.name, authorized, models));
     }
 
     let key_injection = kind == CenterKind::Authorized && chance(rng, 0.6);
