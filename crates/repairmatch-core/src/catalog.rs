@@ -194,57 +194,36 @@ pub fn coverage_envelope(center: &RepairCenter) -> Option<Envelope> {
     }
 }
 
-/// The catalog at one version.
+/// One immutable layer of a snapshot: centers in Z-order with their facts,
+/// quotes, id order and per-brand trees. Its slots start at `first_slot`.
 #[derive(Debug, Default)]
-pub struct Catalog {
-    version: u64,
+struct Layer {
+    first_slot: Slot,
     centers: Vec<Arc<RepairCenter>>,
     facts: Vec<MatchFacts>,
     prices: Vec<PriceRange>,
-    /// Every slot, ordered by the center's id.
-    slots_by_id: Vec<Slot>,
-    brands: HashMap<String, Brand>,
-    banks: HashMap<String, Bank>,
+    /// Local positions, ordered by the center's id.
+    by_id: Vec<u32>,
     trees_by_brand: HashMap<String, RTree<IndexEntry>>,
 }
 
-impl Catalog {
-    /// Builds a snapshot and its index. Later centers replace earlier ones with
-    /// the same id.
-    pub fn build(version: u64, centers: Vec<RepairCenter>, brands: Vec<Brand>, banks: Vec<Bank>) -> Self {
-        Self::from_shared(version, centers.into_iter().map(Arc::new).collect(), brands, banks)
-    }
-
-    /// Builds a snapshot from shared centers, so a new snapshot after a write
-    /// reuses every unchanged center. Later centers replace earlier ones with
-    /// the same id.
-    pub fn from_shared(version: u64, centers: Vec<Arc<RepairCenter>>, brands: Vec<Brand>, banks: Vec<Bank>) -> Self {
-        let mut latest: HashMap<&str, usize> = HashMap::with_capacity(centers.len());
-        for (position, center) in centers.iter().enumerate() {
-            latest.insert(&center.id, position);
-        }
-        let mut keep = vec![false; centers.len()];
-        for position in latest.into_values() {
-            keep[position] = true;
-        }
-        // Only pointers move from here on: a center is some 600 bytes.
-        let mut stored: Vec<Arc<RepairCenter>> =
-            centers.into_iter().zip(keep).filter_map(|(center, kept)| kept.then_some(center)).collect();
-        stored.sort_by_cached_key(|center| morton_key(center.location));
-
-        let mut facts = Vec::with_capacity(stored.len());
+impl Layer {
+    /// Builds a layer of centers with distinct ids.
+    fn build(mut centers: Vec<Arc<RepairCenter>>, first_slot: Slot) -> Self {
+        // Only pointers move: a center is some 600 bytes.
+        centers.sort_by_cached_key(|center| morton_key(center.location));
+        let mut facts = Vec::with_capacity(centers.len());
         let mut prices = Vec::new();
-        for center in &stored {
+        for center in &centers {
             let quotes = prices.len()..prices.len() + center.prices.len();
             prices.extend_from_slice(&center.prices);
             facts.push(MatchFacts::of(center, quotes));
         }
-        // Slots in id order: lookups by id are binary searches, and no id is copied.
-        let mut slots_by_id: Vec<Slot> = (0..stored.len() as Slot).collect();
-        slots_by_id.sort_unstable_by(|&a, &b| stored[a as usize].id.cmp(&stored[b as usize].id));
+        let mut by_id: Vec<u32> = (0..centers.len() as u32).collect();
+        by_id.sort_unstable_by(|&a, &b| centers[a as usize].id.cmp(&centers[b as usize].id));
 
         let mut entries_by_brand: HashMap<String, Vec<IndexEntry>> = HashMap::new();
-        for (slot, center) in stored.iter().enumerate() {
+        for (local, center) in centers.iter().enumerate() {
             if !center.active {
                 continue;
             }
@@ -254,7 +233,7 @@ impl Catalog {
             let brand_keys: HashSet<&str> = center.brands.iter().map(|b| b.brand_key()).collect();
             for brand_key in brand_keys {
                 let brand = BrandFacts::find(center, brand_key).expect("listed brand");
-                let candidate = Candidate { slot: slot as Slot, brand };
+                let candidate = Candidate { slot: first_slot + local as Slot, brand };
                 entries_by_brand
                     .entry(brand_key.to_owned())
                     .or_default()
@@ -263,15 +242,132 @@ impl Catalog {
         }
         let trees_by_brand =
             entries_by_brand.into_iter().map(|(brand, entries)| (brand, RTree::bulk_load(entries))).collect();
+        Self { first_slot, centers, facts, prices, by_id, trees_by_brand }
+    }
+
+    fn len(&self) -> usize {
+        self.centers.len()
+    }
+
+    fn local(&self, id: &str) -> Option<u32> {
+        let position = self.by_id.binary_search_by(|&local| self.centers[local as usize].id.as_str().cmp(id)).ok()?;
+        Some(self.by_id[position])
+    }
+
+    /// Slots in id order, after `after` (exclusive).
+    fn slots_by_id_after<'a>(&'a self, after: Option<&str>) -> impl Iterator<Item = Slot> + 'a {
+        let start = after
+            .map_or(0, |after| self.by_id.partition_point(|&local| self.centers[local as usize].id.as_str() <= after));
+        self.by_id[start..].iter().map(|&local| self.first_slot + local)
+    }
+}
+
+/// The catalog at one version.
+///
+/// A snapshot is a large *base* layer and a small *delta* layer with the
+/// centers written since the base was built; the base slots those writes
+/// replaced or deleted are *shadowed*. A write rebuilds only the delta (its
+/// cost follows the writes since the last compaction, not the catalog), and
+/// folds everything into a new base once the delta passes
+/// [`Catalog::compaction_threshold`].
+#[derive(Debug, Default)]
+pub struct Catalog {
+    version: u64,
+    base: Arc<Layer>,
+    delta: Arc<Layer>,
+    shadowed: Arc<HashSet<Slot>>,
+    brands: HashMap<String, Brand>,
+    banks: HashMap<String, Bank>,
+}
+
+impl Catalog {
+    /// Builds a snapshot and its index. Later centers replace earlier ones with
+    /// the same id.
+    pub fn build(version: u64, centers: Vec<RepairCenter>, brands: Vec<Brand>, banks: Vec<Bank>) -> Self {
+        Self::from_shared(version, centers.into_iter().map(Arc::new).collect(), brands, banks)
+    }
+
+    /// Builds a snapshot from shared centers (a compaction reuses every
+    /// center). Later centers replace earlier ones with the same id.
+    pub fn from_shared(version: u64, centers: Vec<Arc<RepairCenter>>, brands: Vec<Brand>, banks: Vec<Bank>) -> Self {
+        let mut latest: HashMap<&str, usize> = HashMap::with_capacity(centers.len());
+        for (position, center) in centers.iter().enumerate() {
+            latest.insert(&center.id, position);
+        }
+        let mut keep = vec![false; centers.len()];
+        for position in latest.into_values() {
+            keep[position] = true;
+        }
+        let distinct = centers.into_iter().zip(keep).filter_map(|(center, kept)| kept.then_some(center)).collect();
+        let base = Layer::build(distinct, 0);
+        let delta = Layer { first_slot: base.len() as Slot, ..Layer::default() };
         Self {
             version,
-            centers: stored,
-            facts,
-            prices,
-            slots_by_id,
+            base: Arc::new(base),
+            delta: Arc::new(delta),
+            shadowed: Arc::default(),
             brands: brands.into_iter().map(|brand| (match_key(&brand.name), brand)).collect(),
             banks: banks.into_iter().map(|bank| (bank.id.clone(), bank)).collect(),
-            trees_by_brand,
+        }
+    }
+
+    /// How many changed centers the delta may hold before a write compacts:
+    /// a twentieth of the base, at least 1,000 and at most 10,000.
+    pub fn compaction_threshold(base_len: usize) -> usize {
+        (base_len / 20).clamp(1_000, 10_000)
+    }
+
+    /// A new snapshot with `upserts` added or replacing centers by id and
+    /// `deletes` removed. Unchanged centers are shared, and only the delta is
+    /// rebuilt unless it has grown past the compaction threshold.
+    pub fn with_changes(
+        &self,
+        version: u64,
+        upserts: Vec<RepairCenter>,
+        deletes: &[String],
+        brands: Vec<Brand>,
+        banks: Vec<Bank>,
+    ) -> Self {
+        let mut delta: HashMap<String, Arc<RepairCenter>> =
+            self.delta.centers.iter().map(|c| (c.id.clone(), Arc::clone(c))).collect();
+        let mut shadowed = (*self.shadowed).clone();
+        for id in deletes {
+            delta.remove(id);
+            if let Some(local) = self.base.local(id) {
+                shadowed.insert(local);
+            }
+        }
+        for center in upserts {
+            if let Some(local) = self.base.local(&center.id) {
+                shadowed.insert(local);
+            }
+            delta.insert(center.id.clone(), Arc::new(center));
+        }
+        let mut all_brands: HashMap<String, Brand> = self.brands.clone();
+        all_brands.extend(brands.into_iter().map(|brand| (match_key(&brand.name), brand)));
+        let mut all_banks: HashMap<String, Bank> = self.banks.clone();
+        all_banks.extend(banks.into_iter().map(|bank| (bank.id.clone(), bank)));
+
+        if delta.len() + shadowed.len() > Self::compaction_threshold(self.base.len()) {
+            let centers = (0..self.base.len() as Slot)
+                .filter(|slot| !shadowed.contains(slot))
+                .map(|slot| Arc::clone(&self.base.centers[slot as usize]))
+                .chain(delta.into_values())
+                .collect();
+            return Self::from_shared(
+                version,
+                centers,
+                all_brands.into_values().collect(),
+                all_banks.into_values().collect(),
+            );
+        }
+        Self {
+            version,
+            base: Arc::clone(&self.base),
+            delta: Arc::new(Layer::build(delta.into_values().collect(), self.base.len() as Slot)),
+            shadowed: Arc::new(shadowed),
+            brands: all_brands,
+            banks: all_banks,
         }
     }
 
@@ -282,22 +378,26 @@ impl Catalog {
 
     /// How many centers it holds.
     pub fn len(&self) -> usize {
-        self.centers.len()
+        self.base.len() - self.shadowed.len() + self.delta.len()
     }
 
     /// Whether it holds no center.
     pub fn is_empty(&self) -> bool {
-        self.centers.is_empty()
+        self.len() == 0
     }
 
-    /// Every slot.
-    pub fn slots(&self) -> impl Iterator<Item = Slot> {
-        0..self.centers.len() as Slot
+    /// Every live slot.
+    pub fn slots(&self) -> impl Iterator<Item = Slot> + '_ {
+        let base = (0..self.base.len() as Slot).filter(|slot| !self.shadowed.contains(slot));
+        base.chain(self.delta.first_slot..self.delta.first_slot + self.delta.len() as Slot)
     }
 
-    /// Every center, in slot order.
-    pub fn centers(&self) -> &[Arc<RepairCenter>] {
-        &self.centers
+    fn layer(&self, slot: Slot) -> (&Layer, usize) {
+        if slot < self.delta.first_slot {
+            (&self.base, slot as usize)
+        } else {
+            (&self.delta, (slot - self.delta.first_slot) as usize)
+        }
     }
 
     /// A center by id.
@@ -305,55 +405,47 @@ impl Catalog {
         self.slot(id).map(|slot| self.center_at(slot))
     }
 
-    /// Centers in id order, starting after `after` (exclusive) when given.
-    pub fn centers_by_id<'a>(&'a self, after: Option<&str>) -> impl Iterator<Item = &'a Arc<RepairCenter>> + 'a {
-        let start = after
-            .map_or(0, |after| self.slots_by_id.partition_point(|&slot| self.center_at(slot).id.as_str() <= after));
-        self.slots_by_id[start..].iter().map(|&slot| self.center_at(slot))
-    }
-
-    /// A new snapshot with `upserts` added or replacing centers by id and
-    /// `deletes` removed; unchanged centers are shared, not copied.
-    pub fn with_changes(
-        &self,
-        version: u64,
-        upserts: Vec<RepairCenter>,
-        deletes: &[String],
-        brands: Vec<Brand>,
-        banks: Vec<Bank>,
-    ) -> Self {
-        let replaced: HashSet<&str> =
-            upserts.iter().map(|c| c.id.as_str()).chain(deletes.iter().map(String::as_str)).collect();
-        let mut centers: Vec<Arc<RepairCenter>> =
-            self.centers.iter().filter(|c| !replaced.contains(c.id.as_str())).cloned().collect();
-        centers.extend(upserts.into_iter().map(Arc::new));
-        let mut all_brands: HashMap<String, Brand> = self.brands.clone();
-        all_brands.extend(brands.into_iter().map(|brand| (match_key(&brand.name), brand)));
-        let mut all_banks: HashMap<String, Bank> = self.banks.clone();
-        all_banks.extend(banks.into_iter().map(|bank| (bank.id.clone(), bank)));
-        Self::from_shared(version, centers, all_brands.into_values().collect(), all_banks.into_values().collect())
-    }
-
     /// The slot of a center id.
     pub fn slot(&self, id: &str) -> Option<Slot> {
-        let position = self.slots_by_id.binary_search_by(|&slot| self.center_at(slot).id.as_str().cmp(id)).ok()?;
-        Some(self.slots_by_id[position])
+        match self.delta.local(id) {
+            Some(local) => Some(self.delta.first_slot + local),
+            None => self.base.local(id).filter(|slot| !self.shadowed.contains(slot)),
+        }
+    }
+
+    /// Centers in id order, starting after `after` (exclusive) when given.
+    pub fn centers_by_id<'a>(&'a self, after: Option<&str>) -> impl Iterator<Item = &'a Arc<RepairCenter>> + 'a {
+        let mut base = self.base.slots_by_id_after(after).filter(|slot| !self.shadowed.contains(slot)).peekable();
+        let mut delta = self.delta.slots_by_id_after(after).peekable();
+        // Merge two id-ordered runs; an id is never live in both.
+        std::iter::from_fn(move || {
+            let next = match (base.peek(), delta.peek()) {
+                (Some(&b), Some(&d)) if self.center_at(b).id < self.center_at(d).id => base.next(),
+                (Some(_), Some(_)) | (None, Some(_)) => delta.next(),
+                (Some(_), None) => base.next(),
+                (None, None) => None,
+            };
+            next.map(|slot| self.center_at(slot))
+        })
     }
 
     /// The center in a slot.
     pub fn center_at(&self, slot: Slot) -> &Arc<RepairCenter> {
-        &self.centers[slot as usize]
+        let (layer, local) = self.layer(slot);
+        &layer.centers[local]
     }
 
     /// What the rules read of the center in a slot.
     pub fn facts(&self, slot: Slot) -> &MatchFacts {
-        &self.facts[slot as usize]
+        let (layer, local) = self.layer(slot);
+        &layer.facts[local]
     }
 
     /// The quotes of the center in a slot.
     pub fn prices(&self, slot: Slot) -> &[PriceRange] {
-        let (start, len) = self.facts[slot as usize].prices;
-        &self.prices[start as usize..start as usize + len as usize]
+        let (layer, local) = self.layer(slot);
+        let (start, len) = layer.facts[local].prices;
+        &layer.prices[start as usize..start as usize + len as usize]
     }
 
     /// A brand by name, case-insensitively.
@@ -385,12 +477,14 @@ impl Catalog {
         filter: &'a CandidateFilter,
     ) -> impl Iterator<Item = Candidate> + 'a {
         let probe = AABB::from_point(filter.merchant);
-        self.trees_by_brand
-            .get(brand_key)
-            .into_iter()
+        let base = self.base.trees_by_brand.get(brand_key);
+        let delta = self.delta.trees_by_brand.get(brand_key);
+        base.into_iter()
+            .chain(delta)
             .flat_map(move |tree| tree.locate_in_envelope_intersecting(&probe))
             .filter(|entry| entry.may_match(filter))
             .map(|entry| entry.candidate)
+            .filter(|candidate| self.shadowed.is_empty() || !self.shadowed.contains(&candidate.slot))
     }
 }
 
@@ -426,5 +520,23 @@ mod tests {
         assert_eq!(next.center("b").unwrap().name, "moved");
         assert!(Arc::ptr_eq(catalog.center("a").unwrap(), next.center("a").unwrap()), "unchanged centers are shared");
         assert_eq!(catalog.len(), 3, "the old snapshot is untouched");
+        assert_eq!(next.slots().count(), 3);
+    }
+
+    #[test]
+    fn writes_past_the_threshold_compact_into_a_new_base() {
+        let centers: Vec<_> = (0..50).map(|i| center(&format!("c{i:02}"), f64::from(i % 10))).collect();
+        let mut catalog = Catalog::build(1, centers, vec![], vec![]);
+        let threshold = Catalog::compaction_threshold(50);
+        for round in 0..=threshold / 10 {
+            let upserts = (0..10).map(|i| center(&format!("w{round:04}-{i}"), 1.0)).collect();
+            catalog = catalog.with_changes(2 + round as u64, upserts, &["c00".to_owned()], vec![], vec![]);
+        }
+        assert!(catalog.delta.len() < threshold, "compacted: the delta restarted");
+        assert_eq!(catalog.len(), 49 + (threshold / 10 + 1) * 10);
+        assert!(catalog.center("c00").is_none() && catalog.center("c01").is_some());
+        let ids: Vec<&str> = catalog.centers_by_id(None).map(|c| c.id.as_str()).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "id order across layers");
+        assert_eq!(ids.len(), catalog.len());
     }
 }

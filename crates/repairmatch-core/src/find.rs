@@ -515,8 +515,9 @@ mod tests {
     #[test]
     fn index_finds_exactly_what_a_full_scan_finds() {
         let sample = datagen::generate(10_000, 5);
-        let mut centers = sample.centers;
+        let centers = sample.centers;
         // Awkward places: across the antimeridian, at the poles, on the equator.
+        let mut edges = Vec::new();
         for (i, (lat, lon, radius)) in
             [(-17.8, 179.95, 60.0), (-17.8, -179.95, 60.0), (89.9, 0.0, 300.0), (-89.9, 120.0, 300.0), (0.0, 0.0, 50.0)]
                 .into_iter()
@@ -526,9 +527,27 @@ mod tests {
             edge.location = LatLng::new(lat, lon);
             edge.coverage.radius_km = Some(radius);
             edge.service_modes = modes(&[ServiceMode::MailIn]);
-            centers.push(edge);
+            edges.push(edge);
         }
-        let catalog = Catalog::build(1, centers, sample.brands, sample.banks);
+        // A layered snapshot: a base, then writes that move, delete and add
+        // centers (the awkward ones arrive as writes), held in the delta.
+        let base = Catalog::build(1, centers.clone(), sample.brands, sample.banks);
+        let mut moved: Vec<_> = centers.iter().step_by(37).cloned().collect();
+        for center in &mut moved {
+            center.location.latitude = (center.location.latitude + 0.05).min(89.0);
+        }
+        let moved_ids: HashSet<String> = moved.iter().map(|c| c.id.clone()).collect();
+        let deleted: Vec<String> = centers
+            .iter()
+            .skip(11)
+            .step_by(41)
+            .map(|c| c.id.clone())
+            .filter(|id| !moved_ids.contains(id.as_str()))
+            .collect();
+        moved.extend(edges);
+        let catalog = base.with_changes(2, moved, &deleted, vec![], vec![]);
+        assert_eq!(catalog.len(), centers.len() - deleted.len() + 5);
+        assert!(catalog.center(&deleted[0]).is_none());
         let profile = RankingProfile::default();
         let brands = ["PAX", "Verifone", "Ingenico", "Newland", "Sunmi"];
         let mut queries: Vec<(LatLng, &str)> =
