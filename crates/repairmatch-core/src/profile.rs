@@ -295,10 +295,16 @@ impl RankingProfile {
             }
         };
         let weights = self.weights.as_array();
+        let mut every_weight_valid = true;
         for (name, weight) in weights {
-            check(weight.is_finite() && weight >= 0.0, &format!("weights.{name}"), "must be a finite number >= 0");
+            let valid = weight.is_finite() && weight >= 0.0;
+            every_weight_valid &= valid;
+            check(valid, &format!("weights.{name}"), "must be a finite number >= 0");
         }
-        check(weights.iter().map(|(_, w)| w).sum::<f64>() > 0.0, "weights", "at least one weight must be above 0");
+        // All zero is its own mistake; a negative weight is already reported.
+        if every_weight_valid {
+            check(weights.iter().map(|(_, w)| w).sum::<f64>() > 0.0, "weights", "at least one weight must be above 0");
+        }
         let decay = &self.distance_decay;
         check(decay.scale_km.is_finite() && decay.scale_km > 0.0, "distance_decay.scale_km", "must be > 0");
         check(decay.offset_km.is_finite() && decay.offset_km >= 0.0, "distance_decay.offset_km", "must be >= 0");

@@ -48,6 +48,12 @@ pub enum Command {
         /// A file of RepairCenter lines.
         centers: Option<PathBuf>,
     },
+    /// Check configuration files.
+    Config {
+        /// What to do with config files.
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Manage API keys.
     Key {
         /// What to do with keys.
@@ -66,6 +72,17 @@ pub enum Command {
         /// Output directory.
         #[arg(long, default_value = "sample")]
         out: PathBuf,
+    },
+}
+
+/// Config subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate a config file (with REPAIRMATCH_* overrides applied, as `serve`
+    /// would) and print every problem; exit code 1 when there is any.
+    Check {
+        /// The file.
+        file: PathBuf,
     },
 }
 
@@ -95,6 +112,24 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             import(&config, centers.as_deref(), brands.as_deref(), banks.as_deref())
         }
         Command::Datagen { centers, seed, out } => write_sample(centers, seed, &out),
+        Command::Config { command: ConfigCommand::Check { file } } => match Config::load(Some(&file)) {
+            Ok(config) => {
+                println!(
+                    "{}: ok ({} profiles, {} tenants)",
+                    file.display(),
+                    config.profiles.len(),
+                    config.tenants.len()
+                );
+                Ok(())
+            }
+            Err(error) => {
+                eprintln!("{}: refused", file.display());
+                for problem in error.problems() {
+                    eprintln!("  {problem}");
+                }
+                std::process::exit(1);
+            }
+        },
         Command::Key { command: KeyCommand::New { tenant } } => {
             let key = auth::new_key().map_err(|e| anyhow::anyhow!("no randomness for a key: {e}"))?;
             println!("key for {tenant} (give it to the tenant; it is shown only now and stored nowhere):");

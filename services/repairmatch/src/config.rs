@@ -166,6 +166,16 @@ pub enum ConfigError {
     Invalid(Vec<(String, String)>),
 }
 
+impl ConfigError {
+    /// Every problem, one line each: the key (and file) and why.
+    pub fn problems(&self) -> Vec<String> {
+        match self {
+            ConfigError::Parse(error) => error.as_ref().clone().into_iter().map(|e| e.to_string()).collect(),
+            ConfigError::Invalid(problems) => problems.iter().map(|(key, why)| format!("{key}: {why}")).collect(),
+        }
+    }
+}
+
 impl Config {
     /// Reads defaults, then the file (when given), then the environment, and
     /// validates the result.
@@ -246,11 +256,29 @@ mod tests {
     }
 
     #[test]
-    fn shipped_config_is_valid() {
+    fn shipped_config_is_valid_and_ships_the_documented_profiles() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/repairmatch.toml");
         let config = Config::load(Some(&path)).unwrap();
-        assert!(config.profiles.contains_key("default"));
-        assert!(config.profiles.len() >= 2);
+        let names: Vec<&str> = config.profiles.keys().map(String::as_str).collect();
+        assert_eq!(names, ["best_rated", "cheapest", "default", "fastest_fix", "nearest"]);
+        let weights = |name: &str| config.profiles[name].weights;
+        assert!(weights("nearest").distance > 0.5 && weights("best_rated").rating > 0.5);
+        assert!(weights("cheapest").price > 0.5 && weights("fastest_fix").downtime > 0.5);
+    }
+
+    #[test]
+    fn every_problem_is_listed_with_its_key() {
+        let file = write(
+            "[profiles.default]\ndistance_decay = { decay = 2.0 }\ndefault_page_size = 0\n[profiles.other.weights]\nrating = -1\n",
+        );
+        let problems = Config::load(Some(file.path())).unwrap_err().problems();
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(problems.iter().any(|p| p.starts_with("profiles.default.distance_decay.decay:")), "{problems:?}");
+        assert!(problems.iter().any(|p| p.starts_with("profiles.default.default_page_size:")), "{problems:?}");
+        assert!(problems.iter().any(|p| p.starts_with("profiles.other.weights.rating:")), "{problems:?}");
+        let file = write("[server]\nlisten = 42\n");
+        let problems = Config::load(Some(file.path())).unwrap_err().problems();
+        assert!(problems[0].contains("server.listen"), "{problems:?}");
     }
 
     #[test]
