@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use repairmatch::auth::{self, Role};
 use repairmatch::config::TenantConfig;
-use repairmatch::{App, Config, cli, ndjson};
+use repairmatch::{App, Config, cli, ndjson, reload};
 use repairmatch_proto::v1 as pb;
 use repairmatch_proto::v1::catalog_service_client::CatalogServiceClient;
 use repairmatch_proto::v1::repair_match_service_client::RepairMatchServiceClient;
@@ -44,6 +44,9 @@ impl Fixture {
 pub struct TestServer {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// The running app, for checks the API does not expose.
+    pub app: App,
+    _config_watcher: Option<reload::ConfigWatcher>,
     store_dir: tempfile::TempDir,
     shutdown: oneshot::Sender<()>,
     task: JoinHandle<anyhow::Result<()>>,
@@ -133,14 +136,29 @@ impl TestServer {
     /// Starts a server on an existing store directory.
     pub async fn start_on(store_dir: tempfile::TempDir) -> Self {
         let config = config_for(store_dir.path());
+        Self::start_with(store_dir, config, None).await
+    }
+
+    /// Imports `fixture`, then serves with the config in `config_file` (its
+    /// store settings replaced by the test store), watching it for changes.
+    pub async fn start_watching(fixture: &Fixture, config_file: &Path) -> Self {
+        let store_dir = tempfile::tempdir().expect("temp dir");
+        import_fixture(store_dir.path(), fixture).expect("fixture imports");
+        let mut config = Config::load(Some(config_file)).expect("test config is valid");
+        config.store = config_for(store_dir.path()).store;
+        Self::start_with(store_dir, config, Some(config_file.to_owned())).await
+    }
+
+    async fn start_with(store_dir: tempfile::TempDir, config: Config, watch: Option<PathBuf>) -> Self {
         let app = tokio::task::spawn_blocking(move || App::open(config)).await.unwrap().expect("store opens");
+        let _config_watcher = watch.map(|path| reload::watch(app.clone(), path).expect("watch config"));
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().unwrap();
         let (shutdown, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(repairmatch::serve(listener, app, async {
+        let task = tokio::spawn(repairmatch::serve(listener, app.clone(), async {
             let _ = stopped.await;
         }));
-        Self { addr, store_dir, shutdown, task }
+        Self { addr, app, _config_watcher, store_dir, shutdown, task }
     }
 
     /// A client over a real socket.
@@ -172,10 +190,33 @@ impl TestServer {
     /// Stops the server, waits for it to release the store, and hands the
     /// store back for a restart.
     pub async fn stop(self) -> tempfile::TempDir {
-        let _ = self.shutdown.send(());
-        self.task.await.expect("server task").expect("server ran cleanly");
-        self.store_dir
+        let Self { app, _config_watcher, store_dir, shutdown, task, .. } = self;
+        drop(_config_watcher);
+        let _ = shutdown.send(());
+        task.await.expect("server task").expect("server ran cleanly");
+        // The watcher thread may still hold the app for a moment; the store
+        // lock goes with the last handle.
+        drop(app);
+        store_dir
     }
+}
+
+/// Publishes a config the way a Kubernetes ConfigMap update does: the files
+/// go into a fresh `..<version>` directory, then a `..data` symlink is swapped
+/// to it by an atomic rename. `dir/repairmatch.toml` links through `..data`.
+pub fn publish_config_map(dir: &Path, version: &str, contents: &str) -> PathBuf {
+    let versioned = dir.join(format!("..{version}"));
+    std::fs::create_dir_all(&versioned).expect("version dir");
+    std::fs::write(versioned.join("repairmatch.toml"), contents).expect("config file");
+    let staging = dir.join("..data_tmp");
+    let _ = std::fs::remove_file(&staging);
+    std::os::unix::fs::symlink(format!("..{version}"), &staging).expect("staging link");
+    std::fs::rename(&staging, dir.join("..data")).expect("atomic swap");
+    let file = dir.join("repairmatch.toml");
+    if std::fs::symlink_metadata(&file).is_err() {
+        std::os::unix::fs::symlink("..data/repairmatch.toml", &file).expect("file link");
+    }
+    file
 }
 
 /// PAX, with a 12-month warranty.

@@ -9,6 +9,7 @@
 //! is answered.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use arc_swap::ArcSwap;
@@ -30,10 +31,31 @@ pub struct App {
 }
 
 struct AppInner {
-    config: Config,
+    config: ArcSwap<LiveConfig>,
+    config_status: tokio::sync::watch::Sender<ConfigStatus>,
+    reloads_refused: AtomicU64,
     store: Store,
     catalog: ArcSwap<Catalog>,
     writer: Mutex<Writer>,
+}
+
+/// The configuration in force, with the version answers report. A request
+/// loads it once and finishes on it, whatever reloads happen meanwhile.
+#[derive(Debug)]
+pub struct LiveConfig {
+    /// Starts at 1; every accepted reload adds one.
+    pub version: u64,
+    /// The configuration.
+    pub config: Config,
+}
+
+/// Whether the config file on disk is the one in force.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigStatus {
+    /// The last load or reload was accepted.
+    Current,
+    /// The last reload was refused for these problems; the previous config serves.
+    Refused(Vec<String>),
 }
 
 /// Committed writes not yet in the published snapshot (only ever during a
@@ -122,7 +144,9 @@ impl App {
         let writer = Writer { version: catalog.version(), ..Writer::default() };
         Ok(Self {
             inner: Arc::new(AppInner {
-                config,
+                config: ArcSwap::from_pointee(LiveConfig { version: 1, config }),
+                config_status: tokio::sync::watch::Sender::new(ConfigStatus::Current),
+                reloads_refused: AtomicU64::new(0),
                 store,
                 catalog: ArcSwap::from_pointee(catalog),
                 writer: Mutex::new(writer),
@@ -130,9 +154,50 @@ impl App {
         })
     }
 
-    /// The configuration in force.
-    pub fn config(&self) -> &Config {
-        &self.inner.config
+    /// The configuration in force now.
+    pub fn config(&self) -> Arc<LiveConfig> {
+        self.inner.config.load_full()
+    }
+
+    /// Reads, validates and swaps in the config file. `Ok(None)` when it says
+    /// nothing new; `Err` lists every problem, and the old config stays.
+    /// Settings read only at start (`server`, `store`) take effect at restart.
+    pub fn reload_from(&self, path: &std::path::Path) -> Result<Option<u64>, Vec<String>> {
+        let current = self.config();
+        let loaded = Config::load(Some(path)).map_err(|error| {
+            let problems: Vec<String> =
+                error.problems().into_iter().map(|p| format!("{}: {p}", path.display())).collect();
+            self.inner.reloads_refused.fetch_add(1, Ordering::Relaxed);
+            self.inner.config_status.send_replace(ConfigStatus::Refused(problems.clone()));
+            problems
+        })?;
+        self.inner.config_status.send_replace(ConfigStatus::Current);
+        let mut loaded = loaded;
+        // [server] and [store] are read at start only: keep the running ones
+        // (a --listen override included), so only live settings count as a change.
+        let mut file_server = loaded.server.clone();
+        file_server.listen = current.config.server.listen;
+        if file_server != current.config.server || loaded.store != current.config.store {
+            tracing::warn!("configuration: [server] and [store] changes take effect at the next restart");
+        }
+        loaded.server = current.config.server.clone();
+        loaded.store = current.config.store.clone();
+        if loaded == current.config {
+            return Ok(None);
+        }
+        let version = current.version + 1;
+        self.inner.config.store(Arc::new(LiveConfig { version, config: loaded }));
+        Ok(Some(version))
+    }
+
+    /// How many reloads were refused since start.
+    pub fn config_reloads_refused(&self) -> u64 {
+        self.inner.reloads_refused.load(Ordering::Relaxed)
+    }
+
+    /// Follows whether the file on disk is the config in force.
+    pub fn config_status(&self) -> tokio::sync::watch::Receiver<ConfigStatus> {
+        self.inner.config_status.subscribe()
     }
 
     /// The current catalog snapshot.
@@ -140,31 +205,27 @@ impl App {
         self.inner.catalog.load_full()
     }
 
-    /// A profile by name.
-    pub fn profile(&self, name: &str) -> Option<&RankingProfile> {
-        self.inner.config.profiles.get(name)
-    }
-
     /// The profile a caller gets when its request names none.
-    pub fn default_profile_name<'a>(&'a self, caller: &'a Caller) -> &'a str {
+    pub fn default_profile_name<'a>(config: &'a Config, caller: &'a Caller) -> &'a str {
         match caller {
             Caller::Tenant(tenant) => tenant.default_profile.as_deref(),
             Caller::Anonymous => None,
         }
-        .unwrap_or(&self.inner.config.find.default_profile)
+        .unwrap_or(&config.find.default_profile)
     }
 
     /// Who may read: any tenant, and anonymous callers when the config allows.
     pub fn authorize_read(&self, caller: &Caller) -> Result<(), ServiceError> {
         match caller {
             Caller::Tenant(_) => Ok(()),
-            Caller::Anonymous if self.inner.config.auth.allow_anonymous_find => Ok(()),
+            Caller::Anonymous if self.inner.config.load().config.auth.allow_anonymous_find => Ok(()),
             Caller::Anonymous => Err(ServiceError::Unauthenticated("an API key is required".into())),
         }
     }
 
-    /// Ranks the centers for a validated query.
-    pub fn find(&self, caller: &Caller, query: &FindQuery) -> Result<FindOutcome, ServiceError> {
+    /// Ranks the centers for a validated query under `live`, the config the
+    /// request started with.
+    pub fn find(&self, live: &LiveConfig, caller: &Caller, query: &FindQuery) -> Result<FindOutcome, ServiceError> {
         self.authorize_read(caller)?;
         if let Caller::Tenant(tenant) = caller
             && !tenant.may_use_profile(&query.profile_name)
@@ -174,7 +235,7 @@ impl App {
                 tenant.name, query.profile_name
             )));
         }
-        let profile = self.profile(&query.profile_name).ok_or_else(|| {
+        let profile: &RankingProfile = live.config.profiles.get(&query.profile_name).ok_or_else(|| {
             ServiceError::invalid("ranking_profile", format!("unknown ranking profile {:?}", query.profile_name))
         })?;
         let catalog = self.inner.catalog.load();

@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 
 use crate::config::Config;
 use crate::store::{CatalogWrite, Store};
-use crate::{App, auth, convert, ndjson, serve};
+use crate::{App, auth, convert, ndjson, reload, serve};
 
 /// Finds who can repair a broken card terminal, as a gRPC service.
 #[derive(Debug, Parser)]
@@ -100,12 +100,12 @@ pub enum KeyCommand {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { config, listen } => {
-            let mut config = load_config(config.as_deref())?;
+        Command::Serve { config: config_path, listen } => {
+            let mut config = load_config(config_path.as_deref())?;
             if let Some(listen) = listen {
                 config.server.listen = listen;
             }
-            run_server(config)
+            run_server(config, config_path)
         }
         Command::Import { config, brands, banks, centers } => {
             let config = load_config(config.as_deref())?;
@@ -150,7 +150,7 @@ fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
     })
 }
 
-fn run_server(config: Config) -> anyhow::Result<()> {
+fn run_server(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let listen = config.server.listen;
@@ -159,6 +159,14 @@ fn run_server(config: Config) -> anyhow::Result<()> {
             .await?
             .with_context(|| format!("cannot open the store {}", store_path.display()))?;
         let listener = TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+        let _watcher = match &config_path {
+            Some(path) => {
+                #[cfg(unix)]
+                reload::reload_on_sighup(app.clone(), path.clone())?;
+                Some(reload::watch(app.clone(), path.clone()).context("cannot watch the config file")?)
+            }
+            None => None,
+        };
         serve(listener, app, shutdown_signal()).await
     })
 }

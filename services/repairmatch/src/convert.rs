@@ -927,6 +927,7 @@ pub fn find_response_to_proto(outcome: &FindOutcome, profile_name: &str) -> pb::
         ranking_profile: profile_name.to_owned(),
         catalog_version: outcome.catalog_version,
         warranty_status: warranty_status_to_proto(outcome.warranty),
+        config_version: 0,
     }
 }
 

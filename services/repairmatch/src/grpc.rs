@@ -32,15 +32,19 @@ impl RepairMatchService for RepairMatchGrpc {
     ) -> Result<Response<pb::FindRepairCenterResponse>, Status> {
         let caller = caller_of(&request);
         self.app.authorize_read(&caller)?;
+        // One config for the whole request, whatever reloads happen meanwhile.
+        let live = self.app.config();
         let query = convert::find_query_from_proto(
             request.get_ref(),
-            self.app.default_profile_name(&caller),
-            |name| self.app.profile(name).is_some(),
+            App::default_profile_name(&live.config, &caller),
+            |name| live.config.profiles.contains_key(name),
             Utc::now().date_naive(),
         )
         .map_err(ServiceError::InvalidArgument)?;
-        let outcome = self.app.find(&caller, &query)?;
-        Ok(Response::new(convert::find_response_to_proto(&outcome, &query.profile_name)))
+        let outcome = self.app.find(&live, &caller, &query)?;
+        let mut response = convert::find_response_to_proto(&outcome, &query.profile_name);
+        response.config_version = live.version;
+        Ok(Response::new(response))
     }
 
     async fn get_repair_center(

@@ -10,6 +10,7 @@
 //! - [`app`]: shared state (store, config, live catalog snapshot) and writes.
 //! - [`grpc`], [`catalog_grpc`]: the thin tonic adapters.
 //! - [`list_token`]: page tokens for catalog listings.
+//! - [`reload`]: live config reload (directory watch, SIGHUP).
 //! - [`server`]: `serve(listener, app, shutdown)`, used by `main` and tests.
 //! - [`cli`]: the `repairmatch` command line.
 
@@ -23,6 +24,7 @@ pub mod error;
 pub mod grpc;
 pub mod list_token;
 pub mod ndjson;
+pub mod reload;
 pub mod server;
 pub mod store;
 

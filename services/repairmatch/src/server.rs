@@ -11,19 +11,39 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::Status;
 use tonic::service::interceptor::InterceptedService;
+use tonic_health::ServingStatus;
 
-use crate::app::App;
+use crate::app::{App, ConfigStatus};
 use crate::auth;
 use crate::catalog_grpc::CatalogGrpc;
 use crate::grpc::RepairMatchGrpc;
 
+/// The health service name that reports whether the config file is in force.
+pub const CONFIG_HEALTH_SERVICE: &str = "repairmatch.config";
+
 /// Serves `app` on `listener` until `shutdown` completes, then drains
 /// in-flight requests.
 pub async fn serve(listener: TcpListener, app: App, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let server_config = app.config().server.clone();
+    let server_config = app.config().config.server.clone();
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<RepairMatchServiceServer<RepairMatchGrpc>>().await;
     health_reporter.set_serving::<CatalogServiceServer<CatalogGrpc>>().await;
+    // "repairmatch.config" is NOT_SERVING while the file on disk was refused
+    // (the previous config keeps serving): the health detail of a bad reload.
+    let mut config_status = app.config_status();
+    let health_of = |status: &ConfigStatus| match status {
+        ConfigStatus::Current => ServingStatus::Serving,
+        ConfigStatus::Refused(_) => ServingStatus::NotServing,
+    };
+    let initial = health_of(&config_status.borrow_and_update());
+    health_reporter.set_service_status(CONFIG_HEALTH_SERVICE, initial).await;
+    let config_health = health_reporter.clone();
+    tokio::spawn(async move {
+        while config_status.changed().await.is_ok() {
+            let status = health_of(&config_status.borrow_and_update());
+            config_health.set_service_status(CONFIG_HEALTH_SERVICE, status).await;
+        }
+    });
 
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(repairmatch_proto::FILE_DESCRIPTOR_SET)
@@ -46,7 +66,7 @@ pub async fn serve(listener: TcpListener, app: App, shutdown: impl Future<Output
                 ),
             };
             let caller =
-                auth::authenticate(app.config(), header).map_err(|e| Status::unauthenticated(e.to_string()))?;
+                auth::authenticate(&app.config().config, header).map_err(|e| Status::unauthenticated(e.to_string()))?;
             request.extensions_mut().insert(caller);
             Ok(request)
         }

@@ -1,0 +1,135 @@
+//! Live config reload through a real server: a ConfigMap-style swap under a
+//! steady Find load, and a bad file that changes nothing.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use repairmatch_proto::v1 as pb;
+use repairmatch_tests::*;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+/// A config whose default profile weighs only `factor`.
+fn config_weighing(factor: &str) -> String {
+    let weights: Vec<String> = ["distance", "rating", "price", "brand_support", "downtime"]
+        .iter()
+        .map(|f| format!("{f} = {}", if *f == factor { "1.0" } else { "0.0" }))
+        .collect();
+    format!("[auth]\nallow_anonymous_find = true\n\n[profiles.default]\nweights = {{ {} }}\n", weights.join(", "))
+}
+
+/// Close but poorly rated, and far but excellent.
+fn fixture() -> Fixture {
+    let mut close = center_east("close-poor", 1.0);
+    close.rating = Some(pb::Rating { average: 2.0, count: 400 });
+    let mut far = center_east("far-excellent", 20.0);
+    far.rating = Some(pb::Rating { average: 4.9, count: 900 });
+    Fixture::with_centers(vec![close, far])
+}
+
+/// Waits (bounded) until `check` holds, returning how long it took.
+async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while !check().await {
+        assert!(started.elapsed() < Duration::from_secs(20), "{what}: not seen within 20 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    started.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_map_swap_under_load_changes_the_ranking_with_no_failed_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = publish_config_map(dir.path(), "v1", &config_weighing("distance"));
+    let server = TestServer::start_watching(&fixture(), &file).await;
+    let client = server.client().await;
+
+    let first = client.clone().find_repair_center(find_request()).await.unwrap().into_inner();
+    assert_eq!((first.config_version, match_ids(&first)[0].as_str()), (1, "close-poor"));
+
+    // A steady load of Finds, bounded by a flag and a count, checking every answer.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (calls, failures) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let load: Vec<_> = (0..4)
+        .map(|_| {
+            let (mut client, stop, calls, failures) = (client.clone(), stop.clone(), calls.clone(), failures.clone());
+            tokio::spawn(async move {
+                let mut highest_version = 0;
+                while !stop.load(Ordering::Relaxed) && calls.load(Ordering::Relaxed) < 200_000 {
+                    calls.fetch_add(1, Ordering::Relaxed);
+                    match client.find_repair_center(find_request()).await {
+                        Ok(response) => {
+                            let response = response.into_inner();
+                            assert!(response.config_version >= highest_version, "versions never go back");
+                            highest_version = response.config_version;
+                            let expected_first =
+                                if response.config_version == 1 { "close-poor" } else { "far-excellent" };
+                            assert_eq!(match_ids(&response)[0], expected_first, "ranked under its own config");
+                        }
+                        Err(_) => {
+                            failures.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    publish_config_map(dir.path(), "v2", &config_weighing("rating"));
+    let delay = eventually("the new weights", async || {
+        let response = client.clone().find_repair_center(find_request()).await.unwrap().into_inner();
+        response.config_version == 2 && match_ids(&response)[0] == "far-excellent"
+    })
+    .await;
+    println!("new config served {delay:?} after the ConfigMap swap");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    for task in load {
+        task.await.expect("load task");
+    }
+    assert_eq!(failures.load(Ordering::Relaxed), 0, "no call failed across the reload");
+    assert!(calls.load(Ordering::Relaxed) > 20, "the load really ran: {}", calls.load(Ordering::Relaxed));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_reload_is_refused_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = publish_config_map(dir.path(), "v1", &config_weighing("distance"));
+    let server = TestServer::start_watching(&fixture(), &file).await;
+    let mut client = server.client().await;
+    let mut health = HealthClient::new(server.channel().await);
+    let config_health = || HealthCheckRequest { service: "repairmatch.config".into() };
+    assert_eq!(health.check(config_health()).await.unwrap().into_inner().status(), ServingStatus::Serving);
+
+    let broken = config_weighing("none") + "\n[profiles.nearest]\nweights = { distance = -2 }\n";
+    publish_config_map(dir.path(), "v2", &broken);
+    eventually("the refusal", async || {
+        health.check(config_health()).await.unwrap().into_inner().status() == ServingStatus::NotServing
+    })
+    .await;
+    assert_eq!(server.app.config_reloads_refused(), 1);
+    let response = client.find_repair_center(find_request()).await.unwrap().into_inner();
+    assert_eq!((response.config_version, match_ids(&response)[0].as_str()), (1, "close-poor"), "old config serves");
+    let problems = match &*server.app.config_status().borrow() {
+        repairmatch::app::ConfigStatus::Refused(problems) => problems.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert!(
+        problems.iter().any(|p| p.contains("repairmatch.toml") && p.contains("profiles.default.weights")),
+        "{problems:?}"
+    );
+    assert!(problems.iter().any(|p| p.contains("profiles.nearest.weights.distance")), "{problems:?}");
+
+    publish_config_map(dir.path(), "v3", &config_weighing("rating"));
+    eventually("the fixed file", async || {
+        health.check(config_health()).await.unwrap().into_inner().status() == ServingStatus::Serving
+    })
+    .await;
+    let response = client.find_repair_center(find_request()).await.unwrap().into_inner();
+    assert_eq!((response.config_version, match_ids(&response)[0].as_str()), (2, "far-excellent"));
+    server.stop().await;
+}
