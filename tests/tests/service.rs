@@ -99,3 +99,28 @@ async fn a_sample_catalog_from_datagen_imports_and_answers() {
     assert!(response.matches.iter().all(|m| m.center.as_ref().unwrap().brands.iter().any(|b| b.brand == "Newland")));
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_asks_a_running_server() {
+    use clap::Parser;
+    let server = TestServer::start(&Fixture::with_centers(vec![center_east("a", 3.0)])).await;
+    let url = format!("http://{}", server.addr);
+    let args = ["repairmatch", "explain", "--server", &url, "--lat", "31.2304", "--lon", "121.4737", "--brand", "PAX"];
+    let cli = repairmatch::cli::Cli::parse_from(args);
+    tokio::task::spawn_blocking(move || repairmatch::cli::run(cli)).await.unwrap().expect("explain against the server");
+    let bad = repairmatch::cli::Cli::parse_from([
+        "repairmatch",
+        "explain",
+        "--server",
+        &url,
+        "--lat",
+        "95",
+        "--lon",
+        "0",
+        "--brand",
+        "PAX",
+    ]);
+    let error = tokio::task::spawn_blocking(move || repairmatch::cli::run(bad)).await.unwrap().unwrap_err();
+    assert!(error.to_string().contains("location.latitude"), "{error}");
+    server.stop().await;
+}

@@ -10,7 +10,9 @@ use tokio::net::TcpListener;
 
 use crate::config::Config;
 use crate::store::{CatalogWrite, Store};
-use crate::{App, auth, convert, ndjson, reload, serve};
+use crate::{App, auth, convert, explain, ndjson, reload, serve};
+use repairmatch_proto::v1 as pb;
+use repairmatch_proto::v1::repair_match_service_client::RepairMatchServiceClient;
 
 /// Finds who can repair a broken card terminal, as a gRPC service.
 #[derive(Debug, Parser)]
@@ -48,6 +50,9 @@ pub enum Command {
         /// A file of RepairCenter lines.
         centers: Option<PathBuf>,
     },
+    /// Print a ranking with every factor's raw value, normalized value, weight
+    /// and contribution; with --compare, how the top N move under another config.
+    Explain(ExplainArgs),
     /// Check configuration files.
     Config {
         /// What to do with config files.
@@ -73,6 +78,47 @@ pub enum Command {
         #[arg(long, default_value = "sample")]
         out: PathBuf,
     },
+}
+
+/// What `explain` ranks, and where.
+#[derive(Debug, clap::Args)]
+pub struct ExplainArgs {
+    /// Config with the profiles (and the store, for local ranking).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Another config to rank the same request with, side by side (local only).
+    #[arg(long)]
+    pub compare: Option<PathBuf>,
+    /// Ask a running server (e.g. http://127.0.0.1:50051) instead of the local store.
+    #[arg(long)]
+    pub server: Option<String>,
+    /// API key for --server.
+    #[arg(long)]
+    pub key: Option<String>,
+    /// The request as proto3 JSON (a FindRepairCenterRequest); overrides the flags below.
+    #[arg(long)]
+    pub request: Option<PathBuf>,
+    /// Merchant latitude.
+    #[arg(long, allow_hyphen_values = true)]
+    pub lat: Option<f64>,
+    /// Merchant longitude.
+    #[arg(long, allow_hyphen_values = true)]
+    pub lon: Option<f64>,
+    /// Terminal brand.
+    #[arg(long)]
+    pub brand: Option<String>,
+    /// Terminal model.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Fault category, e.g. SCREEN, TAMPER, SOFTWARE.
+    #[arg(long)]
+    pub fault: Option<String>,
+    /// Ranking profile.
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// How many matches to show.
+    #[arg(long, default_value_t = 10)]
+    pub top: i32,
 }
 
 /// Config subcommands.
@@ -112,6 +158,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             import(&config, centers.as_deref(), brands.as_deref(), banks.as_deref())
         }
         Command::Datagen { centers, seed, out } => write_sample(centers, seed, &out),
+        Command::Explain(args) => run_explain(&args),
         Command::Config { command: ConfigCommand::Check { file } } => match Config::load(Some(&file)) {
             Ok(config) => {
                 println!(
@@ -185,6 +232,81 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let _ = interrupt.await;
     tracing::info!("shutting down: draining in-flight requests");
+}
+
+fn explain_request(args: &ExplainArgs) -> anyhow::Result<pb::FindRepairCenterRequest> {
+    if let Some(path) = &args.request {
+        return explain::read_request(path);
+    }
+    let (Some(latitude), Some(longitude), Some(brand)) = (args.lat, args.lon, &args.brand) else {
+        anyhow::bail!("give --request FILE, or --lat, --lon and --brand");
+    };
+    let fault = match &args.fault {
+        None => 0,
+        Some(name) => pb::FaultCategory::from_str_name(&format!("FAULT_CATEGORY_{}", name.to_uppercase()))
+            .with_context(|| format!("unknown fault {name:?}"))? as i32,
+    };
+    Ok(pb::FindRepairCenterRequest {
+        location: Some(pb::LatLng { latitude, longitude }),
+        terminal: Some(pb::Terminal {
+            brand: brand.clone(),
+            model: args.model.clone().unwrap_or_default(),
+            ..Default::default()
+        }),
+        fault: Some(pb::Fault { category: fault, description: String::new() }),
+        ranking_profile: args.profile.clone().unwrap_or_default(),
+        page_size: args.top,
+        ..Default::default()
+    })
+}
+
+fn run_explain(args: &ExplainArgs) -> anyhow::Result<()> {
+    let mut request = explain_request(args)?;
+    if request.page_size == 0 {
+        request.page_size = args.top;
+    }
+    if let Some(server) = &args.server {
+        anyhow::ensure!(
+            args.compare.is_none(),
+            "--compare ranks locally (a server ranks with its own config); compare profiles with --profile"
+        );
+        let response = tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+            let mut client = RepairMatchServiceClient::connect(server.clone())
+                .await
+                .with_context(|| format!("cannot reach {server}"))?;
+            let mut call = tonic::Request::new(request);
+            if let Some(key) = &args.key {
+                call.metadata_mut().insert(
+                    "authorization",
+                    format!("Bearer {key}").parse().context("the key is not a valid header value")?,
+                );
+            }
+            anyhow::Ok(
+                client
+                    .find_repair_center(call)
+                    .await
+                    .map_err(|status| anyhow::anyhow!("{}: {}", status.code(), status.message()))?
+                    .into_inner(),
+            )
+        })?;
+        print!("{}", explain::render_table(server, &response));
+        return Ok(());
+    }
+    let config = load_config(args.config.as_deref())?;
+    let catalog = explain::load_catalog(&config)?;
+    let label = args.config.as_ref().map_or_else(|| "built-in defaults".to_owned(), |p| p.display().to_string());
+    let ranked = explain::rank_locally(&config, &catalog, &request)?;
+    print!("{}", explain::render_table(&label, &ranked));
+    if let Some(other_path) = &args.compare {
+        let other = load_config(Some(other_path))?;
+        let other_ranked = explain::rank_locally(&other, &catalog, &request)?;
+        let other_label = other_path.display().to_string();
+        println!();
+        print!("{}", explain::render_table(&other_label, &other_ranked));
+        println!();
+        print!("{}", explain::render_comparison(&label, &ranked, &other_label, &other_ranked));
+    }
+    Ok(())
 }
 
 /// Reads and validates every file, then writes them in one transaction.

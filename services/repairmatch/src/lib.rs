@@ -12,6 +12,7 @@
 //! - [`list_token`]: page tokens for catalog listings.
 //! - [`reload`]: live config reload (directory watch, SIGHUP).
 //! - [`server`]: `serve(listener, app, shutdown)`, used by `main` and tests.
+//! - [`explain`]: ranking tables and config comparisons for `repairmatch explain`.
 //! - [`cli`]: the `repairmatch` command line.
 
 pub mod app;
@@ -21,6 +22,7 @@ pub mod cli;
 pub mod config;
 pub mod convert;
 pub mod error;
+pub mod explain;
 pub mod grpc;
 pub mod list_token;
 pub mod ndjson;

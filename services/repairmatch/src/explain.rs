@@ -1,0 +1,221 @@
+//! `repairmatch explain`: the ranking as a table, every factor's raw value,
+//! normalized value, weight and contribution, and how the top N move between
+//! two configs. Runs on the embedded store with no server, or asks a running
+//! server. Rendering works on the response message, so both modes print alike.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Context;
+use chrono::Utc;
+use repairmatch_core::{Catalog, find};
+use repairmatch_proto::v1 as pb;
+
+use crate::config::Config;
+use crate::convert;
+use crate::store::Store;
+
+/// Ranks `request` locally against the store named by `config`.
+pub fn rank_locally(
+    config: &Config,
+    catalog: &Catalog,
+    request: &pb::FindRepairCenterRequest,
+) -> anyhow::Result<pb::FindRepairCenterResponse> {
+    let query = convert::find_query_from_proto(
+        request,
+        &config.find.default_profile,
+        |name| config.profiles.contains_key(name),
+        Utc::now().date_naive(),
+    )
+    .map_err(|violations| {
+        let fields: Vec<String> = violations.iter().map(|v| format!("{}: {}", v.field, v.description)).collect();
+        anyhow::anyhow!("the request is invalid: {}", fields.join("; "))
+    })?;
+    let profile = &config.profiles[&query.profile_name];
+    let outcome = find(catalog, &query, profile, Utc::now())?;
+    Ok(convert::find_response_to_proto(&outcome, &query.profile_name))
+}
+
+/// Loads the catalog from the store a config names, without creating one.
+pub fn load_catalog(config: &Config) -> anyhow::Result<Catalog> {
+    let path = &config.store.path;
+    anyhow::ensure!(path.exists(), "no store at {} (start the service once, or import a catalog)", path.display());
+    let store = Store::open(path).with_context(|| {
+        format!("cannot open the store {} (a running server holds it: use --server)", path.display())
+    })?;
+    let stored = store.load()?;
+    Ok(Catalog::build(stored.version, stored.centers, stored.brands, stored.banks))
+}
+
+fn center_of(m: &pb::RepairCenterMatch) -> (&str, &str) {
+    m.center.as_ref().map_or(("?", "?"), |c| (c.id.as_str(), c.name.as_str()))
+}
+
+/// The ranked table.
+pub fn render_table(label: &str, response: &pb::FindRepairCenterResponse) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{label}: profile {:?}, {} eligible, catalog version {}",
+        response.ranking_profile, response.total_size, response.catalog_version
+    );
+    let factors: Vec<&str> = response
+        .matches
+        .first()
+        .map(|m| m.score_breakdown.iter().map(|c| c.factor.as_str()).collect())
+        .unwrap_or_default();
+    let _ = write!(out, "{:>4}  {:<14} {:>4} {:>6} {:>8}", "rank", "id", "tier", "score", "km");
+    for factor in &factors {
+        let _ = write!(out, "  {:<28}", format!("{factor} raw→norm×w=contrib"));
+    }
+    let _ = writeln!(out, "  name");
+    for m in &response.matches {
+        let (id, name) = center_of(m);
+        let _ = write!(out, "{:>4}  {:<14} {:>4} {:>6.3} {:>8.2}", m.rank, id, m.tier, m.score, m.distance_km);
+        for c in &m.score_breakdown {
+            let cell = format!("{:.4}→{:.3}×{:.2}={:.3}", c.raw_value, c.normalized_value, c.weight, c.contribution);
+            let _ = write!(out, "  {cell:<28}");
+        }
+        let _ = writeln!(out, "  {name}");
+    }
+    out
+}
+
+/// How the top N move from `before` to `after`: rank moves, entries in and out.
+pub fn render_comparison(
+    before_label: &str,
+    before: &pb::FindRepairCenterResponse,
+    after_label: &str,
+    after: &pb::FindRepairCenterResponse,
+) -> String {
+    let rank_in = |response: &pb::FindRepairCenterResponse, id: &str| {
+        response.matches.iter().find(|m| center_of(m).0 == id).map(|m| (m.rank, m.score))
+    };
+    let mut out = String::new();
+    let _ = writeln!(out, "A = {before_label} (profile {:?})", before.ranking_profile);
+    let _ = writeln!(out, "B = {after_label} (profile {:?})", after.ranking_profile);
+    let _ = writeln!(out, "{:>4} {:>4}  {:<6} {:<14} {:>7} {:>7}  name", "A", "B", "move", "id", "score A", "score B");
+    let mut rows: Vec<(u32, String)> = Vec::new();
+    for m in &after.matches {
+        let (id, name) = center_of(m);
+        let row = match rank_in(before, id) {
+            Some((rank_a, score_a)) => {
+                let moved = i64::from(rank_a) - i64::from(m.rank);
+                let arrow = match moved {
+                    0 => "=".to_owned(),
+                    up if up > 0 => format!("↑{up}"),
+                    down => format!("↓{}", -down),
+                };
+                format!("{rank_a:>4} {:>4}  {arrow:<6} {id:<14} {score_a:>7.3} {:>7.3}  {name}", m.rank, m.score)
+            }
+            None => format!("{:>4} {:>4}  {:<6} {id:<14} {:>7} {:>7.3}  {name}", "-", m.rank, "in", "", m.score),
+        };
+        rows.push((m.rank, row));
+    }
+    for m in &before.matches {
+        let (id, name) = center_of(m);
+        if rank_in(after, id).is_none() {
+            rows.push((
+                u32::MAX,
+                format!("{:>4} {:>4}  {:<6} {id:<14} {:>7.3} {:>7}  {name}", m.rank, "-", "out", m.score, ""),
+            ));
+        }
+    }
+    rows.sort_by_key(|(rank, _)| *rank);
+    for (_, row) in rows {
+        let _ = writeln!(out, "{row}");
+    }
+    out
+}
+
+/// Reads a request from a proto3 JSON file.
+pub fn read_request(path: &Path) -> anyhow::Result<pb::FindRepairCenterRequest> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a FindRepairCenterRequest in proto3 JSON", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(ids: &[(&str, f64)]) -> pb::FindRepairCenterResponse {
+        pb::FindRepairCenterResponse {
+            matches: ids
+                .iter()
+                .enumerate()
+                .map(|(i, (id, score))| pb::RepairCenterMatch {
+                    center: Some(pb::RepairCenter {
+                        id: (*id).into(),
+                        name: format!("Center {id}"),
+                        ..Default::default()
+                    }),
+                    rank: i as u32 + 1,
+                    score: *score,
+                    score_breakdown: vec![pb::ScoreComponent {
+                        factor: "distance".into(),
+                        raw_value: 1.5,
+                        normalized_value: 0.9,
+                        weight: 1.0,
+                        contribution: 0.9,
+                    }],
+                    ..Default::default()
+                })
+                .collect(),
+            ranking_profile: "default".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn local_ranking_follows_each_configs_weights() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.store.path = dir.path().join("catalog.redb");
+        let sample = repairmatch_core::datagen::generate(3_000, 4);
+        let write = crate::store::CatalogWrite { centers: sample.centers, brands: sample.brands, ..Default::default() };
+        Store::open(&config.store.path).unwrap().write(write).unwrap();
+        let catalog = load_catalog(&config).unwrap();
+        let request = pb::FindRepairCenterRequest {
+            location: Some(pb::LatLng { latitude: 31.2304, longitude: 121.4737 }),
+            terminal: Some(pb::Terminal { brand: "PAX".into(), ..Default::default() }),
+            page_size: 5,
+            ..Default::default()
+        };
+        let mut rating_led = config.clone();
+        let weights = &mut rating_led.profiles.get_mut("default").unwrap().weights;
+        (weights.distance, weights.rating, weights.price, weights.brand_support, weights.downtime) =
+            (0.0, 1.0, 0.0, 0.0, 0.0);
+        let balanced = rank_locally(&config, &catalog, &request).unwrap();
+        let by_rating = rank_locally(&rating_led, &catalog, &request).unwrap();
+        assert_eq!(balanced.matches.len(), 5);
+        let ratings: Vec<f64> = by_rating.matches.iter().map(|m| m.score_breakdown[1].raw_value).collect();
+        assert!(ratings.windows(2).all(|w| w[0] >= w[1]), "rating-led orders by Bayesian rating: {ratings:?}");
+        let text = render_comparison("a", &balanced, "b", &by_rating);
+        let union: std::collections::HashSet<&str> =
+            balanced.matches.iter().chain(&by_rating.matches).map(|m| center_of(m).0).collect();
+        assert_eq!(text.lines().count(), 3 + union.len(), "a header and one row per center in either top: {text}");
+        let missing = dir.path().join("nowhere.redb");
+        config.store.path = missing;
+        assert!(load_catalog(&config).unwrap_err().to_string().contains("no store"));
+    }
+
+    #[test]
+    fn the_table_shows_every_factor_cell() {
+        let table = render_table("A", &response(&[("a", 0.9)]));
+        assert!(table.contains("1.5000→0.900×1.00=0.900"), "{table}");
+        assert!(table.contains("Center a"));
+    }
+
+    #[test]
+    fn the_comparison_shows_moves_and_entries_in_and_out() {
+        let before = response(&[("a", 0.9), ("b", 0.8), ("c", 0.7)]);
+        let after = response(&[("b", 0.95), ("a", 0.9), ("d", 0.5)]);
+        let text = render_comparison("old.toml", &before, "new.toml", &after);
+        let line = |id: &str| text.lines().find(|l| l.contains(&format!(" {id} "))).unwrap().to_owned();
+        assert!(line("b").contains("↑1"), "{text}");
+        assert!(line("a").contains("↓1"), "{text}");
+        assert!(line("d").contains(" in "), "{text}");
+        assert!(line("c").contains(" out "), "{text}");
+    }
+}
