@@ -402,6 +402,41 @@ mod tests {
     }
 
     #[test]
+    fn every_validation_rule_names_its_key_and_says_why() {
+        type Breaks = fn(&mut RankingProfile);
+        let cases: [(&str, &str, Breaks); 20] = [
+            ("weights.distance", "finite number >= 0", |p| p.weights.distance = -0.1),
+            ("weights.rating", "finite number >= 0", |p| p.weights.rating = f64::NAN),
+            ("weights.price", "finite number >= 0", |p| p.weights.price = f64::INFINITY),
+            ("weights.brand_support", "finite number >= 0", |p| p.weights.brand_support = -1.0),
+            ("weights.downtime", "finite number >= 0", |p| p.weights.downtime = -1.0),
+            ("distance_decay.scale_km", "must be > 0", |p| p.distance_decay.scale_km = 0.0),
+            ("distance_decay.offset_km", "must be >= 0", |p| p.distance_decay.offset_km = -1.0),
+            ("distance_decay.decay", "strictly between 0 and 1", |p| p.distance_decay.decay = 0.0),
+            ("rating_prior.mean", "between 1 and 5", |p| p.rating_prior.mean = 5.5),
+            ("rating_prior.weight", "must be >= 0", |p| p.rating_prior.weight = -3.0),
+            ("downtime.walk_in_turnaround_hours", "must be >= 0", |p| p.downtime.walk_in_turnaround_hours = -1.0),
+            ("downtime.shipping_hours", "must be >= 0", |p| p.downtime.shipping_hours = f64::NAN),
+            ("downtime.travel_speed_kmh", "must be > 0", |p| p.downtime.travel_speed_kmh = 0.0),
+            ("downtime.half_life_hours", "must be > 0", |p| p.downtime.half_life_hours = -2.0),
+            ("brand_support.authorized", "between 0 and 1", |p| p.brand_support.authorized = 1.5),
+            ("brand_support.model_listed", "between 0 and 1", |p| p.brand_support.model_listed = -0.5),
+            ("brand_support.brand_listed", "between 0 and 1", |p| p.brand_support.brand_listed = 2.0),
+            ("unknown_price_score", "between 0 and 1", |p| p.unknown_price_score = 1.1),
+            ("default_distance_cap_km", "must be > 0", |p| p.default_distance_cap_km = 0.0),
+            ("default_page_size", "between 1 and 100", |p| p.default_page_size = 101),
+        ];
+        for (key, why, breaks) in cases {
+            let mut profile = RankingProfile::default();
+            breaks(&mut profile);
+            let problems = profile.validate();
+            assert_eq!(problems.len(), 1, "{key}: {problems:?}");
+            assert_eq!(problems[0].0, key);
+            assert!(problems[0].1.contains(why), "{key}: {:?}", problems[0].1);
+        }
+    }
+
+    #[test]
     fn validation_names_every_bad_key() {
         let mut profile = RankingProfile {
             weights: Weights { distance: 0.0, rating: 0.0, price: 0.0, brand_support: 0.0, downtime: 0.0 },
