@@ -112,6 +112,10 @@ async fn a_bad_reload_is_refused_and_changes_nothing() {
     })
     .await;
     assert_eq!(server.app.config_reloads_refused(), 1);
+    let metrics = scrape_metrics(&server).await;
+    assert!(metrics.contains("repairmatch_config_reloads_refused_total 1"), "{metrics}");
+    assert!(metrics.contains("repairmatch_config_file_in_force 0"), "{metrics}");
+    assert!(metrics.contains("repairmatch_config_version 1"), "{metrics}");
     let response = client.find_repair_center(find_request()).await.unwrap().into_inner();
     assert_eq!((response.config_version, match_ids(&response)[0].as_str()), (1, "close-poor"), "old config serves");
     let problems = match &*server.app.config_status().borrow() {
@@ -131,5 +135,27 @@ async fn a_bad_reload_is_refused_and_changes_nothing() {
     .await;
     let response = client.find_repair_center(find_request()).await.unwrap().into_inner();
     assert_eq!((response.config_version, match_ids(&response)[0].as_str()), (2, "far-excellent"));
+    let metrics = scrape_metrics(&server).await;
+    assert!(metrics.contains("repairmatch_config_file_in_force 1"), "{metrics}");
+    assert!(metrics.contains("repairmatch_config_version 2"), "{metrics}");
     server.stop().await;
+}
+
+/// GET /metrics from the metrics listener, over a real socket.
+async fn scrape_metrics(server: &TestServer) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(repairmatch::metrics::serve_metrics(listener, server.app.clone(), async {
+        let _ = stopped.await;
+    }));
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let _ = stop.send(());
+    serving.await.unwrap().unwrap();
+    assert!(response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200"), "{response}");
+    response
 }

@@ -9,7 +9,6 @@
 //! is answered.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use arc_swap::ArcSwap;
@@ -22,6 +21,7 @@ use tonic_types::FieldViolation;
 use crate::auth::{self, Caller, Role, Tenant};
 use crate::config::Config;
 use crate::error::ServiceError;
+use crate::metrics::Metrics;
 use crate::store::{CatalogWrite, Store, StoreError};
 
 /// The service's shared state.
@@ -33,7 +33,7 @@ pub struct App {
 struct AppInner {
     config: ArcSwap<LiveConfig>,
     config_status: tokio::sync::watch::Sender<ConfigStatus>,
-    reloads_refused: AtomicU64,
+    metrics: Metrics,
     store: Store,
     catalog: ArcSwap<Catalog>,
     writer: Mutex<Writer>,
@@ -146,7 +146,7 @@ impl App {
             inner: Arc::new(AppInner {
                 config: ArcSwap::from_pointee(LiveConfig { version: 1, config }),
                 config_status: tokio::sync::watch::Sender::new(ConfigStatus::Current),
-                reloads_refused: AtomicU64::new(0),
+                metrics: Metrics::default(),
                 store,
                 catalog: ArcSwap::from_pointee(catalog),
                 writer: Mutex::new(writer),
@@ -167,7 +167,7 @@ impl App {
         let loaded = Config::load(Some(path)).map_err(|error| {
             let problems: Vec<String> =
                 error.problems().into_iter().map(|p| format!("{}: {p}", path.display())).collect();
-            self.inner.reloads_refused.fetch_add(1, Ordering::Relaxed);
+            self.inner.metrics.config_reloads_refused.inc();
             self.inner.config_status.send_replace(ConfigStatus::Refused(problems.clone()));
             problems
         })?;
@@ -192,7 +192,12 @@ impl App {
 
     /// How many reloads were refused since start.
     pub fn config_reloads_refused(&self) -> u64 {
-        self.inner.reloads_refused.load(Ordering::Relaxed)
+        self.inner.metrics.config_reloads_refused.get()
+    }
+
+    /// The service's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
     }
 
     /// Follows whether the file on disk is the config in force.

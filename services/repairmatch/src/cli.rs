@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 
 use crate::config::Config;
 use crate::store::{CatalogWrite, Store};
-use crate::{App, auth, convert, explain, ndjson, reload, serve};
+use crate::{App, auth, convert, explain, metrics, ndjson, reload, serve};
 use repairmatch_proto::v1 as pb;
 use repairmatch_proto::v1::repair_match_service_client::RepairMatchServiceClient;
 
@@ -214,6 +214,13 @@ fn run_server(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<()
             }
             None => None,
         };
+        if let Some(metrics_listen) = app.config().config.server.metrics_listen {
+            let metrics_listener = TcpListener::bind(metrics_listen)
+                .await
+                .with_context(|| format!("cannot serve metrics on {metrics_listen}"))?;
+            tracing::info!(listen = %metrics_listen, "serving metrics");
+            tokio::spawn(metrics::serve_metrics(metrics_listener, app.clone(), shutdown_signal()));
+        }
         serve(listener, app, shutdown_signal()).await
     })
 }

@@ -61,6 +61,8 @@ pub struct ServerConfig {
     pub default_timeout_ms: u64,
     /// Largest request message, bytes.
     pub max_request_bytes: usize,
+    /// Where to serve Prometheus metrics (`GET /metrics`); none = off.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Default for ServerConfig {
@@ -70,6 +72,7 @@ impl Default for ServerConfig {
             max_concurrent_requests_per_connection: 1024,
             default_timeout_ms: 120_000,
             max_request_bytes: 16 * 1024 * 1024,
+            metrics_listen: None,
         }
     }
 }

@@ -11,6 +11,7 @@
 //! - [`grpc`], [`catalog_grpc`]: the thin tonic adapters.
 //! - [`list_token`]: page tokens for catalog listings.
 //! - [`reload`]: live config reload (directory watch, SIGHUP).
+//! - [`metrics`]: Prometheus metrics on their own listener.
 //! - [`server`]: `serve(listener, app, shutdown)`, used by `main` and tests.
 //! - [`explain`]: ranking tables and config comparisons for `repairmatch explain`.
 //! - [`cli`]: the `repairmatch` command line.
@@ -25,6 +26,7 @@ pub mod error;
 pub mod explain;
 pub mod grpc;
 pub mod list_token;
+pub mod metrics;
 pub mod ndjson;
 pub mod reload;
 pub mod server;

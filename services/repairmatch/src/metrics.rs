@@ -1,0 +1,86 @@
+//! Prometheus metrics on their own HTTP listener (`server.metrics_listen`),
+//! apart from the gRPC port: config and catalog versions, whether the config
+//! file on disk is the one in force, and how many reloads were refused.
+
+use std::future::Future;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use prometheus::{Encoder, IntCounter, IntGauge, Registry, TextEncoder};
+use tokio::net::TcpListener;
+
+use crate::App;
+use crate::app::ConfigStatus;
+
+/// The service's metrics, in a registry of its own (no globals, so several
+/// servers can live in one process).
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// Reloads refused since start.
+    pub config_reloads_refused: IntCounter,
+    config_version: IntGauge,
+    config_in_force: IntGauge,
+    catalog_version: IntGauge,
+    catalog_centers: IntGauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str| {
+            let metric = IntCounter::new(name, help).expect("valid metric");
+            registry.register(Box::new(metric.clone())).expect("registered once");
+            metric
+        };
+        let config_reloads_refused =
+            counter("repairmatch_config_reloads_refused_total", "Config reloads refused since start");
+        let gauge = |name: &str, help: &str| {
+            let metric = IntGauge::new(name, help).expect("valid metric");
+            registry.register(Box::new(metric.clone())).expect("registered once");
+            metric
+        };
+        Self {
+            config_reloads_refused,
+            config_version: gauge("repairmatch_config_version", "Version of the config in force"),
+            config_in_force: gauge(
+                "repairmatch_config_file_in_force",
+                "1 when the config file on disk is the one in force, 0 when its last reload was refused",
+            ),
+            catalog_version: gauge("repairmatch_catalog_version", "Catalog version served"),
+            catalog_centers: gauge("repairmatch_catalog_centers", "Repair centers in the served catalog"),
+            registry,
+        }
+    }
+}
+
+impl Metrics {
+    /// The text exposition, with gauges read from `app` now.
+    pub fn render(&self, app: &App) -> String {
+        self.config_version.set(app.config().version as i64);
+        self.config_in_force.set(i64::from(*app.config_status().borrow() == ConfigStatus::Current));
+        let catalog = app.catalog();
+        self.catalog_version.set(catalog.version() as i64);
+        self.catalog_centers.set(catalog.len() as i64);
+        let mut text = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut text).expect("text encoding");
+        String::from_utf8(text).expect("utf-8 exposition")
+    }
+}
+
+async fn scrape(State(app): State<App>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.metrics().render(&app))
+}
+
+/// Serves `GET /metrics` on `listener` until `shutdown` completes.
+pub async fn serve_metrics(
+    listener: TcpListener,
+    app: App,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let router = Router::new().route("/metrics", get(scrape)).with_state(app);
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+}
