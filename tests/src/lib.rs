@@ -142,11 +142,17 @@ impl TestServer {
     /// Imports `fixture`, then serves with the config in `config_file` (its
     /// store settings replaced by the test store), watching it for changes.
     pub async fn start_watching(fixture: &Fixture, config_file: &Path) -> Self {
+        Self::start_with_config_file(fixture, config_file, true).await
+    }
+
+    /// Like [`TestServer::start_watching`]; `watch` false leaves reloads to
+    /// the caller (SIGHUP, or `app.reload_from`).
+    pub async fn start_with_config_file(fixture: &Fixture, config_file: &Path, watch: bool) -> Self {
         let store_dir = tempfile::tempdir().expect("temp dir");
         import_fixture(store_dir.path(), fixture).expect("fixture imports");
         let mut config = Config::load(Some(config_file)).expect("test config is valid");
         config.store = config_for(store_dir.path()).store;
-        Self::start_with(store_dir, config, Some(config_file.to_owned())).await
+        Self::start_with(store_dir, config, watch.then(|| config_file.to_owned())).await
     }
 
     async fn start_with(store_dir: tempfile::TempDir, config: Config, watch: Option<PathBuf>) -> Self {

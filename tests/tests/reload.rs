@@ -159,3 +159,25 @@ async fn scrape_metrics(server: &TestServer) -> String {
     assert!(response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200"), "{response}");
     response
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("repairmatch.toml");
+    std::fs::write(&file, config_weighing("distance")).unwrap();
+    let server = TestServer::start_with_config_file(&fixture(), &file, false).await;
+    repairmatch::reload::reload_on_sighup(server.app.clone(), file.clone()).expect("SIGHUP handler");
+    std::fs::write(&file, config_weighing("rating")).unwrap();
+    let mut client = server.client().await;
+    let before = client.find_repair_center(find_request()).await.unwrap().into_inner();
+    assert_eq!(before.config_version, 1, "no watcher here: nothing reloads by itself");
+
+    let status = std::process::Command::new("kill").args(["-HUP", &std::process::id().to_string()]).status().unwrap();
+    assert!(status.success());
+    eventually("the SIGHUP reload", async || {
+        let response = client.find_repair_center(find_request()).await.unwrap().into_inner();
+        response.config_version == 2 && match_ids(&response)[0] == "far-excellent"
+    })
+    .await;
+    server.stop().await;
+}
