@@ -96,7 +96,7 @@ pub struct ItemResult {
 }
 
 impl ItemResult {
-    fn refused(id: &str, outcome: ItemOutcome, violations: Vec<FieldViolation>, message: &str) -> Self {
+    fn new(id: &str, outcome: ItemOutcome, violations: Vec<FieldViolation>, message: &str) -> Self {
         Self { id: id.to_owned(), outcome, etag: String::new(), violations, message: message.to_owned() }
     }
 }
@@ -301,13 +301,13 @@ impl App {
             let mut center = match checked {
                 Ok(center) => center,
                 Err(violations) => {
-                    results.push(ItemResult::refused(&id, ItemOutcome::InvalidArgument, violations, "invalid fields"));
+                    results.push(ItemResult::new(&id, ItemOutcome::InvalidArgument, violations, "invalid fields"));
                     continue;
                 }
             };
             if let Some(first) = ids_in_batch.insert(id.clone(), index) {
                 let violation = FieldViolation::new(format!("{path}.id"), format!("repeats the id of item {first}"));
-                results.push(ItemResult::refused(&id, ItemOutcome::InvalidArgument, vec![violation], "duplicate id"));
+                results.push(ItemResult::new(&id, ItemOutcome::InvalidArgument, vec![violation], "duplicate id"));
                 continue;
             }
             let existing = match writer.centers.get(&id) {
@@ -315,7 +315,7 @@ impl App {
                 None => snapshot.center(&id).map(|c| RepairCenter::clone(c)),
             };
             if let Err(denial) = auth::may_write_center(tenant, existing.as_ref(), &center, &path) {
-                results.push(ItemResult::refused(
+                results.push(ItemResult::new(
                     &id,
                     ItemOutcome::PermissionDenied,
                     denial.violations,
@@ -325,12 +325,12 @@ impl App {
             }
             if !center.etag.is_empty() && existing.as_ref().is_none_or(|e| e.etag != center.etag) {
                 let message = "the etag is not the current one: read the center again and retry";
-                results.push(ItemResult::refused(&id, ItemOutcome::Aborted, vec![], message));
+                results.push(ItemResult::new(&id, ItemOutcome::Aborted, vec![], message));
                 continue;
             }
             // The owner is the service's to set: the existing one, or the writer.
             center.owner = existing.map_or_else(|| tenant.name.clone(), |e| e.owner);
-            results.push(ItemResult::refused(&id, ItemOutcome::Ok, vec![], "written"));
+            results.push(ItemResult::new(&id, ItemOutcome::Ok, vec![], "written"));
             accepted.push((results.len() - 1, center));
         }
         if !accepted.is_empty() {

@@ -165,7 +165,16 @@ impl CatalogService for CatalogGrpc {
         let mut batch: Vec<pb::RepairCenter> = Vec::with_capacity(MAX_BATCH);
         let mut since_publish = 0;
         loop {
-            let next = stream.message().await?;
+            let next = match stream.message().await {
+                Ok(next) => next,
+                Err(status) => {
+                    // What was committed stays committed: publish it before
+                    // reporting the broken stream, so reads match the store.
+                    let app = self.app.clone();
+                    blocking(move || Ok(app.finish_import())).await?;
+                    return Err(status);
+                }
+            };
             let done = next.is_none();
             if let Some(item) = next {
                 batch.push(item.repair_center.unwrap_or_default());
