@@ -337,3 +337,40 @@ async fn importing_100k_datagen_centers_lands_what_is_valid_and_find_serves_it()
     assert_eq!(status.code(), Code::NotFound, "the bad item was skipped");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_past_the_threshold_compact_in_the_background_and_lose_nothing() {
+    let server = TestServer::start(&Fixture::with_centers(vec![])).await;
+    let mut ops = server.catalog("ops").await;
+    let batch = |from: usize| -> Vec<pb::RepairCenter> {
+        (from..from + 1_000).map(|i| center_east(&format!("bulk-{i:05}"), 0.5 + (i % 25) as f64)).collect()
+    };
+    // The third batch pushes the delta past the threshold (1,000 for a small base):
+    // the write returns at once and a compaction starts in the background.
+    for from in [0, 1_000, 2_000] {
+        let response = ops.upsert_repair_centers(upsert(batch(from))).await.unwrap().into_inner();
+        assert!(response.results.iter().all(|r| r.outcome() == pb::ItemOutcome::Ok));
+    }
+    // Writes while it may be running: more centers, a delete, an update.
+    ops.upsert_repair_centers(upsert(batch(3_000))).await.unwrap();
+    ops.delete_repair_center(pb::DeleteRepairCenterRequest { id: "bulk-00007".into(), etag: String::new() })
+        .await
+        .unwrap();
+    let mut renamed = center_east("bulk-00008", 0.5);
+    renamed.name = "renamed during compaction".into();
+    ops.upsert_repair_centers(upsert(vec![renamed])).await.unwrap();
+
+    let started = std::time::Instant::now();
+    while server.app.catalog().delta_len() >= 1_000 {
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "no compaction within 60 s");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let catalog = server.app.catalog();
+    assert_eq!(catalog.len(), 3_999, "4,000 written, one deleted");
+    assert!(get(&server, "bulk-00007").await.is_none());
+    assert_eq!(get(&server, "bulk-00008").await.unwrap().name, "renamed during compaction");
+    assert!(get(&server, "bulk-03999").await.is_some());
+    let found = server.client().await.find_repair_center(find_request()).await.unwrap().into_inner();
+    assert_eq!(found.total_size, 3_999, "every center covers the merchant");
+    server.stop().await;
+}

@@ -318,12 +318,28 @@ impl Catalog {
     }
 
     /// A new snapshot with `upserts` added or replacing centers by id and
-    /// `deletes` removed. Unchanged centers are shared, and only the delta is
-    /// rebuilt unless it has grown past the compaction threshold.
+    /// `deletes` removed, compacting at once when the delta has grown past the
+    /// threshold. The service compacts in the background instead: see
+    /// [`Catalog::apply`] and [`Catalog::compacted`].
     pub fn with_changes(
         &self,
         version: u64,
         upserts: Vec<RepairCenter>,
+        deletes: &[String],
+        brands: Vec<Brand>,
+        banks: Vec<Bank>,
+    ) -> Self {
+        let next = self.apply(version, upserts.into_iter().map(Arc::new).collect(), deletes, brands, banks);
+        if next.needs_compaction() { next.compacted() } else { next }
+    }
+
+    /// A new snapshot with `upserts` added or replacing centers by id and
+    /// `deletes` removed. Unchanged centers are shared and only the delta layer
+    /// is rebuilt, so the cost follows the changes since the last compaction.
+    pub fn apply(
+        &self,
+        version: u64,
+        upserts: Vec<Arc<RepairCenter>>,
         deletes: &[String],
         brands: Vec<Brand>,
         banks: Vec<Bank>,
@@ -341,26 +357,12 @@ impl Catalog {
             if let Some(local) = self.base.local(&center.id) {
                 shadowed.insert(local);
             }
-            delta.insert(center.id.clone(), Arc::new(center));
+            delta.insert(center.id.clone(), center);
         }
         let mut all_brands: HashMap<String, Brand> = self.brands.clone();
         all_brands.extend(brands.into_iter().map(|brand| (match_key(&brand.name), brand)));
         let mut all_banks: HashMap<String, Bank> = self.banks.clone();
         all_banks.extend(banks.into_iter().map(|bank| (bank.id.clone(), bank)));
-
-        if delta.len() + shadowed.len() > Self::compaction_threshold(self.base.len()) {
-            let centers = (0..self.base.len() as Slot)
-                .filter(|slot| !shadowed.contains(slot))
-                .map(|slot| Arc::clone(&self.base.centers[slot as usize]))
-                .chain(delta.into_values())
-                .collect();
-            return Self::from_shared(
-                version,
-                centers,
-                all_brands.into_values().collect(),
-                all_banks.into_values().collect(),
-            );
-        }
         Self {
             version,
             base: Arc::clone(&self.base),
@@ -369,6 +371,29 @@ impl Catalog {
             brands: all_brands,
             banks: all_banks,
         }
+    }
+
+    /// Centers in the delta layer (written since the last compaction), and
+    /// base slots they shadow.
+    pub fn delta_len(&self) -> usize {
+        self.delta.len() + self.shadowed.len()
+    }
+
+    /// Whether the delta has grown past [`Catalog::compaction_threshold`].
+    pub fn needs_compaction(&self) -> bool {
+        self.delta.len() + self.shadowed.len() > Self::compaction_threshold(self.base.len())
+    }
+
+    /// The same catalog with everything folded into one base layer: a full
+    /// index build, sharing every center.
+    pub fn compacted(&self) -> Self {
+        let centers = self.slots().map(|slot| Arc::clone(self.center_at(slot))).collect();
+        Self::from_shared(
+            self.version,
+            centers,
+            self.brands.values().cloned().collect(),
+            self.banks.values().cloned().collect(),
+        )
     }
 
     /// The catalog version this snapshot reflects.

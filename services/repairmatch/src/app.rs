@@ -8,7 +8,7 @@
 //! reader sees a write entirely or not at all, and sees it before the writer
 //! is answered.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use arc_swap::ArcSwap;
@@ -35,6 +35,12 @@ struct AppInner {
     config_status: tokio::sync::watch::Sender<ConfigStatus>,
     metrics: Metrics,
     store: Store,
+    live: Arc<LiveCatalog>,
+}
+
+/// The served snapshot and the writer that replaces it. Kept apart from the
+/// store so a background compaction holds these, never the store's file lock.
+struct LiveCatalog {
     catalog: ArcSwap<Catalog>,
     writer: Mutex<Writer>,
 }
@@ -65,6 +71,78 @@ struct Writer {
     version: u64,
     centers: HashMap<String, Option<RepairCenter>>,
     brands: Vec<Brand>,
+    /// While a background compaction runs: the ids published since it started,
+    /// to re-apply on top of the compacted base.
+    compacting: Option<HashSet<String>>,
+}
+
+impl LiveCatalog {
+    /// Publishes committed writes as a new snapshot (only its delta layer is
+    /// rebuilt), and starts a background compaction once the delta is large.
+    fn publish(live: &Arc<Self>, writer: &mut Writer) {
+        if writer.centers.is_empty() && writer.brands.is_empty() {
+            return;
+        }
+        let started = std::time::Instant::now();
+        let (mut upserts, mut deletes) = (Vec::new(), Vec::new());
+        for (id, center) in writer.centers.drain() {
+            if let Some(changed) = &mut writer.compacting {
+                changed.insert(id.clone());
+            }
+            match center {
+                Some(center) => upserts.push(Arc::new(center)),
+                None => deletes.push(id),
+            }
+        }
+        let brands = std::mem::take(&mut writer.brands);
+        let snapshot = Arc::new(live.catalog.load().apply(writer.version, upserts, &deletes, brands, vec![]));
+        live.catalog.store(Arc::clone(&snapshot));
+        tracing::debug!(
+            version = writer.version,
+            publish_ms = started.elapsed().as_millis() as u64,
+            "snapshot published"
+        );
+        if snapshot.needs_compaction() && writer.compacting.is_none() {
+            writer.compacting = Some(HashSet::new());
+            let live = Arc::clone(live);
+            let spawned = std::thread::Builder::new().name("compaction".into()).spawn(move || live.compact(&snapshot));
+            if let Err(error) = spawned {
+                writer.compacting = None;
+                tracing::error!(%error, "cannot start a compaction; the delta keeps growing");
+            }
+        }
+    }
+
+    /// Builds a single-layer snapshot from `from` off the write path, then
+    /// swaps it in with the writes published meanwhile re-applied on top.
+    fn compact(&self, from: &Catalog) {
+        let started = std::time::Instant::now();
+        let compacted = from.compacted();
+        let build_ms = started.elapsed().as_millis() as u64;
+        let mut writer = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let changed = writer.compacting.take().unwrap_or_default();
+        let current = self.catalog.load();
+        let (mut upserts, mut deletes) = (Vec::new(), Vec::new());
+        for id in changed {
+            match current.center(&id) {
+                Some(center) => upserts.push(Arc::clone(center)),
+                None => deletes.push(id),
+            }
+        }
+        let reapplied = upserts.len() + deletes.len();
+        let brands = current.brands().cloned().collect();
+        let banks = current.banks().cloned().collect();
+        let next = Arc::new(compacted.apply(current.version(), upserts, &deletes, brands, banks));
+        self.catalog.store(Arc::clone(&next));
+        tracing::info!(build_ms, reapplied, centers = current.len(), "catalog compacted in the background");
+        // Writes during a long build can leave a large delta again: go on
+        // rather than wait for the next write.
+        if next.needs_compaction() {
+            writer.compacting = Some(HashSet::new());
+            drop(writer);
+            self.compact(&next);
+        }
+    }
 }
 
 /// What happened to one item of a batch.
@@ -148,8 +226,7 @@ impl App {
                 config_status: tokio::sync::watch::Sender::new(ConfigStatus::Current),
                 metrics: Metrics::default(),
                 store,
-                catalog: ArcSwap::from_pointee(catalog),
-                writer: Mutex::new(writer),
+                live: Arc::new(LiveCatalog { catalog: ArcSwap::from_pointee(catalog), writer: Mutex::new(writer) }),
             }),
         })
     }
@@ -207,7 +284,7 @@ impl App {
 
     /// The current catalog snapshot.
     pub fn catalog(&self) -> Arc<Catalog> {
-        self.inner.catalog.load_full()
+        self.inner.live.catalog.load_full()
     }
 
     /// The profile a caller gets when its request names none.
@@ -243,7 +320,7 @@ impl App {
         let profile: &RankingProfile = live.config.profiles.get(&query.profile_name).ok_or_else(|| {
             ServiceError::invalid("ranking_profile", format!("unknown ranking profile {:?}", query.profile_name))
         })?;
-        let catalog = self.inner.catalog.load();
+        let catalog = self.inner.live.catalog.load();
         find(&catalog, query, profile, Utc::now())
             .map_err(|error| ServiceError::invalid("page_token", error.to_string()))
     }
@@ -251,13 +328,19 @@ impl App {
     /// One center by id.
     pub fn repair_center(&self, caller: &Caller, id: &str) -> Result<Arc<RepairCenter>, ServiceError> {
         self.authorize_read(caller)?;
-        self.inner.catalog.load().center(id).cloned().ok_or_else(|| ServiceError::RepairCenterNotFound(id.to_owned()))
+        self.inner
+            .live
+            .catalog
+            .load()
+            .center(id)
+            .cloned()
+            .ok_or_else(|| ServiceError::RepairCenterNotFound(id.to_owned()))
     }
 
     fn writer(&self) -> MutexGuard<'_, Writer> {
         // A panic mid-write leaves nothing half-applied (the store is
         // transactional, snapshots are whole), so the state stays usable.
-        self.inner.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner.live.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// A writing tenant, or the reason it cannot write at all.
@@ -293,7 +376,7 @@ impl App {
         items: Vec<CheckedItem>,
         action: &'static str,
     ) -> Result<Vec<ItemResult>, ServiceError> {
-        let snapshot = self.inner.catalog.load();
+        let snapshot = self.inner.live.catalog.load();
         let mut results = Vec::with_capacity(items.len());
         let mut accepted: Vec<(usize, RepairCenter)> = Vec::new();
         let mut ids_in_batch: HashMap<String, usize> = HashMap::new();
@@ -363,31 +446,13 @@ impl App {
 
     /// Makes committed writes visible to readers: one new snapshot.
     fn publish(&self, writer: &mut Writer) {
-        if writer.centers.is_empty() && writer.brands.is_empty() {
-            return;
-        }
-        let started = std::time::Instant::now();
-        let (mut upserts, mut deletes) = (Vec::new(), Vec::new());
-        for (id, center) in writer.centers.drain() {
-            match center {
-                Some(center) => upserts.push(center),
-                None => deletes.push(id),
-            }
-        }
-        let brands = std::mem::take(&mut writer.brands);
-        let snapshot = self.inner.catalog.load().with_changes(writer.version, upserts, &deletes, brands, vec![]);
-        self.inner.catalog.store(Arc::new(snapshot));
-        tracing::debug!(
-            version = writer.version,
-            publish_ms = started.elapsed().as_millis() as u64,
-            "snapshot published"
-        );
+        LiveCatalog::publish(&self.inner.live, writer);
     }
 
     /// Deletes one center. Blocking.
     pub fn delete_center(&self, tenant: &Tenant, id: &str, etag: &str) -> Result<u64, ServiceError> {
         let mut writer = self.writer();
-        let snapshot = self.inner.catalog.load();
+        let snapshot = self.inner.live.catalog.load();
         let existing = match writer.centers.get(id) {
             Some(pending) => pending.clone(),
             None => snapshot.center(id).map(|c| RepairCenter::clone(c)),
@@ -440,7 +505,7 @@ impl App {
         tracing::info!(target: "audit", tenant = %tenant.name, role = ?tenant.role, action = "upsert_brand", brand = %brand.name, allowed = decision.is_ok(), "catalog write");
         decision.map_err(|denial| ServiceError::PermissionDenied(denial.violations[0].description.clone()))?;
         let mut writer = self.writer();
-        let snapshot = self.inner.catalog.load();
+        let snapshot = self.inner.live.catalog.load();
         brand.owner = snapshot
             .brand(&brand.name)
             .filter(|existing| !existing.owner.is_empty())
@@ -456,7 +521,7 @@ impl App {
     /// One brand by name.
     pub fn brand(&self, caller: &Caller, name: &str) -> Result<Brand, ServiceError> {
         self.authorize_read(caller)?;
-        self.inner.catalog.load().brand(name).cloned().ok_or_else(|| ServiceError::BrandNotFound(name.to_owned()))
+        self.inner.live.catalog.load().brand(name).cloned().ok_or_else(|| ServiceError::BrandNotFound(name.to_owned()))
     }
 
     /// Brands by lower-cased name, after `after` (exclusive).
@@ -467,7 +532,7 @@ impl App {
         limit: usize,
     ) -> Result<(Vec<Brand>, bool), ServiceError> {
         self.authorize_read(caller)?;
-        let catalog = self.inner.catalog.load();
+        let catalog = self.inner.live.catalog.load();
         let mut brands: Vec<Brand> = catalog
             .brands()
             .filter(|b| after.is_none_or(|after| match_key(&b.name).as_str() > after))
@@ -494,7 +559,7 @@ impl App {
             }
             _ => Some(tenant.name.clone()),
         };
-        let catalog = self.inner.catalog.load();
+        let catalog = self.inner.live.catalog.load();
         let brand_key = filter.brand.as_deref().map(match_key);
         let mut page: Vec<Arc<RepairCenter>> = catalog
             .centers_by_id(after)

@@ -26,6 +26,7 @@ pub struct Metrics {
     config_in_force: IntGauge,
     catalog_version: IntGauge,
     catalog_centers: IntGauge,
+    catalog_delta: IntGauge,
 }
 
 impl Default for Metrics {
@@ -52,6 +53,10 @@ impl Default for Metrics {
             ),
             catalog_version: gauge("repairmatch_catalog_version", "Catalog version served"),
             catalog_centers: gauge("repairmatch_catalog_centers", "Repair centers in the served catalog"),
+            catalog_delta: gauge(
+                "repairmatch_catalog_delta_centers",
+                "Changes held in the snapshot's delta layer since the last compaction",
+            ),
             registry,
         }
     }
@@ -65,6 +70,7 @@ impl Metrics {
         let catalog = app.catalog();
         self.catalog_version.set(catalog.version() as i64);
         self.catalog_centers.set(catalog.len() as i64);
+        self.catalog_delta.set(catalog.delta_len() as i64);
         let mut text = Vec::new();
         TextEncoder::new().encode(&self.registry.gather(), &mut text).expect("text encoding");
         String::from_utf8(text).expect("utf-8 exposition")
