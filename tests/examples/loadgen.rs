@@ -32,11 +32,12 @@ fn report(name: &str, mut latencies: Vec<Duration>, elapsed: Duration) -> f64 {
     latencies.sort();
     let per_second = latencies.len() as f64 / elapsed.as_secs_f64();
     println!(
-        "{name:<28} {:>7} calls  {:>9.0} calls/s  p50 {:>8.1?}  p99 {:>8.1?}",
+        "{name:<28} {:>7} calls  {:>9.0} calls/s  p50 {:>8.1?}  p99 {:>8.1?}  max {:>8.1?}",
         latencies.len(),
         per_second,
         percentile(&latencies, 0.5),
-        percentile(&latencies, 0.99)
+        percentile(&latencies, 0.99),
+        latencies.last().copied().unwrap_or_default()
     );
     per_second
 }
@@ -141,5 +142,10 @@ async fn main() {
         assert_eq!(response.into_inner().results[0].outcome(), pb::ItemOutcome::Ok);
     }
     report(&format!("Upsert (catalog {centers})"), latencies, started.elapsed());
+    let threshold = repairmatch_core::Catalog::compaction_threshold(centers);
+    println!(
+        "delta after the upserts: {} changes (compaction threshold {threshold}: below it means a compaction ran)",
+        server.app.catalog().delta_len()
+    );
     server.stop().await;
 }
