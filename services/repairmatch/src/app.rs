@@ -476,8 +476,9 @@ impl App {
         outcome
     }
 
-    /// Imports items in batches: each batch committed on its own, published
-    /// every `publish_every` items and at the end. Blocking.
+    /// Commits one batch of an import; publishes it (and anything committed
+    /// before) only when `publish` is set: the caller publishes now and then
+    /// and at the end ([`App::finish_import`]). Blocking.
     pub fn import_batch(
         &self,
         tenant: &Tenant,
