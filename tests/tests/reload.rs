@@ -181,3 +181,27 @@ async fn sighup_reloads_the_file() {
     .await;
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_a_key_takes_effect_on_reload_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("repairmatch.toml");
+    let key = key_of("provider-fix");
+    let with_tenant = |hashes: &str| {
+        format!(
+            "[auth]\nallow_anonymous_find = true\n\n[tenants.provider-fix]\nrole = \"provider\"\nkey_sha256 = [{hashes}]\n"
+        )
+    };
+    let hash = format!("\"{}\"", repairmatch::auth::key_hash(&key));
+    std::fs::write(&file, with_tenant(&hash)).unwrap();
+    let server = TestServer::start_with_config_file(&Fixture::with_centers(vec![]), &file, false).await;
+    let mut catalog = server.catalog_as(Some(key.clone())).await;
+    let write = || pb::UpsertRepairCentersRequest { centers: vec![center_east("c", 1.0)] };
+    assert!(catalog.upsert_repair_centers(write()).await.is_ok());
+
+    std::fs::write(&file, with_tenant("")).unwrap();
+    assert_eq!(server.app.reload_from(&file), Ok(Some(2)));
+    let status = catalog.upsert_repair_centers(write()).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unauthenticated, "the revoked key is refused at once");
+    server.stop().await;
+}
