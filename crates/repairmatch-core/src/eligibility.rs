@@ -5,7 +5,7 @@
 //! disagree.
 
 use crate::catalog::{BrandFacts, Candidate, Catalog, Slot};
-use crate::geodesy::{LatLng, distance_km, within_km};
+use crate::geodesy::{distance_km, within_km};
 use crate::hours::{OpenState, open_state};
 use crate::model::{
     CenterKind, CurrencyCode, FaultCategory, FaultSet, Money, ServiceMode, ServiceModeSet, match_key, price_for,
@@ -227,11 +227,6 @@ impl<'a> MatchContext<'a> {
             warranty,
             remote_faults: profile.policies.remote_fault_categories.iter().copied().collect(),
         }
-    }
-
-    /// The merchant's location.
-    pub fn location(&self) -> LatLng {
-        self.query.location
     }
 
     /// What the index may rule out before the rules run: only what

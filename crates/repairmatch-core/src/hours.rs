@@ -29,12 +29,12 @@ pub fn open_state(hours: Option<&OpeningHours>, instant: DateTime<Utc>) -> OpenS
     let local = instant.with_timezone(&hours.time_zone);
     let date = local.date_naive();
     let minute = local.hour() * 60 + local.minute();
-    let open_today = periods_on(hours, date).iter().any(|p| {
+    let open_today = periods_on(hours, date).any(|p| {
         let overnight = p.close_minute_of_day <= p.open_minute_of_day;
         minute >= p.open_minute_of_day && (overnight || minute < p.close_minute_of_day)
     });
     let spill_from_yesterday = date.pred_opt().is_some_and(|yesterday| {
-        periods_on(hours, yesterday).iter().any(|p| {
+        periods_on(hours, yesterday).any(|p| {
             let overnight = p.close_minute_of_day <= p.open_minute_of_day;
             overnight && p.close_minute_of_day < MINUTES_PER_DAY && minute < p.close_minute_of_day
         })
@@ -42,12 +42,15 @@ pub fn open_state(hours: Option<&OpeningHours>, instant: DateTime<Utc>) -> OpenS
     if open_today || spill_from_yesterday { OpenState::Open } else { OpenState::Closed }
 }
 
-fn periods_on(hours: &OpeningHours, date: NaiveDate) -> Vec<WeeklyPeriod> {
-    if let Ok(index) = hours.exceptions.binary_search_by_key(&date, |e| e.date) {
-        return hours.exceptions[index].periods.clone();
-    }
+/// The periods that open on `date`: its dated exception's, else the week's.
+/// An exception's periods carry the date's weekday, so one filter serves both.
+fn periods_on(hours: &OpeningHours, date: NaiveDate) -> impl Iterator<Item = &WeeklyPeriod> {
+    let periods = match hours.exceptions.binary_search_by_key(&date, |e| e.date) {
+        Ok(index) => &hours.exceptions[index].periods,
+        Err(_) => &hours.periods,
+    };
     let weekday = date.weekday();
-    hours.periods.iter().filter(|p| p.day == weekday).copied().collect()
+    periods.iter().filter(move |p| p.day == weekday)
 }
 
 #[cfg(test)]

@@ -76,6 +76,17 @@ struct Writer {
     compacting: Option<HashSet<String>>,
 }
 
+impl Writer {
+    /// A center as last committed: a write not yet published wins over the
+    /// served snapshot (`None` inside: committed as deleted).
+    fn latest(&self, snapshot: &Catalog, id: &str) -> Option<RepairCenter> {
+        match self.centers.get(id) {
+            Some(pending) => pending.clone(),
+            None => snapshot.center(id).map(|c| RepairCenter::clone(c)),
+        }
+    }
+}
+
 impl LiveCatalog {
     /// Publishes committed writes as a new snapshot (only its delta layer is
     /// rebuilt), and starts a background compaction once the delta is large.
@@ -393,10 +404,7 @@ impl App {
                 results.push(ItemResult::new(&id, ItemOutcome::InvalidArgument, vec![violation], "duplicate id"));
                 continue;
             }
-            let existing = match writer.centers.get(&id) {
-                Some(pending) => pending.clone(),
-                None => snapshot.center(&id).map(|c| RepairCenter::clone(c)),
-            };
+            let existing = writer.latest(&snapshot, &id);
             if let Err(denial) = auth::may_write_center(tenant, existing.as_ref(), &center, &path) {
                 results.push(ItemResult::new(
                     &id,
@@ -453,10 +461,7 @@ impl App {
     pub fn delete_center(&self, tenant: &Tenant, id: &str, etag: &str) -> Result<u64, ServiceError> {
         let mut writer = self.writer();
         let snapshot = self.inner.live.catalog.load();
-        let existing = match writer.centers.get(id) {
-            Some(pending) => pending.clone(),
-            None => snapshot.center(id).map(|c| RepairCenter::clone(c)),
-        };
+        let existing = writer.latest(&snapshot, id);
         let outcome = (|| {
             let existing = existing.ok_or_else(|| ServiceError::RepairCenterNotFound(id.to_owned()))?;
             auth::may_delete_center(tenant, &existing).map_err(|_| {
