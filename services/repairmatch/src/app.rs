@@ -18,7 +18,7 @@ use repairmatch_core::model::{Brand, RepairCenter, match_key};
 use repairmatch_core::{Catalog, FindQuery, RankingProfile, datagen, find};
 use tonic_types::FieldViolation;
 
-use crate::auth::{self, Caller, Role, Tenant};
+use crate::auth::{self, Caller, Keyring, Role, Tenant};
 use crate::config::Config;
 use crate::error::ServiceError;
 use crate::metrics::Metrics;
@@ -53,6 +53,14 @@ pub struct LiveConfig {
     pub version: u64,
     /// The configuration.
     pub config: Config,
+    /// Its tenants by key hash.
+    pub keyring: Keyring,
+}
+
+impl LiveConfig {
+    fn new(version: u64, config: Config) -> Self {
+        Self { version, keyring: Keyring::new(&config), config }
+    }
 }
 
 /// Whether the config file on disk is the one in force.
@@ -233,7 +241,7 @@ impl App {
         let writer = Writer { version: catalog.version(), ..Writer::default() };
         Ok(Self {
             inner: Arc::new(AppInner {
-                config: ArcSwap::from_pointee(LiveConfig { version: 1, config }),
+                config: ArcSwap::from_pointee(LiveConfig::new(1, config)),
                 config_status: tokio::sync::watch::Sender::new(ConfigStatus::Current),
                 metrics: Metrics::default(),
                 store,
@@ -274,7 +282,7 @@ impl App {
             return Ok(None);
         }
         let version = current.version + 1;
-        self.inner.config.store(Arc::new(LiveConfig { version, config: loaded }));
+        self.inner.config.store(Arc::new(LiveConfig::new(version, loaded)));
         Ok(Some(version))
     }
 

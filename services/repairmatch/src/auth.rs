@@ -88,32 +88,48 @@ pub fn new_key() -> Result<String, getrandom::Error> {
     Ok(format!("rmk_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)))
 }
 
-/// Finds the caller for an `authorization` header value.
-pub fn authenticate(config: &Config, header: Option<&str>) -> Result<Caller, AuthError> {
-    let Some(header) = header else {
-        return Ok(Caller::Anonymous);
-    };
-    let key =
-        header.strip_prefix("Bearer ").map(str::trim).filter(|key| !key.is_empty()).ok_or(AuthError::Malformed)?;
-    let presented = key_hash(key);
-    // Every stored hash is compared, matched or not, so timing says nothing
-    // about which tenant (if any) holds a key.
-    let mut found = None;
-    for (name, tenant) in &config.tenants {
-        for stored in &tenant.key_sha256 {
+/// Every tenant by the hash of each of its keys, built once per config so a
+/// call's authentication only hashes and compares.
+#[derive(Debug, Default)]
+pub struct Keyring {
+    keys: Vec<(String, Arc<Tenant>)>,
+}
+
+impl Keyring {
+    /// The keyring of a config's tenants.
+    pub fn new(config: &Config) -> Self {
+        let mut keys = Vec::new();
+        for (name, tenant) in &config.tenants {
+            let resolved = Arc::new(Tenant {
+                name: name.clone(),
+                role: tenant.role,
+                brand_keys: tenant.brands.iter().map(|brand| match_key(brand)).collect(),
+                profiles: tenant.profiles.clone(),
+                default_profile: tenant.default_profile.clone(),
+            });
+            keys.extend(tenant.key_sha256.iter().map(|hash| (hash.clone(), Arc::clone(&resolved))));
+        }
+        Self { keys }
+    }
+
+    /// Finds the caller for an `authorization` header value.
+    pub fn authenticate(&self, header: Option<&str>) -> Result<Caller, AuthError> {
+        let Some(header) = header else {
+            return Ok(Caller::Anonymous);
+        };
+        let key =
+            header.strip_prefix("Bearer ").map(str::trim).filter(|key| !key.is_empty()).ok_or(AuthError::Malformed)?;
+        let presented = key_hash(key);
+        // Every stored hash is compared, matched or not, so timing says nothing
+        // about which tenant (if any) holds a key.
+        let mut found = None;
+        for (stored, tenant) in &self.keys {
             if bool::from(presented.as_bytes().ct_eq(stored.as_bytes())) {
-                found = Some((name, tenant));
+                found = Some(tenant);
             }
         }
+        found.map(|tenant| Caller::Tenant(Arc::clone(tenant))).ok_or(AuthError::UnknownKey)
     }
-    let (name, tenant) = found.ok_or(AuthError::UnknownKey)?;
-    Ok(Caller::Tenant(Arc::new(Tenant {
-        name: name.clone(),
-        role: tenant.role,
-        brand_keys: tenant.brands.iter().map(|brand| match_key(brand)).collect(),
-        profiles: tenant.profiles.clone(),
-        default_profile: tenant.default_profile.clone(),
-    })))
 }
 
 /// Why one item may not be written.
@@ -240,12 +256,13 @@ mod tests {
             "icbc".into(),
             TenantConfig { role: Role::Bank, key_sha256: vec![key_hash(&key)], ..TenantConfig::default() },
         );
-        let Ok(Caller::Tenant(found)) = authenticate(&config, Some(&format!("Bearer {key}"))) else { panic!() };
+        let keyring = Keyring::new(&config);
+        let Ok(Caller::Tenant(found)) = keyring.authenticate(Some(&format!("Bearer {key}"))) else { panic!() };
         assert_eq!((found.name.as_str(), found.role), ("icbc", Role::Bank));
-        assert!(matches!(authenticate(&config, None), Ok(Caller::Anonymous)));
-        assert_eq!(authenticate(&config, Some("Bearer rmk_nope")).unwrap_err(), AuthError::UnknownKey);
-        assert_eq!(authenticate(&config, Some(&key)).unwrap_err(), AuthError::Malformed);
-        assert_eq!(authenticate(&config, Some("Bearer ")).unwrap_err(), AuthError::Malformed);
+        assert!(matches!(keyring.authenticate(None), Ok(Caller::Anonymous)));
+        assert_eq!(keyring.authenticate(Some("Bearer rmk_nope")).unwrap_err(), AuthError::UnknownKey);
+        assert_eq!(keyring.authenticate(Some(&key)).unwrap_err(), AuthError::Malformed);
+        assert_eq!(keyring.authenticate(Some("Bearer ")).unwrap_err(), AuthError::Malformed);
     }
 
     #[test]

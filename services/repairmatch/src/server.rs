@@ -14,7 +14,6 @@ use tonic::service::interceptor::InterceptedService;
 use tonic_health::ServingStatus;
 
 use crate::app::{App, ConfigStatus};
-use crate::auth;
 use crate::catalog_grpc::CatalogGrpc;
 use crate::grpc::RepairMatchGrpc;
 
@@ -66,7 +65,7 @@ pub async fn serve(listener: TcpListener, app: App, shutdown: impl Future<Output
                 ),
             };
             let caller =
-                auth::authenticate(&app.config().config, header).map_err(|e| Status::unauthenticated(e.to_string()))?;
+                app.config().keyring.authenticate(header).map_err(|e| Status::unauthenticated(e.to_string()))?;
             request.extensions_mut().insert(caller);
             Ok(request)
         }
