@@ -12,10 +12,11 @@
 //! - [`ranking`]: the weighted score and the total order.
 //! - [`paging`]: opaque keyset page tokens.
 //! - [`find`]: `FindRepairCenter` end to end, with guidance and remote support.
-//! - [`datagen`]: deterministic, realistic sample catalogs from GeoNames cities.
+//!
+//! Sample catalogs for demos, tests and benchmarks are in `repairmatch-datagen`,
+//! so the core carries no sample data.
 
 pub mod catalog;
-pub mod datagen;
 pub mod eligibility;
 pub mod find;
 pub mod geodesy;

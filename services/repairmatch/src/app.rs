@@ -15,7 +15,8 @@ use arc_swap::ArcSwap;
 use chrono::Utc;
 use repairmatch_core::find::FindOutcome;
 use repairmatch_core::model::{Brand, RepairCenter, match_key};
-use repairmatch_core::{Catalog, FindQuery, RankingProfile, datagen, find};
+use repairmatch_core::{Catalog, FindQuery, RankingProfile, find};
+use repairmatch_datagen as datagen;
 use tonic_types::FieldViolation;
 
 use crate::auth::{self, Caller, Keyring, Role, Tenant};

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use repairmatch_core::datagen;
+use repairmatch_datagen as datagen;
 use tokio::net::TcpListener;
 
 use crate::config::Config;

@@ -933,7 +933,7 @@ pub fn find_response_to_proto(outcome: &FindOutcome, profile_name: &str) -> pb::
 
 #[cfg(test)]
 mod tests {
-    use repairmatch_core::datagen;
+    use repairmatch_datagen as datagen;
 
     use super::*;
 

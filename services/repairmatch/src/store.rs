@@ -202,7 +202,7 @@ fn read_all<T>(
 
 #[cfg(test)]
 mod tests {
-    use repairmatch_core::datagen;
+    use repairmatch_datagen as datagen;
 
     use super::*;
 

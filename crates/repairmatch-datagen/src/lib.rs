@@ -1,17 +1,22 @@
-//! Deterministic, realistic sample catalogs.
+//! Deterministic, realistic sample catalogs for repairmatch.
 //!
 //! Centers sit in real cities (GeoNames, CC BY 4.0: see `assets/CREDITS.md`)
 //! in proportion to population, with real POS brands and models, a mix of
 //! authorized, bank service and independent repairers, review counts, local
 //! currencies and opening hours in the city's own time zone. The same seed
 //! always gives the same catalog.
+//!
+//! It lives apart from `repairmatch-core` so the matching core carries no
+//! sample data (the city table alone is 2 MB): the service uses it to seed an
+//! empty store and for `repairmatch datagen`; tests and benchmarks use it for
+//! catalogs of any size.
 
 use std::sync::LazyLock;
 
 use chrono::{NaiveDate, Weekday};
 
-use crate::geodesy::{LatLng, ServiceArea};
-use crate::model::{
+use repairmatch_core::geodesy::{LatLng, ServiceArea};
+use repairmatch_core::model::{
     Bank, Brand, BrandSupport, CenterKind, Contact, Coverage, CurrencyCode, DatedException, FaultCategory, FaultSet,
     Money, OpeningHours, PriceRange, Rating, RepairCenter, ServiceMode, ServiceModeSet, WeeklyPeriod,
 };
