@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use crate::catalog::{Catalog, Slot};
 use crate::eligibility::{BrandSupportLevel, Exclusion, ExclusionRule, MatchContext};
-use crate::model::{FaultCategory, Money, RepairCenter};
+use crate::model::{FaultCategory, RepairCenter};
 use crate::paging::{self, PageTokenError};
 use crate::profile::{MAX_PAGE_SIZE, RankingProfile};
 use crate::query::{FindQuery, WarrantyStatus};
@@ -274,7 +274,7 @@ fn reasons(context: &MatchContext<'_>, scored: &Scored, center: &RepairCenter) -
         _ => lines.push("no reviews yet".to_owned()),
     }
     match &eligible.price {
-        Some((low, high)) => lines.push(format!("quotes {}–{}", format_money(low), format_money(high))),
+        Some((low, high)) => lines.push(format!("quotes {low}–{high}")),
         None => lines.push("no published price for this fault".to_owned()),
     }
     let modes: Vec<String> = eligible.usable_modes.iter().map(|mode| mode.to_string()).collect();
@@ -283,12 +283,6 @@ fn reasons(context: &MatchContext<'_>, scored: &Scored, center: &RepairCenter) -
         lines.push("hours unknown".to_owned());
     }
     lines
-}
-
-fn format_money(money: &Money) -> String {
-    let units = money.amount_minor_units / 100;
-    let cents = (money.amount_minor_units % 100).abs();
-    format!("{units}.{cents:02} {}", money.currency_code)
 }
 
 #[cfg(test)]

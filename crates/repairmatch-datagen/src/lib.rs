@@ -226,26 +226,28 @@ const BANKS: &[BankSpec] = &[
     BankSpec { id: "fiserv", name: "Fiserv", hotline: "+1 800 872 7882", countries: &[] },
 ];
 
-/// (currency, units per US dollar, minor-unit exponent) by country.
-fn currency_of(country_code: &str) -> (&'static str, f64, u32) {
+/// (ISO 4217 currency, units per US dollar) by country. The minor unit comes
+/// from the code itself ([`CurrencyCode::minor_unit_digits`]), so amounts can
+/// never disagree with ISO 4217 (JPY and KRW have none).
+fn currency_of(country_code: &str) -> (&'static str, f64) {
     match country_code {
-        "CN" => ("CNY", 7.2, 2),
-        "IN" => ("INR", 83.0, 2),
-        "BR" => ("BRL", 5.0, 2),
-        "JP" => ("JPY", 150.0, 0),
-        "RU" => ("RUB", 90.0, 2),
-        "GB" => ("GBP", 0.79, 2),
-        "MX" => ("MXN", 17.0, 2),
-        "ID" => ("IDR", 15_700.0, 2),
-        "PH" => ("PHP", 56.0, 2),
-        "TR" => ("TRY", 32.0, 2),
-        "CA" => ("CAD", 1.36, 2),
-        "AU" => ("AUD", 1.5, 2),
-        "KR" => ("KRW", 1_350.0, 0),
-        "NG" => ("NGN", 1_500.0, 2),
-        "PK" => ("PKR", 280.0, 2),
-        "DE" | "FR" | "IT" | "ES" | "NL" | "BE" | "AT" | "PT" | "IE" | "FI" | "GR" => ("EUR", 0.92, 2),
-        _ => ("USD", 1.0, 2),
+        "CN" => ("CNY", 7.2),
+        "IN" => ("INR", 83.0),
+        "BR" => ("BRL", 5.0),
+        "JP" => ("JPY", 150.0),
+        "RU" => ("RUB", 90.0),
+        "GB" => ("GBP", 0.79),
+        "MX" => ("MXN", 17.0),
+        "ID" => ("IDR", 15_700.0),
+        "PH" => ("PHP", 56.0),
+        "TR" => ("TRY", 32.0),
+        "CA" => ("CAD", 1.36),
+        "AU" => ("AUD", 1.5),
+        "KR" => ("KRW", 1_350.0),
+        "NG" => ("NGN", 1_500.0),
+        "PK" => ("PKR", 280.0),
+        "DE" | "FR" | "IT" | "ES" | "NL" | "BE" | "AT" | "PT" | "IE" | "FI" | "GR" => ("EUR", 0.92),
+        _ => ("USD", 1.0),
     }
 }
 
@@ -429,19 +431,19 @@ fn generate_center(index: usize, picker: &CityPicker, rng: &mut fastrand::Rng) -
         Rating { average: average.min(5.0), count }
     });
 
-    let (currency, per_usd, exponent) = currency_of(&city.country_code);
+    let (currency, per_usd) = currency_of(&city.country_code);
+    let currency_code = CurrencyCode::parse(currency).expect("bundled codes are ISO 4217");
     let price_level = 0.7 + rng.f64() * 0.8 * if kind == CenterKind::ThirdParty { 0.8 } else { 1.1 };
     let prices = fault_categories
         .iter()
         .map(|fault| {
             let (low, high) = usd_quote(fault);
             let minor = |usd: f64| {
-                let amount = usd * price_level * per_usd * 10_f64.powi(exponent as i32);
+                let minor_per_major = 10_f64.powi(currency_code.minor_unit_digits() as i32);
+                let amount = usd * price_level * per_usd * minor_per_major;
                 // Round to a whole local unit, as shops quote.
-                let unit = 10_f64.powi(exponent as i32);
-                ((amount / unit).round() * unit) as i64
+                ((amount / minor_per_major).round() * minor_per_major) as i64
             };
-            let currency_code = CurrencyCode::parse(currency).expect("bundled codes are valid");
             let money = |amount_minor_units| Money { currency_code, amount_minor_units };
             PriceRange { fault_category: fault, min: money(minor(low)), max: money(minor(high)) }
         })
@@ -587,5 +589,27 @@ mod tests {
         }
         assert!(a.centers.iter().any(|c| c.coverage.area.is_some()));
         assert!(a.centers.iter().all(|c| c.location.is_valid()));
+    }
+
+    #[test]
+    fn quotes_are_whole_local_units_in_iso_4217_currencies() {
+        let sample = generate(5_000, 3);
+        let mut seen = std::collections::BTreeSet::new();
+        for center in &sample.centers {
+            for price in &center.prices {
+                for money in [price.min, price.max] {
+                    let code = money.currency_code;
+                    assert_eq!(CurrencyCode::parse(code.as_str()), Some(code), "{}", center.id);
+                    let minor_per_major = 10_i64.pow(code.minor_unit_digits());
+                    assert_eq!(money.amount_minor_units % minor_per_major, 0, "{}: {money}", center.id);
+                    assert!(money.amount_minor_units > 0, "{}: {money}", center.id);
+                }
+                seen.insert(price.min.currency_code.as_str().to_owned());
+            }
+        }
+        assert!(seen.contains("JPY") && seen.contains("CNY") && seen.contains("USD"), "{seen:?}");
+        // A screen in Japan costs thousands of yen, not tens.
+        let japan = sample.centers.iter().find(|c| c.country_code == "JP" && !c.prices.is_empty()).unwrap();
+        assert!(japan.prices[0].min.amount_minor_units >= 1_000, "{:?}", japan.prices[0]);
     }
 }
