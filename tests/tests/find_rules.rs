@@ -70,6 +70,25 @@ async fn model() {
 }
 
 #[tokio::test]
+async fn a_model_asked_in_lower_case_is_named_as_the_catalog_spells_it() {
+    let mut lists_a920 = center_east("lists-a920", 3.0);
+    lists_a920.brands[0].models = vec!["A920".into()];
+    let mut lists_a80 = center_east("lists-a80", 4.0);
+    lists_a80.brands[0].models = vec!["A80".into()];
+    let server = TestServer::start(&Fixture::with_centers(vec![lists_a920, lists_a80])).await;
+    let mut request = find_request();
+    request.terminal = Some(pb::Terminal { brand: "pax".into(), model: "a920".into(), serial_number: String::new() });
+    request.explain_center_ids = vec!["lists-a80".into()];
+    let response = server.client().await.find_repair_center(request).await.unwrap().into_inner();
+    assert_eq!(match_ids(&response), ["lists-a920"]);
+    let reasons = &response.matches[0].reasons;
+    assert!(reasons.iter().any(|r| r == "repairs the A920"), "{reasons:?}");
+    assert!(reasons.iter().all(|r| !r.contains("a920")), "{reasons:?}");
+    assert_eq!(response.exclusions[0].detail, "repairs PAX but not the A920");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn fault() {
     let mut center = center_east("a", 3.0);
     center.fault_categories = vec![pb::FaultCategory::Printer as i32];

@@ -84,8 +84,10 @@ pub fn find(
     let fingerprint = std::cell::OnceCell::new();
     let fingerprint = || *fingerprint.get_or_init(|| query.fingerprint());
     let after = query.page_token.as_deref().map(|token| paging::decode(token, fingerprint())).transpose()?;
-    let warranty = query.warranty.decide(catalog.brand(&query.brand), now.date_naive());
-    let context = MatchContext::new(query, profile, warranty);
+    let brand = catalog.brand(&query.brand);
+    let warranty = query.warranty.decide(brand, now.date_naive());
+    let mut context = MatchContext::new(query, profile, warranty);
+    context.spell_as(brand);
 
     let filter = context.candidate_filter();
     let eligible = catalog
@@ -184,7 +186,7 @@ fn remote_support(catalog: &Catalog, query: &FindQuery) -> Vec<SupportChannel> {
 
 fn guidance(catalog: &Catalog, context: &MatchContext<'_>, total_size: usize) -> Vec<String> {
     let query = context.query;
-    let brand_name = catalog.brand(&query.brand).map_or(query.brand.as_str(), |brand| brand.name.as_str());
+    let brand_name = &context.brand_name;
     let mut lines = Vec::new();
     if query.fault == Some(FaultCategory::Tamper) {
         lines.push(format!(
@@ -256,7 +258,8 @@ fn reasons(context: &MatchContext<'_>, scored: &Scored, center: &RepairCenter) -
             lines.push(format!("authorized {brand} center"));
         }
         BrandSupportLevel::ModelListed => {
-            lines.push(format!("repairs the {}", query.model.as_deref().unwrap_or_default()))
+            let support = center.brand_support(&context.brand_key);
+            lines.push(format!("repairs the {}", context.model_name_in(support)));
         }
         BrandSupportLevel::BrandListed => {}
     }
@@ -357,6 +360,30 @@ mod tests {
             &only("brand_support"),
         );
         assert_eq!(ids(&outcome), ["auth", "model", "brand"]);
+    }
+
+    #[test]
+    fn brand_and_model_are_named_as_the_catalog_spells_them() {
+        let lists = |id: &str, model: &str| {
+            let mut listing = center(id, 3.0);
+            listing.brands = vec![BrandSupport::new("PAX", false, vec![model.into()])];
+            listing
+        };
+        let mut q = query();
+        q.brand = "pax".into();
+        q.model = Some("a920".into());
+        q.explain_center_ids = vec!["lists-s920".into()];
+        let outcome = run(vec![lists("lists-a920", "A920"), lists("lists-s920", "S920")], &q);
+        assert_eq!(ids(&outcome), ["lists-a920"]);
+        let reasons = &outcome.matches[0].reasons;
+        assert!(reasons.iter().any(|r| r == "repairs the A920"), "{reasons:?}");
+        assert!(reasons.iter().all(|r| !r.contains("a920")), "{reasons:?}");
+        // Spelled as the brand's record lists it (the fixture PAX lists A920).
+        assert_eq!(outcome.exclusions[0].detail, "repairs PAX but not the A920");
+        // A model the catalog does not know is named as asked.
+        q.model = Some("x9".into());
+        let outcome = run(vec![lists("lists-s920", "S920")], &q);
+        assert_eq!(outcome.exclusions[0].detail, "repairs PAX but not the x9");
     }
 
     #[test]
