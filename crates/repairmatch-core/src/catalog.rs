@@ -493,6 +493,16 @@ impl Catalog {
         self.banks.values()
     }
 
+    /// Whether any active center lists the brand, anywhere.
+    pub fn lists_brand(&self, brand_key: &str) -> bool {
+        let in_base = self.base.trees_by_brand.get(brand_key).is_some_and(|tree| {
+            // Stops at the first live entry: shadowed ones are only the writes
+            // since the last compaction.
+            tree.iter().any(|entry| !self.shadowed.contains(&entry.candidate.slot))
+        });
+        in_base || self.delta.trees_by_brand.contains_key(brand_key)
+    }
+
     /// Active centers of the brand whose coverage box holds the merchant and
     /// that pass the filter: a superset of the eligible ones, for the rules to
     /// decide.
@@ -546,6 +556,17 @@ mod tests {
         assert!(Arc::ptr_eq(catalog.center("a").unwrap(), next.center("a").unwrap()), "unchanged centers are shared");
         assert_eq!(catalog.len(), 3, "the old snapshot is untouched");
         assert_eq!(next.slots().count(), 3);
+    }
+
+    #[test]
+    fn a_brand_is_listed_while_a_live_center_lists_it() {
+        let catalog = Catalog::build(1, vec![center("a", 1.0)], vec![], vec![]);
+        assert!(catalog.lists_brand("pax"));
+        assert!(!catalog.lists_brand("verifone"));
+        let deleted = catalog.apply(2, vec![], &["a".to_owned()], vec![], vec![]);
+        assert!(!deleted.lists_brand("pax"), "its only center is gone");
+        let back = deleted.apply(3, vec![Arc::new(center("b", 2.0))], &[], vec![], vec![]);
+        assert!(back.lists_brand("pax"));
     }
 
     #[test]

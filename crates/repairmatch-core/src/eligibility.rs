@@ -104,7 +104,10 @@ pub enum Rejection {
         currency_code: CurrencyCode,
     },
     /// The low end of its price is above the cap.
-    AbovePriceCap,
+    AbovePriceCap {
+        /// That low end, in the cap's currency.
+        lowest: Money,
+    },
     /// Closed at the asked time.
     Closed,
     /// A bank service point of other banks.
@@ -127,7 +130,9 @@ impl Rejection {
             Rejection::DistanceCap { .. } => ExclusionRule::DistanceCap,
             Rejection::ServiceMode => ExclusionRule::ServiceMode,
             Rejection::Unrated | Rejection::RatedBelow { .. } => ExclusionRule::Rating,
-            Rejection::Unpriced | Rejection::OtherCurrency { .. } | Rejection::AbovePriceCap => ExclusionRule::Price,
+            Rejection::Unpriced | Rejection::OtherCurrency { .. } | Rejection::AbovePriceCap { .. } => {
+                ExclusionRule::Price
+            }
             Rejection::Closed => ExclusionRule::Closed,
             Rejection::OtherBanksOnly | Rejection::TamperPolicy | Rejection::RemoteCannotFix => ExclusionRule::Policy,
         }
@@ -165,7 +170,9 @@ impl Rejection {
                 "prices in {currency_code}, not {}",
                 query.max_price.map_or_else(String::new, |cap| cap.currency_code.to_string())
             ),
-            Rejection::AbovePriceCap => "its lowest price for this fault is above the cap".into(),
+            Rejection::AbovePriceCap { lowest } => {
+                format!("its lowest price for this fault, {lowest}, is above the cap")
+            }
             Rejection::Closed => "closed at the requested time".into(),
             Rejection::OtherBanksOnly => "a bank service point takes only terminals its banks deployed".into(),
             Rejection::TamperPolicy => {
@@ -341,7 +348,7 @@ impl<'a> MatchContext<'a> {
                     return Err(Rejection::OtherCurrency { currency_code: low.currency_code });
                 }
                 Some((low, _)) if low.amount_minor_units > cap.amount_minor_units => {
-                    return Err(Rejection::AbovePriceCap);
+                    return Err(Rejection::AbovePriceCap { lowest: *low });
                 }
                 Some(_) => {}
             }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::catalog::{Catalog, Slot};
+use crate::diagnosis::diagnose;
 use crate::eligibility::{BrandSupportLevel, Exclusion, ExclusionRule, MatchContext};
 use crate::model::{FaultCategory, RepairCenter};
 use crate::paging::{self, PageTokenError};
@@ -129,13 +130,14 @@ pub fn find(
         })
         .collect();
 
+    let remote_support = remote_support(catalog, query);
     Ok(FindOutcome {
         matches,
         total_size,
         next_page_token,
         exclusions,
-        remote_support: remote_support(catalog, query),
-        guidance: guidance(catalog, &context, total_size),
+        guidance: guidance(catalog, &context, total_size, &remote_support),
+        remote_support,
         warranty,
         catalog_version: catalog.version(),
     })
@@ -184,7 +186,12 @@ fn remote_support(catalog: &Catalog, query: &FindQuery) -> Vec<SupportChannel> {
     bank.into_iter().chain(brand).collect()
 }
 
-fn guidance(catalog: &Catalog, context: &MatchContext<'_>, total_size: usize) -> Vec<String> {
+fn guidance(
+    catalog: &Catalog,
+    context: &MatchContext<'_>,
+    total_size: usize,
+    remote_support: &[SupportChannel],
+) -> Vec<String> {
     let query = context.query;
     let brand_name = &context.brand_name;
     let mut lines = Vec::new();
@@ -193,6 +200,11 @@ fn guidance(catalog: &Catalog, context: &MatchContext<'_>, total_size: usize) ->
             "Tamper alert: do not power-cycle or open the terminal. Only a center authorized for {brand_name} \
              with key-injection facilities can re-key it; otherwise ask for an exchange unit."
         ));
+    }
+    // Why nothing matched comes before the routine advice: it is what the
+    // merchant must act on.
+    if total_size == 0 {
+        lines.push(diagnose(catalog, context).guidance(context, !remote_support.is_empty()));
     }
     if let Some(bank_id) = query.ownership.deploying_bank() {
         let bank_name = catalog.bank(bank_id).map_or(bank_id, |bank| bank.name.as_str());
@@ -218,18 +230,17 @@ fn guidance(catalog: &Catalog, context: &MatchContext<'_>, total_size: usize) ->
                 .into(),
         ),
     }
-    if matches!(query.fault, Some(FaultCategory::Software | FaultCategory::Connectivity)) {
+    // Bank first: a deployed terminal's first line is its bank. No channel on
+    // file, no hotline to send the merchant to.
+    if matches!(query.fault, Some(FaultCategory::Software | FaultCategory::Connectivity))
+        && let Some(channel) = remote_support.first()
+    {
         lines.push(format!(
-            "Software and connectivity faults are often fixed remotely: try {brand_name}'s hotline before moving the terminal."
+            "Software and connectivity faults are often fixed remotely: try {}'s hotline before moving the terminal.",
+            channel.name
         ));
     }
-    if total_size == 0 {
-        lines.push(
-            "No repair center covers this location for this case: use the remote support channels; \
-             they can arrange mail-in repair or an exchange unit."
-                .into(),
-        );
-    } else {
+    if total_size > 0 {
         lines.push("Book an appointment where you can, and bring any documents the center asks for.".into());
     }
     lines.push(
