@@ -292,6 +292,7 @@ fn reasons(context: &MatchContext<'_>, scored: &Scored, center: &RepairCenter) -
         None => lines.push("no published price for this fault".to_owned()),
     }
     let modes: Vec<String> = eligible.usable_modes.iter().map(|mode| mode.to_string()).collect();
+    // Rounded up: never promise a working terminal sooner than the model expects.
     lines.push(format!("back in service in about {:.0} h ({})", scored.downtime_hours().ceil(), modes.join(", ")));
     if eligible.hours_unknown {
         lines.push("hours unknown".to_owned());
@@ -407,6 +408,25 @@ mod tests {
         // Walk-in 20 km: 4 trips of 40 min + 4 h bench ≈ 6.7 h; exchange: 24 h shipping; depot: 168 h.
         assert_eq!(ids(&outcome), ["walk-in", "exchange", "depot"]);
         assert!(outcome.matches[0].scored.downtime_hours() < outcome.matches[1].scored.downtime_hours());
+    }
+
+    #[test]
+    fn downtime_in_reasons_is_rounded_up_to_a_whole_hour() {
+        let back_in = |outcome: &FindOutcome| {
+            let reasons = &outcome.matches[0].reasons;
+            reasons.iter().find(|r| r.starts_with("back in service")).cloned().unwrap_or_default()
+        };
+        // Walk-in 10.4 km out: 4 trips at 30 km/h plus 4 h on the bench, about 5.39 h.
+        let outcome = run(vec![center("walk-in", 10.4)], &query());
+        let hours = outcome.matches[0].scored.downtime_hours();
+        assert!(hours > 5.3 && hours < 5.5, "{hours}");
+        assert_eq!(back_in(&outcome), "back in service in about 6 h (walk-in)");
+        // A whole number of hours stays as it is.
+        let mut next_door = center("next-door", 0.0);
+        next_door.turnaround_hours = vec![(ServiceMode::WalkIn, 2)];
+        let outcome = run(vec![next_door], &query());
+        assert_eq!(outcome.matches[0].scored.downtime_hours(), 2.0);
+        assert_eq!(back_in(&outcome), "back in service in about 2 h (walk-in)");
     }
 
     #[test]
