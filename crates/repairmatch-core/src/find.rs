@@ -327,6 +327,58 @@ mod tests {
         RankingProfile { weights, ..RankingProfile::default() }
     }
 
+    /// The default profile's breakdown for two centers, against numbers worked
+    /// out by hand from the contract's formulas (not from the code's).
+    #[test]
+    fn the_breakdown_matches_numbers_worked_by_hand() {
+        use geo::{Destination, Geodesic, Point};
+        // 6 km due east on the ellipsoid, by Karney's direct solution.
+        let six_km_east = Geodesic.destination(Point::new(MERCHANT.longitude, MERCHANT.latitude), 90.0, 6_000.0);
+        let mut near = center("near", 0.0);
+        near.location = LatLng::new(six_km_east.y(), six_km_east.x());
+        // Same place, same rating, twice the price (screens 200–400 CNY).
+        let mut dear = near.clone();
+        dear.id = "dear".into();
+        dear.prices[0].min = cny(20_000);
+        dear.prices[0].max = cny(40_000);
+        let outcome = run(vec![dear, near], &query());
+        assert_eq!(ids(&outcome), ["near", "dear"]);
+
+        // distance: gauss, offset 1 km, scale 10 km, decay 0.5: σ² = 10² / (2 ln 2),
+        // so f = exp(-(6 - 1)² / 2σ²) = 0.5^(25 / 100).
+        let distance = 0.5_f64.powf(0.25);
+        // rating: 4.5 from 100 reviews with the prior 3.5 × 20:
+        // (20 × 3.5 + 100 × 4.5) / 120 = 13/3 stars, (13/3 - 1) / 4 = 5/6.
+        let rating = 5.0 / 6.0;
+        // price: midpoints 150.00 and 300.00 CNY; the cheapest scores 1, twice as dear 0.5.
+        // brand support: lists the brand, all models: 0.3.
+        // downtime: walk-in, 4 trips of 6 km at 30 km/h + 4 h bench = 4.8 h; 0.5^(4.8 / 24).
+        let downtime = 0.5_f64.powf(0.2);
+        let weights = [0.30, 0.25, 0.15, 0.15, 0.15];
+        let expected = |price: f64| -> [(f64, f64); 5] {
+            [(6.0, distance), (13.0 / 3.0, rating), (0.0, price), (0.0, 0.3), (4.8, downtime)]
+        };
+        for (m, price_raw, price) in [(&outcome.matches[0], 15_000.0, 1.0), (&outcome.matches[1], 30_000.0, 0.5)] {
+            let mut wanted = expected(price);
+            wanted[2].0 = price_raw;
+            let mut score = 0.0;
+            for ((component, (raw, normalized)), weight) in m.breakdown.iter().zip(wanted).zip(weights) {
+                // The fast distance is within 1e-4 of the geodesic (contract: 0.5%).
+                let tolerance = 1e-4 * raw.max(1.0);
+                assert!((component.raw_value - raw).abs() < tolerance, "{component:?} raw {raw}");
+                assert!((component.normalized_value - normalized).abs() < 1e-5, "{component:?} f {normalized}");
+                assert!((component.weight - weight).abs() < 1e-12, "{component:?}");
+                assert!((component.contribution - weight * normalized).abs() < 1e-5, "{component:?}");
+                score += weight * normalized;
+            }
+            // 0.3 × 0.8409 + 0.25 × 0.8333 + 0.15 × price + 0.15 × 0.3 + 0.15 × 0.8706
+            assert!((m.scored.score - score).abs() < 1e-5, "{} vs {score}", m.scored.score);
+            let sum: f64 = m.breakdown.iter().map(|c| c.contribution).sum();
+            assert_eq!(sum, m.scored.score, "the breakdown adds up to the score exactly");
+        }
+        assert!((outcome.matches[0].scored.score - 0.786_18).abs() < 1e-4, "{}", outcome.matches[0].scored.score);
+    }
+
     #[test]
     fn distance_only_orders_by_distance() {
         let centers = vec![center("far", 9.0), center("near", 1.5), center("mid", 4.0)];
