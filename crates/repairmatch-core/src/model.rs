@@ -94,14 +94,6 @@ pub enum ServiceMode {
     Remote,
 }
 
-impl ServiceMode {
-    /// Modes in which somebody travels between merchant and center, so the
-    /// request's distance cap binds them.
-    pub fn is_trip(self) -> bool {
-        matches!(self, ServiceMode::WalkIn | ServiceMode::Onsite)
-    }
-}
-
 small_enum_set!(
     /// A set of service modes.
     ServiceModeSet of ServiceMode { WalkIn, Onsite, MailIn, Exchange, Remote }
@@ -428,25 +420,9 @@ impl RepairCenter {
         self.brands.iter().find(|support| support.brand_key == brand_key)
     }
 
-    /// Whether it is authorized for the brand (and so honours its warranty).
-    pub fn is_authorized_for(&self, brand_key: &str) -> bool {
-        self.kind == CenterKind::Authorized && self.brand_support(brand_key).is_some_and(|support| support.authorized)
-    }
-
     /// Whether it is a bank service point of `bank_id`.
     pub fn serves_bank(&self, bank_id: &str) -> bool {
         self.kind == CenterKind::BankService && self.bank_ids.iter().any(|id| id == bank_id)
-    }
-
-    /// The center's own turnaround for a mode, when it publishes one.
-    pub fn turnaround_hours_for(&self, mode: ServiceMode) -> Option<u32> {
-        self.turnaround_hours.iter().find(|(m, _)| *m == mode).map(|(_, hours)| *hours)
-    }
-
-    /// The quote for a fault; with no fault, the span of all its quotes in the
-    /// currency of its first one.
-    pub fn price_for(&self, fault: Option<FaultCategory>) -> Option<(Money, Money)> {
-        price_for(&self.prices, fault)
     }
 }
 

@@ -23,17 +23,17 @@ use repairmatch_core::model::{
 
 /// A GeoNames city.
 #[derive(Debug, Clone)]
-pub struct City {
+struct City {
     /// Name.
-    pub name: String,
+    name: String,
     /// ISO 3166-1 alpha-2.
-    pub country_code: String,
+    country_code: String,
     /// Centre.
-    pub location: LatLng,
+    location: LatLng,
     /// Inhabitants.
-    pub population: u64,
+    population: u64,
     /// IANA time zone.
-    pub time_zone: String,
+    time_zone: String,
 }
 
 const CITIES_CSV: &str = include_str!("../assets/cities15000.csv");
@@ -64,13 +64,13 @@ static CITIES: LazyLock<Vec<City>> = LazyLock::new(|| {
 });
 
 /// Every city of 15,000 or more, most populous first.
-pub fn cities() -> &'static [City] {
+fn cities() -> &'static [City] {
     &CITIES
 }
 
 /// Picks cities with probability proportional to population.
 #[derive(Debug)]
-pub struct CityPicker {
+struct CityPicker {
     cumulative_population: Vec<u64>,
 }
 
@@ -90,7 +90,7 @@ impl Default for CityPicker {
 
 impl CityPicker {
     /// A city, population-weighted.
-    pub fn pick(&self, rng: &mut fastrand::Rng) -> &'static City {
+    fn pick(&self, rng: &mut fastrand::Rng) -> &'static City {
         let total = *self.cumulative_population.last().expect("cities are bundled");
         let target = rng.u64(0..total);
         let index = self.cumulative_population.partition_point(|&cumulative| cumulative <= target);
@@ -99,7 +99,7 @@ impl CityPicker {
 }
 
 /// A point near a city: uniform in a disk that grows with the city.
-pub fn point_near(city: &City, rng: &mut fastrand::Rng) -> LatLng {
+fn point_near(city: &City, rng: &mut fastrand::Rng) -> LatLng {
     let spread_km = 2.0 + (city.population as f64).sqrt() / 150.0;
     let distance_km = spread_km * rng.f64().sqrt();
     offset(city.location, distance_km, rng.f64() * std::f64::consts::TAU)
@@ -278,12 +278,12 @@ pub struct SampleCatalog {
 }
 
 /// The owner tenant name sample data uses for a brand's manufacturer.
-pub fn manufacturer_tenant(brand: &str) -> String {
+fn manufacturer_tenant(brand: &str) -> String {
     format!("mfr-{}", brand.to_lowercase())
 }
 
 /// The bundled brands.
-pub fn sample_brands() -> Vec<Brand> {
+fn sample_brands() -> Vec<Brand> {
     BRANDS
         .iter()
         .map(|spec| {
@@ -302,7 +302,7 @@ pub fn sample_brands() -> Vec<Brand> {
 }
 
 /// The bundled banks.
-pub fn sample_banks() -> Vec<Bank> {
+fn sample_banks() -> Vec<Bank> {
     BANKS
         .iter()
         .map(|spec| Bank {
