@@ -72,10 +72,6 @@ pub async fn serve(listener: TcpListener, app: App, shutdown: impl Future<Output
     );
 
     tracing::info!(listen = %listener.local_addr()?, "serving gRPC");
-    // The server's own tcp_nodelay setting applies only to listeners it binds;
-    // without TCP_NODELAY the tail of each answer waits ~40 ms for the
-    // client's delayed ACK (Nagle), on every call of a sequential caller.
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true)).with_keepalive(Some(TCP_KEEPALIVE));
     tonic::transport::Server::builder()
         // A caller's grpc-timeout wins when shorter; this bounds the rest.
         .timeout(Duration::from_millis(server_config.default_timeout_ms))
@@ -86,9 +82,17 @@ pub async fn serve(listener: TcpListener, app: App, shutdown: impl Future<Output
         .add_service(reflection_v1alpha)
         .add_service(repair_match)
         .add_service(catalog)
-        .serve_with_incoming_shutdown(incoming, shutdown)
+        .serve_with_incoming_shutdown(connections(listener), shutdown)
         .await?;
     Ok(())
+}
+
+/// The connections `listener` accepts, each set up for RPCs. The server's
+/// own `tcp_nodelay` setting applies only to listeners it binds itself; without
+/// TCP_NODELAY the tail of each answer waits ~40 ms for the client's delayed
+/// ACK (Nagle), on every call of a caller with one call in flight.
+fn connections(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener).with_nodelay(Some(true)).with_keepalive(Some(TCP_KEEPALIVE))
 }
 
 /// `repairmatch serve`: opens the store, binds the listeners, watches the
@@ -144,4 +148,22 @@ fn shutdown_signal() -> anyhow::Result<tokio::sync::watch::Receiver<bool>> {
 
 async fn stopped(mut stopping: tokio::sync::watch::Receiver<bool>) {
     let _ = stopping.wait_for(|stop| *stop).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio_stream::StreamExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn accepted_connections_skip_nagle_and_are_kept_alive() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut incoming = connections(listener);
+        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let accepted = incoming.next().await.unwrap().unwrap();
+        assert!(accepted.nodelay().unwrap(), "TCP_NODELAY on the accepted socket");
+        assert!(socket2::SockRef::from(&accepted).keepalive().unwrap(), "SO_KEEPALIVE on the accepted socket");
+    }
 }
