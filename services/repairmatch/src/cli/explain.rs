@@ -20,9 +20,15 @@ use crate::auth::{Caller, Role, Tenant};
 use crate::config::Config;
 use crate::store::{CatalogStore, EmbeddedStore};
 
-/// `repairmatch explain`: the table, and with `--compare` or
-/// `--compare-profile` the second table and what moved.
+/// `repairmatch explain`: prints [`report`].
 pub fn run(args: &ExplainArgs) -> anyhow::Result<()> {
+    print!("{}", report(args)?);
+    Ok(())
+}
+
+/// The table, and with `--compare` or `--compare-profile` the second table
+/// and what moved.
+pub fn report(args: &ExplainArgs) -> anyhow::Result<String> {
     let mut request = request_of(args)?;
     if request.page_size == 0 {
         request.page_size = args.top;
@@ -62,14 +68,14 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<()> {
             (label, ranked, other)
         }
     };
-    print!("{}", render_table(&label, &ranked));
+    let mut out = render_table(&label, &ranked);
     if let Some((other_label, other_ranked)) = other {
-        println!();
-        print!("{}", render_table(&other_label, &other_ranked));
-        println!();
-        print!("{}", render_comparison(&label, &ranked, &other_label, &other_ranked));
+        out.push('\n');
+        out.push_str(&render_table(&other_label, &other_ranked));
+        out.push('\n');
+        out.push_str(&render_comparison(&label, &ranked, &other_label, &other_ranked));
     }
-    Ok(())
+    Ok(out)
 }
 
 fn request_of(args: &ExplainArgs) -> anyhow::Result<pb::FindRepairCenterRequest> {
