@@ -380,3 +380,72 @@ impl App {
         Ok(written)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use repairmatch_core::datagen;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::store::EmbeddedStore;
+
+    /// Log output captured in memory.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn provider(name: &str) -> Tenant {
+        Tenant { name: name.into(), role: Role::Provider, brand_keys: vec![], profiles: vec![], default_profile: None }
+    }
+
+    #[test]
+    fn audit_lines_name_outcomes_plainly() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(&dir.path().join("catalog.redb")).unwrap();
+        let mut config = Config::default();
+        config.store.load_sample_when_empty = false;
+        let app = App::with_store(config, Arc::new(store)).unwrap();
+        let mut center = datagen::generate(1, 5).centers.remove(0);
+        center.kind = repairmatch_core::model::CenterKind::ThirdParty;
+        for support in &mut center.brands {
+            support.authorized = false;
+        }
+        let mut authorized = center.clone();
+        authorized.id = "authorized-one".into();
+        authorized.brands[0].authorized = true;
+
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let items = vec![
+                ("centers[0]".to_owned(), center.id.clone(), Ok(center.clone())),
+                ("centers[1]".to_owned(), authorized.id.clone(), Ok(authorized)),
+            ];
+            let (results, _) = app.upsert_centers(&provider("provider-a"), items).unwrap();
+            assert_eq!(results[0].outcome, ItemOutcome::Ok);
+            assert_eq!(results[1].outcome, ItemOutcome::PermissionDenied);
+            let error = app.delete_center(&provider("provider-b"), &center.id, "").unwrap_err();
+            assert!(matches!(error, ServiceError::PermissionDenied(_)), "{error:?}");
+        });
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().filter(|l| l.contains("catalog write")).collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(lines[0].contains("outcome=\"ok\"") && lines[0].contains("role=\"provider\""), "{}", lines[0]);
+        assert!(lines[1].contains("outcome=\"permission_denied\""), "{}", lines[1]);
+        assert!(lines[2].contains("outcome=\"PERMISSION_DENIED\""), "{}", lines[2]);
+        assert!(!text.contains("Err(") && !text.contains("Ok("), "no Rust debug in the audit: {text}");
+    }
+}
