@@ -4,7 +4,9 @@
 //! 1. ImportRepairCenters throughput (centers/s) of a `datagen` catalog;
 //! 2. FindRepairCenter against a no-op RPC (health Check) on the same server,
 //!    same concurrency: throughput and latency, and their ratio;
-//! 3. single-center UpsertRepairCenters latency (write + publish).
+//! 3. sequential Finds on one connection (one call in flight, as a bank
+//!    app's backend usually calls): the latency a single caller sees;
+//! 4. single-center UpsertRepairCenters latency (write + publish).
 //!
 //! `cargo run --release -p repairmatch-tests --example loadgen -- CENTERS FINDS UPSERTS CONCURRENCY`
 //! (defaults 100000 20000 200 8). Every loop is bounded by its count and by a
@@ -125,7 +127,24 @@ async fn main() {
     let noop_rate = report("no-op (health Check)", latencies, elapsed);
     println!("Find throughput / no-op throughput: {:.2}", find_rate / noop_rate);
 
-    // 3. Upsert latency, one center per call, sequential.
+    // 3. Sequential Finds on one connection: every answer's last segment
+    // would wait for the client's delayed ACK if the server left Nagle on.
+    let sequential_locations = datagen::sample_locations(1_000, 2028);
+    let one_connection = server.client().await;
+    let (latencies, elapsed) = drive(finds.min(2_000), 1, move |i| {
+        let mut client = one_connection.clone();
+        let mut request = find_request();
+        let location = sequential_locations[i % sequential_locations.len()];
+        request.location = Some(pb::LatLng { latitude: location.latitude, longitude: location.longitude });
+        request.page_size = 10;
+        async move {
+            client.find_repair_center(request).await.expect("find");
+        }
+    })
+    .await;
+    report("Find, sequential, 1 conn", latencies, elapsed);
+
+    // 4. Upsert latency, one center per call, sequential.
     let mut pax = server.catalog("mfr-pax").await;
     let mut latencies = Vec::new();
     let started = Instant::now();

@@ -139,6 +139,15 @@ impl TestServer {
         Self::start_with(store_dir, config, None).await
     }
 
+    /// Imports `fixture` and serves with the test config as `adjust` leaves it.
+    pub async fn start_adjusted(fixture: &Fixture, adjust: impl FnOnce(&mut Config)) -> Self {
+        let store_dir = tempfile::tempdir().expect("temp dir");
+        import_fixture(store_dir.path(), fixture).expect("fixture imports");
+        let mut config = config_for(store_dir.path());
+        adjust(&mut config);
+        Self::start_with(store_dir, config, None).await
+    }
+
     /// Imports `fixture`, then serves with the config in `config_file` (its
     /// store settings replaced by the test store), watching it for changes.
     pub async fn start_watching(fixture: &Fixture, config_file: &Path) -> Self {
@@ -307,6 +316,15 @@ pub fn find_request() -> pb::FindRepairCenterRequest {
 /// The ids of a response's matches, in order.
 pub fn match_ids(response: &pb::FindRepairCenterResponse) -> Vec<String> {
     response.matches.iter().map(|m| m.center.as_ref().unwrap().id.clone()).collect()
+}
+
+/// Each field a status's `BadRequest` names, with its description.
+pub fn bad_request_violations(status: &tonic::Status) -> Vec<(String, String)> {
+    let details = status.get_error_details();
+    details
+        .bad_request()
+        .map(|b| b.field_violations.iter().map(|v| (v.field.clone(), v.description.clone())).collect())
+        .unwrap_or_default()
 }
 
 /// The fields a status's `BadRequest` names, and its `ErrorInfo` reason.

@@ -123,3 +123,95 @@ async fn get_repair_center_found_not_found_and_invalid() {
     assert_eq!(bad_request_fields(&status).0, ["id"]);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn an_unknown_bank_is_refused_naming_bank_id() {
+    let server = TestServer::start(&Fixture::with_centers(vec![center_east("a", 3.0)])).await;
+    let mut client = server.client().await;
+    for ownership in [pb::Ownership::BankDeployed, pb::Ownership::Leased] {
+        let mut request = find_request();
+        request.ownership = ownership as i32;
+        request.bank_id = "no-such-bank".into();
+        let status = client.find_repair_center(request).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{ownership:?}");
+        let violations = bad_request_violations(&status);
+        assert_eq!(violations.len(), 1, "{violations:?}");
+        assert_eq!(violations[0].0, "bank_id");
+        assert!(violations[0].1.contains("\"no-such-bank\" is not a bank in the catalog"), "{violations:?}");
+    }
+    let mut known = find_request();
+    known.ownership = pb::Ownership::BankDeployed as i32;
+    known.bank_id = "icbc".into();
+    let response = client.find_repair_center(known).await.expect("a known bank is fine").into_inner();
+    assert_eq!(response.remote_support.unwrap().channels[0].provider_type, "bank");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_violation_does_not_repeat_its_field_name() {
+    let server = TestServer::start(&Fixture::with_centers(vec![center_east("a", 3.0), center_east("b", 4.0)])).await;
+    let mut client = server.client().await;
+    let mut first = find_request();
+    first.page_size = 1;
+    let token = client.find_repair_center(first).await.unwrap().into_inner().next_page_token;
+    let mut replayed = find_request();
+    replayed.page_size = 1;
+    replayed.page_token = token;
+    replayed.terminal.as_mut().unwrap().model = "A920".into();
+    let mut garbled = find_request();
+    garbled.page_token = "%%%".into();
+    for request in [replayed, garbled] {
+        let status = client.find_repair_center(request).await.unwrap_err();
+        let violations = bad_request_violations(&status);
+        assert_eq!(violations[0].0, "page_token");
+        assert!(!violations[0].1.contains("page_token"), "{violations:?}");
+        assert!(!status.message().contains("page_token: page_token"), "{}", status.message());
+    }
+    let mut catalog = server.catalog("ops").await;
+    let listing = pb::ListRepairCentersRequest { page_token: "%%%".into(), ..Default::default() };
+    let status = catalog.list_repair_centers(listing).await.unwrap_err();
+    assert_eq!(bad_request_violations(&status), [("page_token".to_owned(), "is malformed".to_owned())]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn refused_keys_carry_error_info_like_every_other_status() {
+    let server = TestServer::start(&Fixture::with_centers(vec![])).await;
+    let mut catalog = server.catalog_as(Some(REVOKED_KEY.into())).await;
+    let status = catalog.list_brands(pb::ListBrandsRequest::default()).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    assert_eq!(bad_request_fields(&status).1, "UNAUTHENTICATED");
+    let mut anonymous = server.catalog_as(None).await;
+    let status = anonymous.list_repair_centers(pb::ListRepairCentersRequest::default()).await.unwrap_err();
+    assert_eq!((status.code(), bad_request_fields(&status).1.as_str()), (Code::Unauthenticated, "UNAUTHENTICATED"));
+    server.stop().await;
+}
+
+/// A write the caller may not make is refused from its metadata alone: the
+/// server does not read a big body first. With a 64 KiB message limit, a
+/// body read first would fail on its size instead.
+#[tokio::test]
+async fn writes_are_refused_before_their_body_is_read() {
+    let server = TestServer::start_adjusted(&Fixture::with_centers(vec![]), |config| {
+        config.server.max_request_bytes = 64 * 1024;
+    })
+    .await;
+    let mut huge = center_east("huge", 1.0);
+    huge.address = "x".repeat(1024 * 1024);
+    let write = || pb::UpsertRepairCentersRequest { centers: vec![huge.clone()] };
+    for (key, code) in [
+        (None, Code::Unauthenticated),
+        (Some(REVOKED_KEY.to_owned()), Code::Unauthenticated),
+        (Some(key_of("icbc")), Code::PermissionDenied),
+    ] {
+        let mut catalog = server.catalog_as(key.clone()).await;
+        let status = catalog.upsert_repair_centers(write()).await.unwrap_err();
+        assert_eq!(status.code(), code, "{key:?}: {status:?}");
+        let items = tokio_stream::iter(vec![pb::ImportRepairCentersRequest { repair_center: Some(huge.clone()) }]);
+        let status = catalog.import_repair_centers(items).await.unwrap_err();
+        assert_eq!(status.code(), code, "import, {key:?}: {status:?}");
+    }
+    let status = server.catalog("ops").await.upsert_repair_centers(write()).await.unwrap_err();
+    assert_eq!(status.code(), Code::OutOfRange, "a writer's oversized body meets the size limit: {status:?}");
+    server.stop().await;
+}

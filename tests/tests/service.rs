@@ -23,6 +23,25 @@ async fn health_reports_serving() {
     server.stop().await;
 }
 
+/// The fields of a `google.protobuf.FileDescriptorProto` this test reads
+/// (prost skips the rest).
+#[derive(Clone, PartialEq, prost::Message)]
+struct FileDescriptor {
+    #[prost(string, tag = "1")]
+    name: String,
+    #[prost(string, tag = "2")]
+    package: String,
+    #[prost(message, repeated, tag = "4")]
+    message_type: Vec<MessageDescriptor>,
+}
+
+/// The name of a `google.protobuf.DescriptorProto`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct MessageDescriptor {
+    #[prost(string, tag = "1")]
+    name: String,
+}
+
 #[tokio::test]
 async fn reflection_lists_and_describes_the_api() {
     let server = TestServer::start(&Fixture::with_centers(vec![])).await;
@@ -47,7 +66,17 @@ async fn reflection_lists_and_describes_the_api() {
     else {
         panic!("expected file descriptors");
     };
-    assert!(!files.file_descriptor_proto.is_empty());
+    let described: Vec<FileDescriptor> = files
+        .file_descriptor_proto
+        .iter()
+        .map(|bytes| prost::Message::decode(bytes.as_slice()).expect("a FileDescriptorProto"))
+        .collect();
+    let defining = described
+        .iter()
+        .find(|file| file.message_type.iter().any(|m| m.name == "FindRepairCenterRequest"))
+        .unwrap_or_else(|| panic!("no served file defines FindRepairCenterRequest: {described:?}"));
+    assert_eq!(defining.package, "repairmatch.v1");
+    assert_eq!(defining.name, "repairmatch/v1/repair_match_service.proto");
     server.stop().await;
 }
 
@@ -100,27 +129,39 @@ async fn a_sample_catalog_from_datagen_imports_and_answers() {
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn explain_asks_a_running_server() {
+fn explain_args(args: &[&str]) -> repairmatch::cli::ExplainArgs {
     use clap::Parser;
-    let server = TestServer::start(&Fixture::with_centers(vec![center_east("a", 3.0)])).await;
+    let cli = repairmatch::cli::Cli::parse_from(["repairmatch", "explain"].iter().chain(args));
+    match cli.command {
+        repairmatch::cli::Command::Explain(args) => args,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_asks_a_running_server_and_compares_profiles_there() {
+    let mut cheap_far = center_east("cheap-far", 25.0);
+    cheap_far.prices[0].min = Some(cny(1_000));
+    cheap_far.prices[0].max = Some(cny(2_000));
+    let server = TestServer::start(&Fixture::with_centers(vec![center_east("near", 2.0), cheap_far])).await;
     let url = format!("http://{}", server.addr);
-    let args = ["repairmatch", "explain", "--server", &url, "--lat", "31.2304", "--lon", "121.4737", "--brand", "PAX"];
-    let cli = repairmatch::cli::Cli::parse_from(args);
-    tokio::task::spawn_blocking(move || repairmatch::cli::run(cli)).await.unwrap().expect("explain against the server");
-    let bad = repairmatch::cli::Cli::parse_from([
-        "repairmatch",
-        "explain",
-        "--server",
-        &url,
-        "--lat",
-        "95",
-        "--lon",
-        "0",
-        "--brand",
-        "PAX",
-    ]);
-    let error = tokio::task::spawn_blocking(move || repairmatch::cli::run(bad)).await.unwrap().unwrap_err();
+    let base = ["--server", url.as_str(), "--lat", "31.2304", "--lon", "121.4737", "--brand", "PAX"];
+    let args = explain_args(&base);
+    let text = tokio::task::spawn_blocking(move || repairmatch::cli::explain::report(&args)).await.unwrap().unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with(&format!("{url}: profile \"default\", 2 eligible")), "{text}");
+    assert!(lines[2].contains(" near ") && lines[3].contains(" cheap-far "), "ranked rows in order: {text}");
+    assert!(lines[2].contains("2.00"), "the distance column: {text}");
+
+    let compare: Vec<&str> = base.iter().copied().chain(["--compare-profile", "nearest"]).collect();
+    let args = explain_args(&compare);
+    let text = tokio::task::spawn_blocking(move || repairmatch::cli::explain::report(&args)).await.unwrap().unwrap();
+    assert!(text.contains("profile \"nearest\""), "the second table ranks with the named profile: {text}");
+    assert!(text.contains("B = ") && text.contains(" near "), "and the comparison follows: {text}");
+
+    let bad = explain_args(&["--server", &url, "--lat", "95", "--lon", "0", "--brand", "PAX"]);
+    let error =
+        tokio::task::spawn_blocking(move || repairmatch::cli::explain::report(&bad)).await.unwrap().unwrap_err();
     assert!(error.to_string().contains("location.latitude"), "{error}");
     server.stop().await;
 }

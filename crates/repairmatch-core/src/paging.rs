@@ -16,10 +16,10 @@ const TOKEN_VERSION: u8 = 1;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PageTokenError {
     /// Not a token this service wrote.
-    #[error("page_token is malformed")]
+    #[error("is malformed")]
     Malformed,
     /// Written for a different query.
-    #[error("page_token was issued for a different query")]
+    #[error("was issued for a different query")]
     OtherQuery,
 }
 

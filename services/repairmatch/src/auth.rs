@@ -1,8 +1,9 @@
 //! Tenants, API keys and who may do what.
 //!
 //! Keys travel as `authorization: Bearer <key>`; the config holds only their
-//! SHA-256, compared in constant time. The rules of DESIGN.md ("Who may do
-//! what") are plain functions here, so each is unit-tested without a network.
+//! SHA-256, compared in constant time. The role rules ("Who may do what" in
+//! docs/catalog-api.md) are plain functions here, so each is unit-tested
+//! without a network.
 
 use std::sync::Arc;
 
@@ -41,6 +42,18 @@ pub struct Tenant {
     pub profiles: Vec<String>,
     /// Its default profile, when set.
     pub default_profile: Option<String>,
+}
+
+impl Role {
+    /// The role as the config spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Bank => "bank",
+            Role::Manufacturer => "manufacturer",
+            Role::Provider => "provider",
+            Role::Ops => "ops",
+        }
+    }
 }
 
 impl Tenant {

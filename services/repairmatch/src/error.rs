@@ -9,6 +9,8 @@ use std::collections::HashMap;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 
+use crate::store::StoreError;
+
 /// The error domain of every `ErrorInfo`.
 pub const ERROR_DOMAIN: &str = "repairmatch.v1";
 
@@ -34,8 +36,11 @@ pub enum ServiceError {
     #[error("{0}")]
     Aborted(String),
     /// The store failed.
-    #[error("storage failure: {0}")]
-    Storage(String),
+    #[error("storage failure")]
+    Storage(#[from] StoreError),
+    /// A bug: a task panicked, an invariant broke.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 fn summarize(violations: &[FieldViolation]) -> String {
@@ -50,6 +55,11 @@ impl ServiceError {
         Self::InvalidArgument(vec![FieldViolation::new(field, description)])
     }
 
+    /// The stable `ErrorInfo` reason.
+    pub fn reason(&self) -> &'static str {
+        self.code_and_reason().1
+    }
+
     fn code_and_reason(&self) -> (Code, &'static str) {
         match self {
             ServiceError::InvalidArgument(_) => (Code::InvalidArgument, "INVALID_ARGUMENT"),
@@ -59,6 +69,7 @@ impl ServiceError {
             ServiceError::PermissionDenied(_) => (Code::PermissionDenied, "PERMISSION_DENIED"),
             ServiceError::Aborted(_) => (Code::Aborted, "STALE_ETAG"),
             ServiceError::Storage(_) => (Code::Internal, "STORAGE_FAILURE"),
+            ServiceError::Internal(_) => (Code::Internal, "INTERNAL"),
         }
     }
 }
@@ -81,17 +92,37 @@ impl From<ServiceError> for Status {
             ServiceError::Unauthenticated(_)
             | ServiceError::PermissionDenied(_)
             | ServiceError::Aborted(_)
-            | ServiceError::Storage(_) => {}
+            | ServiceError::Storage(_)
+            | ServiceError::Internal(_) => {}
         }
         details.set_error_info(reason, ERROR_DOMAIN, metadata);
         let message = match &error {
             // Internal details stay in the logs, not on the wire.
             ServiceError::Storage(_) => {
-                tracing::error!(error = %error, "request failed");
+                tracing::error!(error = %Chain(&error), "request failed");
                 "internal storage failure".to_owned()
+            }
+            ServiceError::Internal(_) => {
+                tracing::error!(error = %Chain(&error), "request failed");
+                "internal error".to_owned()
             }
             other => other.to_string(),
         };
         Status::with_error_details(code, message, details)
+    }
+}
+
+/// An error and each of its sources, joined with ": ", for the logs.
+struct Chain<'a>(&'a dyn std::error::Error);
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
     }
 }

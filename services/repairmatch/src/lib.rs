@@ -1,30 +1,29 @@
 //! The repairmatch service: everything that does I/O around the pure
-//! `repairmatch-core`.
+//! `repairmatch-core`. Data flows one way: [`api`] → [`app`] → core → [`app`]
+//! → [`api`], with the [`store`] below the app and nothing calling back up.
 //!
-//! - [`config`]: typed TOML + environment configuration.
-//! - [`store`]: the embedded redb catalog store.
-//! - [`ndjson`]: the NDJSON catalog interchange format.
+//! - [`server`]: `serve(listener, app, shutdown)` (tests call it on port 0)
+//!   and `run`, the `serve` command's start-up.
+//! - [`api`]: the thin tonic adapters, and authentication from metadata.
 //! - [`convert`]: proto ↔ domain conversion and field validation.
-//! - [`error`]: the error enum and its single mapping to gRPC statuses.
+//! - [`app`]: the application: config in force, reads (one owner of a Find),
+//!   writes and snapshot publishing.
+//! - [`store`]: the `CatalogStore` seam and the embedded redb store.
 //! - [`auth`]: tenants, API keys and who may do what.
-//! - [`app`]: shared state (store, config, live catalog snapshot) and writes.
-//! - [`grpc`], [`catalog_grpc`]: the thin tonic adapters.
-//! - [`list_token`]: page tokens for catalog listings.
-//! - [`reload`]: live config reload (directory watch, SIGHUP).
+//! - [`config`], [`reload`]: typed configuration and live reload.
+//! - [`error`]: the error enum and its single mapping to gRPC statuses.
 //! - [`metrics`]: Prometheus metrics on their own listener.
-//! - [`server`]: `serve(listener, app, shutdown)`, used by `main` and tests.
-//! - [`explain`]: ranking tables and config comparisons for `repairmatch explain`.
+//! - [`ndjson`]: the NDJSON catalog interchange format.
+//! - [`list_token`]: page tokens for catalog listings.
 //! - [`cli`]: the `repairmatch` command line.
 
+pub mod api;
 pub mod app;
 pub mod auth;
-pub mod catalog_grpc;
 pub mod cli;
 pub mod config;
 pub mod convert;
 pub mod error;
-pub mod explain;
-pub mod grpc;
 pub mod list_token;
 pub mod metrics;
 pub mod ndjson;

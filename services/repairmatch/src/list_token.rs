@@ -22,14 +22,14 @@ pub fn encode(scope: &str, last: &str) -> String {
 /// The key to resume after, when the token belongs to this `scope`.
 pub fn decode(token: &str, scope: &str) -> Result<String, ServiceError> {
     let refuse = |why: &str| ServiceError::invalid("page_token", why);
-    let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| refuse("page_token is malformed"))?;
+    let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| refuse("is malformed"))?;
     if bytes.len() < 8 {
-        return Err(refuse("page_token is malformed"));
+        return Err(refuse("is malformed"));
     }
     if bytes[..8] != scope_digest(scope) {
-        return Err(refuse("page_token was issued for different filters"));
+        return Err(refuse("was issued for different filters"));
     }
-    String::from_utf8(bytes[8..].to_vec()).map_err(|_| refuse("page_token is malformed"))
+    String::from_utf8(bytes[8..].to_vec()).map_err(|_| refuse("is malformed"))
 }
 
 /// Page size per AIP-158: 0 = `default`, above `max` = `max`, negative refused.

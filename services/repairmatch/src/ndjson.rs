@@ -16,7 +16,7 @@ use repairmatch_proto::v1 as pb;
 use serde::de::DeserializeOwned;
 use tonic_types::FieldViolation;
 
-use crate::convert;
+use crate::convert::{self, Limits};
 
 /// The most problems one report lists; the rest are counted.
 const MAX_REPORTED_PROBLEMS: usize = 50;
@@ -123,17 +123,17 @@ where
 
 /// Reads a file of `RepairCenter` lines.
 pub fn read_centers(path: &Path) -> Result<Vec<RepairCenter>, NdjsonError> {
-    read_file(path, |m: &pb::RepairCenter| convert::center_from_proto(m, ""), |c| c.id.clone())
+    read_file(path, |m: &pb::RepairCenter| convert::center_from_proto(m, "", Limits::Api), |c| c.id.clone())
 }
 
 /// Reads a file of `Brand` lines.
 pub fn read_brands(path: &Path) -> Result<Vec<Brand>, NdjsonError> {
-    read_file(path, |m: &pb::Brand| convert::brand_from_proto(m, ""), |b| match_key(&b.name))
+    read_file(path, |m: &pb::Brand| convert::brand_from_proto(m, "", Limits::Api), |b| match_key(&b.name))
 }
 
 /// Reads a file of `Bank` lines.
 pub fn read_banks(path: &Path) -> Result<Vec<Bank>, NdjsonError> {
-    read_file(path, |m: &pb::Bank| convert::bank_from_proto(m, ""), |b| b.id.clone())
+    read_file(path, |m: &pb::Bank| convert::bank_from_proto(m, "", Limits::Api), |b| b.id.clone())
 }
 
 /// Writes messages, one JSON line each.

@@ -1,24 +1,32 @@
-//! Assembles the gRPC server: the match and catalog services behind the API
-//! key interceptor, health checking, server reflection, deadlines and load
-//! shedding, on a listener the caller binds.
+//! The gRPC server: [`serve`] assembles the match and catalog services behind
+//! authentication, health checking, server reflection, deadlines and load
+//! shedding on a listener the caller binds (tests bind `127.0.0.1:0`); [`run`]
+//! is `repairmatch serve`: runtime, store, listeners, live reload, signals.
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context;
 use repairmatch_proto::v1::catalog_service_server::CatalogServiceServer;
 use repairmatch_proto::v1::repair_match_service_server::RepairMatchServiceServer;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
-use tonic::Status;
-use tonic::service::interceptor::InterceptedService;
+use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
+use crate::api::Authenticate;
+use crate::api::catalog::CatalogGrpc;
+use crate::api::find::RepairMatchGrpc;
 use crate::app::{App, ConfigStatus};
-use crate::catalog_grpc::CatalogGrpc;
-use crate::grpc::RepairMatchGrpc;
+use crate::config::Config;
+use crate::{metrics, reload};
 
 /// The health service name that reports whether the config file is in force.
 pub const CONFIG_HEALTH_SERVICE: &str = "repairmatch.config";
+
+/// How often an idle connection is probed, so a peer that vanished without a
+/// FIN (a dead pod, a NAT that forgot us) does not hold a connection forever.
+const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 
 /// Serves `app` on `listener` until `shutdown` completes, then drains
 /// in-flight requests.
@@ -53,31 +61,14 @@ pub async fn serve(listener: TcpListener, app: App, shutdown: impl Future<Output
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
 
-    let authenticate = {
-        let app = app.clone();
-        move |mut request: tonic::Request<()>| {
-            let header = match request.metadata().get("authorization") {
-                None => None,
-                Some(value) => Some(
-                    value
-                        .to_str()
-                        .map_err(|_| Status::unauthenticated("the authorization header must be 'Bearer <key>'"))?,
-                ),
-            };
-            let caller =
-                app.config().keyring.authenticate(header).map_err(|e| Status::unauthenticated(e.to_string()))?;
-            request.extensions_mut().insert(caller);
-            Ok(request)
-        }
-    };
-    let repair_match = InterceptedService::new(
+    let repair_match = Authenticate::new(
+        app.clone(),
         RepairMatchServiceServer::new(RepairMatchGrpc::new(app.clone()))
             .max_decoding_message_size(server_config.max_request_bytes),
-        authenticate.clone(),
     );
-    let catalog = InterceptedService::new(
+    let catalog = Authenticate::new(
+        app.clone(),
         CatalogServiceServer::new(CatalogGrpc::new(app)).max_decoding_message_size(server_config.max_request_bytes),
-        authenticate,
     );
 
     tracing::info!(listen = %listener.local_addr()?, "serving gRPC");
@@ -91,7 +82,88 @@ pub async fn serve(listener: TcpListener, app: App, shutdown: impl Future<Output
         .add_service(reflection_v1alpha)
         .add_service(repair_match)
         .add_service(catalog)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(connections(listener), shutdown)
         .await?;
     Ok(())
+}
+
+/// The connections `listener` accepts, each set up for RPCs. The server's
+/// own `tcp_nodelay` setting applies only to listeners it binds itself; without
+/// TCP_NODELAY the tail of each answer waits ~40 ms for the client's delayed
+/// ACK (Nagle), on every call of a caller with one call in flight.
+fn connections(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener).with_nodelay(Some(true)).with_keepalive(Some(TCP_KEEPALIVE))
+}
+
+/// `repairmatch serve`: opens the store, binds the listeners, watches the
+/// config file (when there is one) and serves until SIGINT or SIGTERM.
+pub fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let listen = config.server.listen;
+        let store_path = config.store.path.clone();
+        let app = tokio::task::spawn_blocking(move || App::open(config))
+            .await?
+            .with_context(|| format!("cannot open the store {}", store_path.display()))?;
+        let listener = TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+        let _watcher = match &config_path {
+            Some(path) => {
+                #[cfg(unix)]
+                reload::reload_on_sighup(app.clone(), path.clone())?;
+                Some(reload::watch(app.clone(), path.clone()).context("cannot watch the config file")?)
+            }
+            None => None,
+        };
+        let stopping = shutdown_signal()?;
+        if let Some(metrics_listen) = app.config().config.server.metrics_listen {
+            let metrics_listener = TcpListener::bind(metrics_listen)
+                .await
+                .with_context(|| format!("cannot serve metrics on {metrics_listen}"))?;
+            tracing::info!(listen = %metrics_listen, "serving metrics");
+            tokio::spawn(metrics::serve_metrics(metrics_listener, app.clone(), stopped(stopping.clone())));
+        }
+        serve(listener, app, stopped(stopping)).await
+    })
+}
+
+/// Flips once, on the first SIGINT or SIGTERM; every listener waits on it.
+fn shutdown_signal() -> anyhow::Result<tokio::sync::watch::Receiver<bool>> {
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    #[cfg(unix)]
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down: draining in-flight requests");
+        let _ = stop.send(true);
+    });
+    Ok(stopping)
+}
+
+async fn stopped(mut stopping: tokio::sync::watch::Receiver<bool>) {
+    let _ = stopping.wait_for(|stop| *stop).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio_stream::StreamExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn accepted_connections_skip_nagle_and_are_kept_alive() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut incoming = connections(listener);
+        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let accepted = incoming.next().await.unwrap().unwrap();
+        assert!(accepted.nodelay().unwrap(), "TCP_NODELAY on the accepted socket");
+        assert!(socket2::SockRef::from(&accepted).keepalive().unwrap(), "SO_KEEPALIVE on the accepted socket");
+    }
 }

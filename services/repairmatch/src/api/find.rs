@@ -1,13 +1,13 @@
-//! The tonic adapter: convert the request, call the app, convert the answer.
-//! No rule lives here.
+//! The tonic adapter for `RepairMatchService`: hand the request to the app,
+//! hand back its answer.
 
 use chrono::Utc;
 use repairmatch_proto::v1 as pb;
 use repairmatch_proto::v1::repair_match_service_server::RepairMatchService;
 use tonic::{Request, Response, Status};
 
+use super::caller_of;
 use crate::app::App;
-use crate::catalog_grpc::caller_of;
 use crate::convert;
 use crate::error::ServiceError;
 
@@ -31,20 +31,7 @@ impl RepairMatchService for RepairMatchGrpc {
         request: Request<pb::FindRepairCenterRequest>,
     ) -> Result<Response<pb::FindRepairCenterResponse>, Status> {
         let caller = caller_of(&request);
-        self.app.authorize_read(&caller)?;
-        // One config for the whole request, whatever reloads happen meanwhile.
-        let live = self.app.config();
-        let query = convert::find_query_from_proto(
-            request.get_ref(),
-            App::default_profile_name(&live.config, &caller),
-            |name| live.config.profiles.contains_key(name),
-            Utc::now().date_naive(),
-        )
-        .map_err(ServiceError::InvalidArgument)?;
-        let outcome = self.app.find(&live, &caller, &query)?;
-        let mut response = convert::find_response_to_proto(&outcome, &query.profile_name);
-        response.config_version = live.version;
-        Ok(Response::new(response))
+        Ok(Response::new(self.app.find(&caller, request.get_ref(), Utc::now())?))
     }
 
     async fn get_repair_center(

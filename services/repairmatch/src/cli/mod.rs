@@ -1,4 +1,8 @@
-//! The `repairmatch` command line: `serve`, `import` and `datagen`.
+//! The `repairmatch` command line: `serve`, `import`, `datagen`, `explain`,
+//! `config check` and `key new`. Each command is a function here or in its
+//! own module; `serve` is [`crate::server::run`].
+
+pub mod explain;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -6,13 +10,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use repairmatch_datagen as datagen;
-use tokio::net::TcpListener;
 
 use crate::config::Config;
-use crate::store::{CatalogWrite, Store};
-use crate::{App, auth, convert, explain, metrics, ndjson, reload, serve};
-use repairmatch_proto::v1 as pb;
-use repairmatch_proto::v1::repair_match_service_client::RepairMatchServiceClient;
+use crate::store::{CatalogStore, EmbeddedStore, WriteBatch};
+use crate::{auth, convert, ndjson, server};
 
 /// Finds who can repair a broken card terminal, as a gRPC service.
 #[derive(Debug, Parser)]
@@ -86,9 +87,14 @@ pub struct ExplainArgs {
     /// Config with the profiles (and the store, for local ranking).
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Another config to rank the same request with, side by side (local only).
-    #[arg(long)]
+    /// Another config to rank the same request with, side by side (local
+    /// store only: a running server ranks with its own config).
+    #[arg(long, conflicts_with_all = ["compare_profile", "server"])]
     pub compare: Option<PathBuf>,
+    /// Another profile to rank the same request with, side by side: works
+    /// against a running server too.
+    #[arg(long)]
+    pub compare_profile: Option<String>,
     /// Ask a running server (e.g. http://127.0.0.1:50051) instead of the local store.
     #[arg(long)]
     pub server: Option<String>,
@@ -151,14 +157,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(listen) = listen {
                 config.server.listen = listen;
             }
-            run_server(config, config_path)
+            server::run(config, config_path)
         }
         Command::Import { config, brands, banks, centers } => {
             let config = load_config(config.as_deref())?;
             import(&config, centers.as_deref(), brands.as_deref(), banks.as_deref())
         }
         Command::Datagen { centers, seed, out } => write_sample(centers, seed, &out),
-        Command::Explain(args) => run_explain(&args),
+        Command::Explain(args) => explain::run(&args),
         Command::Config { command: ConfigCommand::Check { file } } => match Config::load(Some(&file)) {
             Ok(config) => {
                 println!(
@@ -197,125 +203,6 @@ fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
     })
 }
 
-fn run_server(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(async {
-        let listen = config.server.listen;
-        let store_path = config.store.path.clone();
-        let app = tokio::task::spawn_blocking(move || App::open(config))
-            .await?
-            .with_context(|| format!("cannot open the store {}", store_path.display()))?;
-        let listener = TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
-        let _watcher = match &config_path {
-            Some(path) => {
-                #[cfg(unix)]
-                reload::reload_on_sighup(app.clone(), path.clone())?;
-                Some(reload::watch(app.clone(), path.clone()).context("cannot watch the config file")?)
-            }
-            None => None,
-        };
-        if let Some(metrics_listen) = app.config().config.server.metrics_listen {
-            let metrics_listener = TcpListener::bind(metrics_listen)
-                .await
-                .with_context(|| format!("cannot serve metrics on {metrics_listen}"))?;
-            tracing::info!(listen = %metrics_listen, "serving metrics");
-            tokio::spawn(metrics::serve_metrics(metrics_listener, app.clone(), shutdown_signal()));
-        }
-        serve(listener, app, shutdown_signal()).await
-    })
-}
-
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = interrupt.await;
-    tracing::info!("shutting down: draining in-flight requests");
-}
-
-fn explain_request(args: &ExplainArgs) -> anyhow::Result<pb::FindRepairCenterRequest> {
-    if let Some(path) = &args.request {
-        return explain::read_request(path);
-    }
-    let (Some(latitude), Some(longitude), Some(brand)) = (args.lat, args.lon, &args.brand) else {
-        anyhow::bail!("give --request FILE, or --lat, --lon and --brand");
-    };
-    let fault = match &args.fault {
-        None => 0,
-        Some(name) => pb::FaultCategory::from_str_name(&format!("FAULT_CATEGORY_{}", name.to_uppercase()))
-            .with_context(|| format!("unknown fault {name:?}"))? as i32,
-    };
-    Ok(pb::FindRepairCenterRequest {
-        location: Some(pb::LatLng { latitude, longitude }),
-        terminal: Some(pb::Terminal {
-            brand: brand.clone(),
-            model: args.model.clone().unwrap_or_default(),
-            ..Default::default()
-        }),
-        fault: Some(pb::Fault { category: fault, description: String::new() }),
-        ranking_profile: args.profile.clone().unwrap_or_default(),
-        page_size: args.top,
-        ..Default::default()
-    })
-}
-
-fn run_explain(args: &ExplainArgs) -> anyhow::Result<()> {
-    let mut request = explain_request(args)?;
-    if request.page_size == 0 {
-        request.page_size = args.top;
-    }
-    if let Some(server) = &args.server {
-        anyhow::ensure!(
-            args.compare.is_none(),
-            "--compare ranks locally (a server ranks with its own config); compare profiles with --profile"
-        );
-        let response = tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
-            let mut client = RepairMatchServiceClient::connect(server.clone())
-                .await
-                .with_context(|| format!("cannot reach {server}"))?;
-            let mut call = tonic::Request::new(request);
-            if let Some(key) = &args.key {
-                call.metadata_mut().insert(
-                    "authorization",
-                    format!("Bearer {key}").parse().context("the key is not a valid header value")?,
-                );
-            }
-            anyhow::Ok(
-                client
-                    .find_repair_center(call)
-                    .await
-                    .map_err(|status| anyhow::anyhow!("{}: {}", status.code(), status.message()))?
-                    .into_inner(),
-            )
-        })?;
-        print!("{}", explain::render_table(server, &response));
-        return Ok(());
-    }
-    let config = load_config(args.config.as_deref())?;
-    let catalog = explain::load_catalog(&config)?;
-    let label = args.config.as_ref().map_or_else(|| "built-in defaults".to_owned(), |p| p.display().to_string());
-    let ranked = explain::rank_locally(&config, &catalog, &request)?;
-    print!("{}", explain::render_table(&label, &ranked));
-    if let Some(other_path) = &args.compare {
-        let other = load_config(Some(other_path))?;
-        let other_ranked = explain::rank_locally(&other, &catalog, &request)?;
-        let other_label = other_path.display().to_string();
-        println!();
-        print!("{}", explain::render_table(&other_label, &other_ranked));
-        println!();
-        print!("{}", explain::render_comparison(&label, &ranked, &other_label, &other_ranked));
-    }
-    Ok(())
-}
-
 /// Reads and validates every file, then writes them in one transaction.
 pub fn import(
     config: &Config,
@@ -323,17 +210,16 @@ pub fn import(
     brands: Option<&Path>,
     banks: Option<&Path>,
 ) -> anyhow::Result<()> {
-    let write = CatalogWrite {
-        centers: centers.map(ndjson::read_centers).transpose()?.unwrap_or_default(),
-        brands: brands.map(ndjson::read_brands).transpose()?.unwrap_or_default(),
-        banks: banks.map(ndjson::read_banks).transpose()?.unwrap_or_default(),
-        deleted_center_ids: Vec::new(),
-    };
+    let write = WriteBatch::load(
+        centers.map(ndjson::read_centers).transpose()?.unwrap_or_default(),
+        brands.map(ndjson::read_brands).transpose()?.unwrap_or_default(),
+        banks.map(ndjson::read_banks).transpose()?.unwrap_or_default(),
+    );
     anyhow::ensure!(!write.is_empty(), "nothing to import: name a centers file, --brands or --banks");
-    let counts = (write.centers.len(), write.brands.len(), write.banks.len());
-    let store = Store::open(&config.store.path)
+    let counts = (write.upserts.len(), write.brands.len(), write.banks.len());
+    let store = EmbeddedStore::open(&config.store.path)
         .with_context(|| format!("cannot open the store {} (is a server using it?)", config.store.path.display()))?;
-    let (version, _) = store.write(write)?;
+    let version = store.apply(write)?.version;
     println!(
         "imported {} centers, {} brands, {} banks into {} (catalog version {version})",
         counts.0,

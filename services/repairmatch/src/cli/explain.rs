@@ -1,47 +1,165 @@
 //! `repairmatch explain`: the ranking as a table, every factor's raw value,
 //! normalized value, weight and contribution, and how the top N move between
-//! two configs. Runs on the embedded store with no server, or asks a running
+//! two configs or two profiles. Runs on the embedded store with no server
+//! (through the same Find the server answers with), or asks a running
 //! server. Rendering works on the response message, so both modes print alike.
 
 use std::fmt::Write as _;
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Context;
 use chrono::Utc;
-use repairmatch_core::{Catalog, find};
+use repairmatch_core::Catalog;
 use repairmatch_proto::v1 as pb;
+use repairmatch_proto::v1::repair_match_service_client::RepairMatchServiceClient;
 
+use super::{ExplainArgs, load_config};
+use crate::app::{LiveConfig, queries};
+use crate::auth::{Caller, Role, Tenant};
 use crate::config::Config;
-use crate::convert;
-use crate::store::Store;
+use crate::store::{CatalogStore, EmbeddedStore};
 
-/// Ranks `request` locally against the store named by `config`.
+/// `repairmatch explain`: prints [`report`].
+pub fn run(args: &ExplainArgs) -> anyhow::Result<()> {
+    print!("{}", report(args)?);
+    Ok(())
+}
+
+/// The table, and with `--compare` or `--compare-profile` the second table
+/// and what moved.
+pub fn report(args: &ExplainArgs) -> anyhow::Result<String> {
+    let mut request = request_of(args)?;
+    if request.page_size == 0 {
+        request.page_size = args.top;
+    }
+    let compared_request = args.compare_profile.as_ref().map(|profile| {
+        let mut other = request.clone();
+        other.ranking_profile.clone_from(profile);
+        other
+    });
+    let (label, ranked, other) = match &args.server {
+        Some(server) => {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let ranked = runtime.block_on(rank_on_server(server, args.key.as_deref(), request))?;
+            let other = match compared_request {
+                Some(other) => {
+                    Some((server.clone(), runtime.block_on(rank_on_server(server, args.key.as_deref(), other))?))
+                }
+                None => None,
+            };
+            (server.clone(), ranked, other)
+        }
+        None => {
+            let config = load_config(args.config.as_deref())?;
+            let catalog = load_catalog(&config)?;
+            let label =
+                args.config.as_ref().map_or_else(|| "built-in defaults".to_owned(), |p| p.display().to_string());
+            let live = LiveConfig::new(1, config);
+            let ranked = rank_locally(&live, &catalog, &request)?;
+            let other = match (&args.compare, compared_request) {
+                (Some(other_path), _) => {
+                    let other = LiveConfig::new(1, load_config(Some(other_path))?);
+                    Some((other_path.display().to_string(), rank_locally(&other, &catalog, &request)?))
+                }
+                (None, Some(other_request)) => Some((label.clone(), rank_locally(&live, &catalog, &other_request)?)),
+                (None, None) => None,
+            };
+            (label, ranked, other)
+        }
+    };
+    let mut out = render_table(&label, &ranked);
+    if let Some((other_label, other_ranked)) = other {
+        out.push('\n');
+        out.push_str(&render_table(&other_label, &other_ranked));
+        out.push('\n');
+        out.push_str(&render_comparison(&label, &ranked, &other_label, &other_ranked));
+    }
+    Ok(out)
+}
+
+fn request_of(args: &ExplainArgs) -> anyhow::Result<pb::FindRepairCenterRequest> {
+    if let Some(path) = &args.request {
+        return read_request(path);
+    }
+    let (Some(latitude), Some(longitude), Some(brand)) = (args.lat, args.lon, &args.brand) else {
+        anyhow::bail!("give --request FILE, or --lat, --lon and --brand");
+    };
+    let fault = match &args.fault {
+        None => 0,
+        Some(name) => pb::FaultCategory::from_str_name(&format!("FAULT_CATEGORY_{}", name.to_uppercase()))
+            .with_context(|| format!("unknown fault {name:?}"))? as i32,
+    };
+    Ok(pb::FindRepairCenterRequest {
+        location: Some(pb::LatLng { latitude, longitude }),
+        terminal: Some(pb::Terminal {
+            brand: brand.clone(),
+            model: args.model.clone().unwrap_or_default(),
+            ..Default::default()
+        }),
+        fault: Some(pb::Fault { category: fault, description: String::new() }),
+        ranking_profile: args.profile.clone().unwrap_or_default(),
+        page_size: args.top,
+        ..Default::default()
+    })
+}
+
+/// Asks a running server, as the tenant whose key is given.
+async fn rank_on_server(
+    server: &str,
+    key: Option<&str>,
+    request: pb::FindRepairCenterRequest,
+) -> anyhow::Result<pb::FindRepairCenterResponse> {
+    let mut client =
+        RepairMatchServiceClient::connect(server.to_owned()).await.with_context(|| format!("cannot reach {server}"))?;
+    let mut call = tonic::Request::new(request);
+    if let Some(key) = key {
+        call.metadata_mut()
+            .insert("authorization", format!("Bearer {key}").parse().context("the key is not a valid header value")?);
+    }
+    let response = client.find_repair_center(call).await.map_err(|status| {
+        use tonic_types::StatusExt;
+        let fields: Vec<String> = status
+            .get_details_bad_request()
+            .map(|bad| bad.field_violations.iter().map(|v| format!("{}: {}", v.field, v.description)).collect())
+            .unwrap_or_default();
+        match fields.is_empty() {
+            true => anyhow::anyhow!("{}: {}", status.code(), status.message()),
+            false => anyhow::anyhow!("{}: {}", status.code(), fields.join("; ")),
+        }
+    })?;
+    Ok(response.into_inner())
+}
+
+/// Ranks `request` locally, through the same Find the server answers with,
+/// as an operator: explain is an ops tool with the store at hand.
 pub fn rank_locally(
-    config: &Config,
+    live: &LiveConfig,
     catalog: &Catalog,
     request: &pb::FindRepairCenterRequest,
 ) -> anyhow::Result<pb::FindRepairCenterResponse> {
-    let query = convert::find_query_from_proto(
-        request,
-        &config.find.default_profile,
-        |name| config.profiles.contains_key(name),
-        Utc::now().date_naive(),
-    )
-    .map_err(|violations| {
-        let fields: Vec<String> = violations.iter().map(|v| format!("{}: {}", v.field, v.description)).collect();
-        anyhow::anyhow!("the request is invalid: {}", fields.join("; "))
-    })?;
-    let profile = &config.profiles[&query.profile_name];
-    let outcome = find(catalog, &query, profile, Utc::now())?;
-    Ok(convert::find_response_to_proto(&outcome, &query.profile_name))
+    let operator = Caller::Tenant(Arc::new(Tenant {
+        name: "repairmatch-explain".into(),
+        role: Role::Ops,
+        brand_keys: vec![],
+        profiles: vec![],
+        default_profile: None,
+    }));
+    queries::find(live, catalog, &operator, request, Utc::now()).map_err(|error| match error {
+        crate::error::ServiceError::InvalidArgument(violations) => {
+            let fields: Vec<String> = violations.iter().map(|v| format!("{}: {}", v.field, v.description)).collect();
+            anyhow::anyhow!("the request is invalid: {}", fields.join("; "))
+        }
+        other => anyhow::anyhow!(other),
+    })
 }
 
 /// Loads the catalog from the store a config names, without creating one.
 pub fn load_catalog(config: &Config) -> anyhow::Result<Catalog> {
     let path = &config.store.path;
     anyhow::ensure!(path.exists(), "no store at {} (start the service once, or import a catalog)", path.display());
-    let store = Store::open(path).with_context(|| {
-        format!("cannot open the store {} (a running server holds it: use --server)", path.display())
+    let store = EmbeddedStore::open(path).with_context(|| {
+        format!("cannot open the store {} (a running server holds it: ask it with --server)", path.display())
     })?;
     let stored = store.load()?;
     Ok(Catalog::build(stored.version, stored.centers, stored.brands, stored.banks))
@@ -173,8 +291,8 @@ mod tests {
         let mut config = Config::default();
         config.store.path = dir.path().join("catalog.redb");
         let sample = repairmatch_datagen::generate(3_000, 4);
-        let write = crate::store::CatalogWrite { centers: sample.centers, brands: sample.brands, ..Default::default() };
-        Store::open(&config.store.path).unwrap().write(write).unwrap();
+        let write = crate::store::WriteBatch::load(sample.centers, sample.brands, sample.banks);
+        EmbeddedStore::open(&config.store.path).unwrap().apply(write).unwrap();
         let catalog = load_catalog(&config).unwrap();
         let request = pb::FindRepairCenterRequest {
             location: Some(pb::LatLng { latitude: 31.2304, longitude: 121.4737 }),
@@ -186,8 +304,8 @@ mod tests {
         let weights = &mut rating_led.profiles.get_mut("default").unwrap().weights;
         (weights.distance, weights.rating, weights.price, weights.brand_support, weights.downtime) =
             (0.0, 1.0, 0.0, 0.0, 0.0);
-        let balanced = rank_locally(&config, &catalog, &request).unwrap();
-        let by_rating = rank_locally(&rating_led, &catalog, &request).unwrap();
+        let balanced = rank_locally(&LiveConfig::new(1, config.clone()), &catalog, &request).unwrap();
+        let by_rating = rank_locally(&LiveConfig::new(1, rating_led), &catalog, &request).unwrap();
         assert_eq!(balanced.matches.len(), 5);
         let ratings: Vec<f64> = by_rating.matches.iter().map(|m| m.score_breakdown[1].raw_value).collect();
         assert!(ratings.windows(2).all(|w| w[0] >= w[1]), "rating-led orders by Bayesian rating: {ratings:?}");

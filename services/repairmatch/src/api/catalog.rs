@@ -1,14 +1,15 @@
-//! The tonic adapter for `CatalogService`: who is calling, convert, delegate
-//! to the app on a blocking thread (writes fsync), convert back.
+//! The tonic adapter for `CatalogService`: convert, delegate to the app on a
+//! blocking thread (writes fsync), convert back.
 
-use repairmatch_core::model::CenterKind;
 use repairmatch_proto::v1 as pb;
 use repairmatch_proto::v1::catalog_service_server::CatalogService;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::app::{App, CheckedItem, ItemOutcome, ItemResult, ListFilter};
+use super::{blocking, caller_of};
+use crate::app::{App, CheckedItem, ItemOutcome, ListFilter};
 use crate::auth::Caller;
-use crate::convert;
+use crate::convert::catalog::{item_result_to_proto, kind_filter, violations_to_proto};
+use crate::convert::{self, Limits};
 use crate::error::ServiceError;
 use crate::list_token;
 
@@ -32,46 +33,14 @@ impl CatalogGrpc {
     }
 }
 
-/// The caller the auth interceptor found.
-pub fn caller_of<T>(request: &Request<T>) -> Caller {
-    request.extensions().get::<Caller>().cloned().unwrap_or(Caller::Anonymous)
-}
-
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, ServiceError> + Send + 'static,
-) -> Result<T, Status> {
-    match tokio::task::spawn_blocking(work).await {
-        Ok(result) => result.map_err(Status::from),
-        Err(join_error) => Err(ServiceError::Storage(format!("write task failed: {join_error}")).into()),
-    }
-}
-
 fn check_items(centers: &[pb::RepairCenter], first_position: usize, prefix: &str) -> Vec<CheckedItem> {
     centers
         .iter()
         .enumerate()
         .map(|(i, center)| {
             let path = format!("{prefix}[{}]", first_position + i);
-            (path.clone(), center.id.clone(), convert::center_from_proto(center, &path))
+            (path.clone(), center.id.clone(), convert::center_from_proto(center, &path, Limits::Api))
         })
-        .collect()
-}
-
-fn outcome_to_proto(outcome: ItemOutcome) -> i32 {
-    let outcome = match outcome {
-        ItemOutcome::Ok => pb::ItemOutcome::Ok,
-        ItemOutcome::InvalidArgument => pb::ItemOutcome::InvalidArgument,
-        ItemOutcome::PermissionDenied => pb::ItemOutcome::PermissionDenied,
-        ItemOutcome::Aborted => pb::ItemOutcome::Aborted,
-    };
-    outcome as i32
-}
-
-fn violations_to_proto(result: &ItemResult) -> Vec<pb::FieldViolation> {
-    result
-        .violations
-        .iter()
-        .map(|v| pb::FieldViolation { field: v.field.clone(), description: v.description.clone() })
         .collect()
 }
 
@@ -90,16 +59,7 @@ impl CatalogService for CatalogGrpc {
         let items = check_items(&centers, 0, "centers");
         let app = self.app.clone();
         let (results, catalog_version) = blocking(move || app.upsert_centers(&tenant, items)).await?;
-        let results = results
-            .iter()
-            .map(|r| pb::ItemResult {
-                id: r.id.clone(),
-                outcome: outcome_to_proto(r.outcome),
-                etag: r.etag.clone(),
-                field_violations: violations_to_proto(r),
-                message: r.message.clone(),
-            })
-            .collect();
+        let results = results.iter().map(item_result_to_proto).collect();
         Ok(Response::new(pb::UpsertRepairCentersResponse { results, catalog_version }))
     }
 
@@ -129,13 +89,7 @@ impl CatalogService for CatalogGrpc {
             return Err(ServiceError::Unauthenticated("listing the catalog needs an API key".into()).into());
         };
         let request = request.into_inner();
-        let kind = match pb::RepairCenterKind::try_from(request.kind) {
-            Ok(pb::RepairCenterKind::Unspecified) => None,
-            Ok(pb::RepairCenterKind::Authorized) => Some(CenterKind::Authorized),
-            Ok(pb::RepairCenterKind::BankService) => Some(CenterKind::BankService),
-            Ok(pb::RepairCenterKind::ThirdParty) => Some(CenterKind::ThirdParty),
-            Err(_) => return Err(ServiceError::invalid("kind", format!("unknown value {}", request.kind)).into()),
-        };
+        let kind = kind_filter(request.kind)?;
         let filter = ListFilter {
             brand: Some(request.brand.clone()).filter(|b| !b.is_empty()),
             owner: Some(request.owner.clone()).filter(|o| !o.is_empty()),
@@ -202,8 +156,8 @@ impl CatalogService for CatalogGrpc {
                         summary.problems.push(pb::ImportProblem {
                             position: (first_position + offset) as i64,
                             id: result.id.clone(),
-                            outcome: outcome_to_proto(result.outcome),
-                            field_violations: violations_to_proto(result),
+                            outcome: result.outcome.to_proto(),
+                            field_violations: violations_to_proto(&result.violations),
                             message: result.message.clone(),
                         });
                     }
@@ -227,7 +181,7 @@ impl CatalogService for CatalogGrpc {
         let Some(brand) = request.into_inner().brand else {
             return Err(ServiceError::invalid("brand", "is required").into());
         };
-        let brand = convert::brand_from_proto(&brand, "brand").map_err(ServiceError::InvalidArgument)?;
+        let brand = convert::brand_from_proto(&brand, "brand", Limits::Api).map_err(ServiceError::InvalidArgument)?;
         let app = self.app.clone();
         let brand = blocking(move || app.upsert_brand(&tenant, brand)).await?;
         Ok(Response::new(pb::UpsertBrandResponse { brand: Some(convert::brand_to_proto(&brand)) }))

@@ -1,0 +1,145 @@
+//! The gRPC adapters: thin tonic services that convert, delegate to the
+//! [`App`], and map errors. No matching or permission rule lives here.
+//!
+//! - [`find`]: the `RepairMatchService` adapter.
+//! - [`catalog`]: the `CatalogService` adapter.
+//!
+//! [`Authenticate`] wraps both: it finds the caller from the
+//! `authorization` metadata and refuses a call its method does not allow
+//! before the request body is read, so an unauthenticated caller cannot make
+//! the server decode a 16 MB message.
+
+pub mod catalog;
+pub mod find;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tonic::Status;
+use tonic::body::Body;
+use tonic::codegen::{Service, http};
+use tonic::server::NamedService;
+
+use crate::app::{App, queries};
+use crate::auth::Caller;
+use crate::error::ServiceError;
+
+/// The caller [`Authenticate`] found.
+pub fn caller_of<T>(request: &tonic::Request<T>) -> Caller {
+    request.extensions().get::<Caller>().cloned().unwrap_or(Caller::Anonymous)
+}
+
+/// Runs blocking work (store writes fsync) off the async threads.
+pub async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ServiceError> + Send + 'static,
+) -> Result<T, Status> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result.map_err(Status::from),
+        Err(join_error) => Err(ServiceError::Internal(format!("a blocking task failed: {join_error}")).into()),
+    }
+}
+
+/// What a method needs of its caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// Any tenant, or anyone when anonymous Find is allowed.
+    Read,
+    /// Any tenant.
+    Tenant,
+    /// A tenant that may write the catalog.
+    Write,
+}
+
+fn access_of(path: &str) -> Access {
+    match path.rsplit('/').next().unwrap_or_default() {
+        "UpsertRepairCenters" | "DeleteRepairCenter" | "ImportRepairCenters" | "UpsertBrand" => Access::Write,
+        "ListRepairCenters" => Access::Tenant,
+        _ => Access::Read,
+    }
+}
+
+/// Authenticates each call from its metadata alone, then hands it on with
+/// the [`Caller`] in its extensions.
+#[derive(Debug, Clone)]
+pub struct Authenticate<S> {
+    inner: S,
+    app: App,
+}
+
+impl<S> Authenticate<S> {
+    /// Guards `inner` with the tenants of `app`'s config in force.
+    pub fn new(app: App, inner: S) -> Self {
+        Self { inner, app }
+    }
+
+    fn caller(&self, request: &http::Request<Body>) -> Result<Caller, ServiceError> {
+        let header = match request.headers().get("authorization") {
+            None => None,
+            Some(value) => Some(value.to_str().map_err(|_| {
+                ServiceError::Unauthenticated("the authorization header must be 'Bearer <key>'".into())
+            })?),
+        };
+        let live = self.app.config();
+        let caller = live.keyring.authenticate(header).map_err(|e| ServiceError::Unauthenticated(e.to_string()))?;
+        match access_of(request.uri().path()) {
+            Access::Read => queries::authorize_read(&live, &caller)?,
+            Access::Tenant if matches!(caller, Caller::Anonymous) => {
+                return Err(ServiceError::Unauthenticated("this call needs an API key".into()));
+            }
+            Access::Tenant => {}
+            Access::Write => {
+                App::writing_tenant(&caller)?;
+            }
+        }
+        Ok(caller)
+    }
+}
+
+impl<S: NamedService> NamedService for Authenticate<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S> Service<http::Request<Body>> for Authenticate<S>
+where
+    S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
+        match self.caller(&request) {
+            Ok(caller) => {
+                request.extensions_mut().insert(caller);
+                Box::pin(self.inner.call(request))
+            }
+            Err(refusal) => {
+                let response = Status::from(refusal).into_http();
+                Box::pin(std::future::ready(Ok(response)))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_need_a_writer_listings_a_tenant_and_reads_follow_the_config() {
+        assert_eq!(access_of("/repairmatch.v1.CatalogService/UpsertRepairCenters"), Access::Write);
+        assert_eq!(access_of("/repairmatch.v1.CatalogService/ImportRepairCenters"), Access::Write);
+        assert_eq!(access_of("/repairmatch.v1.CatalogService/DeleteRepairCenter"), Access::Write);
+        assert_eq!(access_of("/repairmatch.v1.CatalogService/UpsertBrand"), Access::Write);
+        assert_eq!(access_of("/repairmatch.v1.CatalogService/ListRepairCenters"), Access::Tenant);
+        assert_eq!(access_of("/repairmatch.v1.RepairMatchService/FindRepairCenter"), Access::Read);
+        assert_eq!(access_of("/repairmatch.v1.CatalogService/ListBrands"), Access::Read);
+    }
+}

@@ -1,0 +1,159 @@
+//! Reads: a Find from request to answer in one place, and the catalog's
+//! lookups and listings.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use repairmatch_core::Catalog;
+use repairmatch_core::model::{Brand, CenterKind, RepairCenter, match_key};
+use repairmatch_proto::v1 as pb;
+
+use super::{App, LiveConfig};
+use crate::auth::{Caller, Role, Tenant};
+use crate::convert;
+use crate::error::ServiceError;
+
+/// Filters of a catalog listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct ListFilter {
+    /// Brand, case-insensitive.
+    pub brand: Option<String>,
+    /// Owner (ops only).
+    pub owner: Option<String>,
+    /// Kind.
+    pub kind: Option<CenterKind>,
+}
+
+/// Who may read: any tenant, and anonymous callers when the config allows.
+pub fn authorize_read(config: &LiveConfig, caller: &Caller) -> Result<(), ServiceError> {
+    match caller {
+        Caller::Tenant(_) => Ok(()),
+        Caller::Anonymous if config.config.auth.allow_anonymous_find => Ok(()),
+        Caller::Anonymous => Err(ServiceError::Unauthenticated("an API key is required".into())),
+    }
+}
+
+/// `FindRepairCenter`, whole: who may ask, what the request means under the
+/// config it started with, the ranking as of `now`, and the answer. The gRPC
+/// adapter and `repairmatch explain` both call this, so they cannot differ.
+pub fn find(
+    live: &LiveConfig,
+    catalog: &Catalog,
+    caller: &Caller,
+    request: &pb::FindRepairCenterRequest,
+    now: DateTime<Utc>,
+) -> Result<pb::FindRepairCenterResponse, ServiceError> {
+    authorize_read(live, caller)?;
+    let config = &live.config;
+    let default_profile = match caller {
+        Caller::Tenant(tenant) => tenant.default_profile.as_deref(),
+        Caller::Anonymous => None,
+    }
+    .unwrap_or(&config.find.default_profile);
+    let query = convert::find::find_query_from_proto(
+        request,
+        default_profile,
+        |name| config.profiles.contains_key(name),
+        now.date_naive(),
+    )
+    .map_err(ServiceError::InvalidArgument)?;
+    if let Caller::Tenant(tenant) = caller
+        && !tenant.may_use_profile(&query.profile_name)
+    {
+        return Err(ServiceError::PermissionDenied(format!(
+            "tenant {} may not use ranking profile {:?}",
+            tenant.name, query.profile_name
+        )));
+    }
+    let profile = &config.profiles[&query.profile_name];
+    // Naming a bank the catalog does not know would rank no designated
+    // service point first and name an unknown bank in the guidance: refuse it.
+    if let Some(bank_id) = query.ownership.deploying_bank()
+        && catalog.bank(bank_id).is_none()
+    {
+        return Err(ServiceError::invalid("bank_id", format!("{bank_id:?} is not a bank in the catalog")));
+    }
+    let outcome = repairmatch_core::find(catalog, &query, profile, now)
+        .map_err(|error| ServiceError::invalid("page_token", error.to_string()))?;
+    Ok(convert::find::find_response_to_proto(&outcome, &query.profile_name, live.version))
+}
+
+impl App {
+    /// Answers a Find under the config in force and the current snapshot.
+    pub fn find(
+        &self,
+        caller: &Caller,
+        request: &pb::FindRepairCenterRequest,
+        now: DateTime<Utc>,
+    ) -> Result<pb::FindRepairCenterResponse, ServiceError> {
+        find(&self.config(), &self.inner.live.catalog.load(), caller, request, now)
+    }
+
+    /// One center by id.
+    pub fn repair_center(&self, caller: &Caller, id: &str) -> Result<Arc<RepairCenter>, ServiceError> {
+        authorize_read(&self.config(), caller)?;
+        self.inner
+            .live
+            .catalog
+            .load()
+            .center(id)
+            .cloned()
+            .ok_or_else(|| ServiceError::RepairCenterNotFound(id.to_owned()))
+    }
+
+    /// One brand by name.
+    pub fn brand(&self, caller: &Caller, name: &str) -> Result<Brand, ServiceError> {
+        authorize_read(&self.config(), caller)?;
+        self.inner.live.catalog.load().brand(name).cloned().ok_or_else(|| ServiceError::BrandNotFound(name.to_owned()))
+    }
+
+    /// Brands by lower-cased name, after `after` (exclusive).
+    pub fn brands(
+        &self,
+        caller: &Caller,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<Brand>, bool), ServiceError> {
+        authorize_read(&self.config(), caller)?;
+        let catalog = self.inner.live.catalog.load();
+        let mut brands: Vec<Brand> = catalog
+            .brands()
+            .filter(|b| after.is_none_or(|after| match_key(&b.name).as_str() > after))
+            .cloned()
+            .collect();
+        brands.sort_by_key(|b| match_key(&b.name));
+        let more = brands.len() > limit;
+        brands.truncate(limit);
+        Ok((brands, more))
+    }
+
+    /// Centers in id order for a listing: the caller's own, or any for ops.
+    pub fn list_centers(
+        &self,
+        tenant: &Tenant,
+        filter: &ListFilter,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<Arc<RepairCenter>>, bool), ServiceError> {
+        let owner = match (&tenant.role, &filter.owner) {
+            (Role::Ops, owner) => owner.clone(),
+            (_, Some(owner)) if *owner != tenant.name => {
+                return Err(ServiceError::PermissionDenied("only ops may list another tenant's centers".into()));
+            }
+            _ => Some(tenant.name.clone()),
+        };
+        let catalog = self.inner.live.catalog.load();
+        let brand_key = filter.brand.as_deref().map(match_key);
+        let mut page: Vec<Arc<RepairCenter>> = catalog
+            .centers_by_id(after)
+            .filter(|c| owner.as_ref().is_none_or(|owner| &c.owner == owner))
+            .filter(|c| filter.kind.is_none_or(|kind| c.kind == kind))
+            .filter(|c| brand_key.as_ref().is_none_or(|key| c.brand_support(key).is_some()))
+            .take(limit + 1)
+            .cloned()
+            .collect();
+        let more = page.len() > limit;
+        page.truncate(limit);
+        Ok((page, more))
+    }
+}

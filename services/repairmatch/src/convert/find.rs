@@ -1,0 +1,235 @@
+//! The Find request and its answer.
+
+use chrono::NaiveDate;
+use repairmatch_core::eligibility::Exclusion;
+use repairmatch_core::find::{FindOutcome, RankedMatch, SupportChannel, SupportProvider};
+use repairmatch_core::model::{FaultCategory, ServiceMode, ServiceModeSet};
+use repairmatch_core::query::{FindQuery, Ownership, WarrantyClaim, WarrantyStatus};
+use repairmatch_proto::v1 as pb;
+use tonic_types::FieldViolation;
+
+use super::enums::ProtoEnum;
+use super::{
+    MAX_EXPLAIN_IDS, MAX_ID_CHARS, MAX_NAME_KEY_CHARS, Violations, center_to_proto, money_to_proto, parse_date,
+    timestamp,
+};
+
+/// Half the Earth's circumference: no cap needs to be larger.
+const MAX_DISTANCE_CAP_KM: f64 = 20_038.0;
+
+/// Validates a find request. `profile_known` says whether a profile name
+/// exists; `today` bounds purchase dates.
+pub fn find_query_from_proto(
+    request: &pb::FindRepairCenterRequest,
+    default_profile: &str,
+    profile_known: impl Fn(&str) -> bool,
+    today: NaiveDate,
+) -> Result<FindQuery, Vec<FieldViolation>> {
+    let mut v = Violations::default();
+    let location = v.location("location", request.location.as_ref());
+
+    let terminal = request.terminal.clone().unwrap_or_default();
+    v.text("terminal.brand".into(), &terminal.brand, MAX_NAME_KEY_CHARS, true);
+    v.text("terminal.model".into(), &terminal.model, MAX_NAME_KEY_CHARS, false);
+    v.text("terminal.serial_number".into(), &terminal.serial_number, 64, false);
+
+    let fault_message = request.fault.clone().unwrap_or_default();
+    let fault = FaultCategory::from_proto(fault_message.category).unwrap_or_else(|unknown| {
+        v.add("fault.category", unknown.to_string());
+        None
+    });
+    v.text("fault.description".into(), &fault_message.description, 2000, false);
+
+    v.text("bank_id".into(), &request.bank_id, MAX_ID_CHARS, false);
+    let bank_id = (!request.bank_id.trim().is_empty()).then(|| request.bank_id.trim().to_owned());
+    let ownership = match pb::Ownership::try_from(request.ownership) {
+        Ok(pb::Ownership::Unspecified | pb::Ownership::MerchantOwned) => Ownership::MerchantOwned,
+        Ok(pb::Ownership::BankDeployed) => match bank_id {
+            Some(bank_id) => Ownership::BankDeployed { bank_id },
+            None => {
+                v.add("bank_id", "is required for a bank-deployed terminal");
+                Ownership::MerchantOwned
+            }
+        },
+        Ok(pb::Ownership::Leased) => Ownership::Leased { bank_id },
+        Err(_) => {
+            v.add("ownership", format!("unknown value {}", request.ownership));
+            Ownership::MerchantOwned
+        }
+    };
+
+    let warranty_message = request.warranty.clone().unwrap_or_default();
+    let status = match pb::WarrantyStatus::try_from(warranty_message.status) {
+        Ok(pb::WarrantyStatus::Unknown) => WarrantyStatus::Unknown,
+        Ok(pb::WarrantyStatus::InWarranty) => WarrantyStatus::InWarranty,
+        Ok(pb::WarrantyStatus::OutOfWarranty) => WarrantyStatus::OutOfWarranty,
+        Err(_) => {
+            v.add("warranty.status", format!("unknown value {}", warranty_message.status));
+            WarrantyStatus::Unknown
+        }
+    };
+    let purchase_date = if warranty_message.purchase_date.is_empty() {
+        None
+    } else {
+        match parse_date(&warranty_message.purchase_date) {
+            Some(date) if date <= today + chrono::Days::new(1) => Some(date),
+            Some(_) => {
+                v.add("warranty.purchase_date", "must not be in the future");
+                None
+            }
+            None => {
+                v.add("warranty.purchase_date", "must be a date as YYYY-MM-DD");
+                None
+            }
+        }
+    };
+
+    let mut service_modes = ServiceModeSet::EMPTY;
+    for (i, &value) in request.service_modes.iter().enumerate() {
+        match ServiceMode::from_proto_required(value) {
+            Some(mode) => service_modes.insert(mode),
+            None => v.add(format!("service_modes[{i}]"), format!("unknown or unspecified value {value}")),
+        }
+    }
+
+    let max_distance_km = request.max_distance_km;
+    if !(max_distance_km.is_finite() && (0.0..=MAX_DISTANCE_CAP_KM).contains(&max_distance_km)) {
+        v.add("max_distance_km", format!("must be from 0 (the profile's cap) to {MAX_DISTANCE_CAP_KM}"));
+    }
+    let max_price = request.max_price.as_ref().and_then(|price| v.money("max_price", Some(price)));
+    let min_rating = request.min_rating;
+    if !(min_rating == 0.0 || (min_rating.is_finite() && (1.0..=5.0).contains(&min_rating))) {
+        v.add("min_rating", "must be 0 (none) or from 1 to 5");
+    }
+    let open_at = request.open_at.as_ref().and_then(|time| {
+        let parsed = timestamp(time);
+        if parsed.is_none() {
+            v.add("open_at", "is not a valid timestamp");
+        }
+        parsed
+    });
+
+    let profile_name = if request.ranking_profile.is_empty() { default_profile } else { &request.ranking_profile };
+    if !profile_known(profile_name) {
+        v.add("ranking_profile", format!("unknown ranking profile {profile_name:?}"));
+    }
+    if request.page_size < 0 {
+        v.add("page_size", "must not be negative");
+    }
+    v.text("page_token".into(), &request.page_token, 1024, false);
+    if request.explain_center_ids.len() > MAX_EXPLAIN_IDS {
+        v.add("explain_center_ids", format!("at most {MAX_EXPLAIN_IDS} ids"));
+    }
+    for (i, id) in request.explain_center_ids.iter().enumerate().take(MAX_EXPLAIN_IDS) {
+        v.text(format!("explain_center_ids[{i}]"), id, MAX_ID_CHARS, true);
+    }
+
+    if !v.is_empty() {
+        return Err(v.into_vec());
+    }
+    Ok(FindQuery {
+        location: location.expect("validated"),
+        brand: terminal.brand.trim().to_owned(),
+        model: (!terminal.model.trim().is_empty()).then(|| terminal.model.trim().to_owned()),
+        fault,
+        ownership,
+        warranty: WarrantyClaim { status, purchase_date },
+        service_modes,
+        max_distance_km: (max_distance_km > 0.0).then_some(max_distance_km),
+        max_price,
+        min_rating: (min_rating > 0.0).then_some(min_rating),
+        open_at,
+        profile_name: profile_name.to_owned(),
+        page_size: (request.page_size > 0).then(|| request.page_size.unsigned_abs()),
+        page_token: (!request.page_token.is_empty()).then(|| request.page_token.clone()),
+        explain_center_ids: request.explain_center_ids.clone(),
+    })
+}
+
+fn match_to_proto(ranked: &RankedMatch) -> pb::RepairCenterMatch {
+    let scored = &ranked.scored;
+    let eligible = &scored.eligible;
+    pb::RepairCenterMatch {
+        center: Some(center_to_proto(&ranked.center)),
+        rank: ranked.rank,
+        score: scored.score,
+        distance_km: eligible.distance_km,
+        score_breakdown: ranked
+            .breakdown
+            .iter()
+            .map(|c| pb::ScoreComponent {
+                factor: c.factor.to_owned(),
+                raw_value: c.raw_value,
+                normalized_value: c.normalized_value,
+                weight: c.weight,
+                contribution: c.contribution,
+            })
+            .collect(),
+        warranty_covered: eligible.warranty_covered,
+        estimated_price: eligible
+            .price
+            .as_ref()
+            .map(|(low, high)| pb::PriceEstimate { min: Some(money_to_proto(low)), max: Some(money_to_proto(high)) }),
+        service_modes: eligible.usable_modes.iter().map(ServiceMode::to_proto).collect(),
+        reasons: ranked.reasons.clone(),
+        tier: eligible.tier,
+        downtime_hours: scored.downtime_hours(),
+    }
+}
+
+fn channel_to_proto(channel: &SupportChannel) -> pb::SupportChannel {
+    pb::SupportChannel {
+        provider_type: match channel.provider {
+            SupportProvider::Brand => "brand",
+            SupportProvider::Bank => "bank",
+        }
+        .to_owned(),
+        name: channel.name.clone(),
+        hotline: channel.hotline.clone(),
+        online_support_url: channel.online_support_url.clone(),
+        email: channel.email.clone(),
+    }
+}
+
+fn exclusion_to_proto(exclusion: &Exclusion) -> pb::Exclusion {
+    pb::Exclusion {
+        center_id: exclusion.center_id.clone(),
+        rule: exclusion.rule.to_proto(),
+        detail: exclusion.detail.clone(),
+    }
+}
+
+/// A find outcome as a response.
+/// `config_version` is the version of the config the request was answered under.
+pub fn find_response_to_proto(
+    outcome: &FindOutcome,
+    profile_name: &str,
+    config_version: u64,
+) -> pb::FindRepairCenterResponse {
+    pb::FindRepairCenterResponse {
+        matches: outcome.matches.iter().map(match_to_proto).collect(),
+        remote_support: Some(pb::RemoteSupport {
+            channels: outcome.remote_support.iter().map(channel_to_proto).collect(),
+        }),
+        guidance: outcome.guidance.clone(),
+        exclusions: outcome.exclusions.iter().map(exclusion_to_proto).collect(),
+        total_size: i32::try_from(outcome.total_size).unwrap_or(i32::MAX),
+        total_size_is_estimate: false,
+        next_page_token: outcome.next_page_token.clone().unwrap_or_default(),
+        ranking_profile: profile_name.to_owned(),
+        catalog_version: outcome.catalog_version,
+        warranty_status: warranty_status_to_proto(outcome.warranty),
+        config_version,
+    }
+}
+
+// WARRANTY_STATUS_UNKNOWN is the zero value, as the contract names it, so
+// this pair has no unspecified member and is mapped by hand.
+fn warranty_status_to_proto(status: WarrantyStatus) -> i32 {
+    let status = match status {
+        WarrantyStatus::Unknown => pb::WarrantyStatus::Unknown,
+        WarrantyStatus::InWarranty => pb::WarrantyStatus::InWarranty,
+        WarrantyStatus::OutOfWarranty => pb::WarrantyStatus::OutOfWarranty,
+    };
+    status as i32
+}

@@ -1,0 +1,161 @@
+//! Conversion between `repairmatch.v1` messages and domain types.
+//!
+//! Inbound conversions validate every field and report each problem as a
+//! field violation with the field's path (`coverage.polygon.exterior`), so a
+//! caller learns everything wrong with a message at once. Generated types end
+//! here; the core never sees them.
+//!
+//! - [`enums`]: the enum pairs, declared once each.
+//! - [`center`]: repair centers, brands and banks.
+//! - [`find`]: the Find request and answer.
+//! - [`catalog`]: catalog write results and listing filters.
+
+pub mod catalog;
+pub mod center;
+pub mod enums;
+pub mod find;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use repairmatch_core::geodesy::LatLng;
+use repairmatch_core::model::{CurrencyCode, Money};
+use repairmatch_proto::v1 as pb;
+use tonic_types::FieldViolation;
+
+pub use center::{
+    bank_from_proto, bank_to_proto, brand_from_proto, brand_to_proto, center_from_proto, center_to_proto,
+};
+pub use enums::{ProtoEnum, UnknownValue};
+
+/// Longest id of a center or bank.
+pub const MAX_ID_CHARS: usize = 64;
+/// Longest brand or model name.
+pub const MAX_NAME_KEY_CHARS: usize = 64;
+/// Most points over all rings of one polygon.
+pub const MAX_POLYGON_POINTS: usize = 10_000;
+/// Largest coverage radius.
+pub const MAX_RADIUS_KM: f64 = 500.0;
+/// Most ids a caller may ask to have explained.
+pub const MAX_EXPLAIN_IDS: usize = 100;
+
+/// Which checks an inbound conversion makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limits {
+    /// Everything, the API's size limits included: for what callers send.
+    Api,
+    /// Only that the record is a well-formed domain value: for what a store
+    /// already holds, which an older release may have accepted under other
+    /// limits.
+    Stored,
+}
+
+/// Collects violations under a path prefix.
+#[derive(Debug)]
+pub struct Violations {
+    list: Vec<FieldViolation>,
+    limits: Limits,
+}
+
+impl Default for Violations {
+    fn default() -> Self {
+        Self::new(Limits::Api)
+    }
+}
+
+impl Violations {
+    /// A collector making the checks of `limits`.
+    pub fn new(limits: Limits) -> Self {
+        Self { list: Vec::new(), limits }
+    }
+
+    /// Records a bad field.
+    pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
+        self.list.push(FieldViolation::new(field, description));
+    }
+
+    /// Whether nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// The recorded violations.
+    pub fn into_vec(self) -> Vec<FieldViolation> {
+        self.list
+    }
+
+    /// Records a size limit broken, when API limits apply.
+    fn limit(&mut self, exceeded: bool, field: impl Into<String>, description: impl Into<String>) {
+        if exceeded && self.limits == Limits::Api {
+            self.add(field, description);
+        }
+    }
+
+    fn text(&mut self, field: String, value: &str, max_chars: usize, required: bool) {
+        if required && value.trim().is_empty() {
+            self.add(field, "is required");
+        } else {
+            let too_long = self.limits == Limits::Api && value.chars().count() > max_chars;
+            self.limit(too_long, field, format!("must be at most {max_chars} characters"));
+        }
+    }
+
+    fn location(&mut self, field: &str, location: Option<&pb::LatLng>) -> Option<LatLng> {
+        let Some(location) = location else {
+            self.add(field, "is required");
+            return None;
+        };
+        let mut ok = true;
+        if !(location.latitude.is_finite() && (-90.0..=90.0).contains(&location.latitude)) {
+            self.add(format!("{field}.latitude"), "must be a number from -90 to 90");
+            ok = false;
+        }
+        if !(location.longitude.is_finite() && (-180.0..=180.0).contains(&location.longitude)) {
+            self.add(format!("{field}.longitude"), "must be a number from -180 to 180");
+            ok = false;
+        }
+        ok.then(|| LatLng::new(location.latitude, location.longitude))
+    }
+
+    fn money(&mut self, field: &str, money: Option<&pb::Money>) -> Option<Money> {
+        let Some(money) = money else {
+            self.add(field, "is required");
+            return None;
+        };
+        let currency_code = CurrencyCode::parse(&money.currency_code);
+        if currency_code.is_none() {
+            self.add(format!("{field}.currency_code"), "must be an ISO 4217 currency code, such as CNY or USD");
+        }
+        if money.amount_minor_units < 0 {
+            self.add(format!("{field}.amount_minor_units"), "must not be negative");
+            return None;
+        }
+        Some(Money { currency_code: currency_code?, amount_minor_units: money.amount_minor_units })
+    }
+}
+
+fn money_to_proto(money: &Money) -> pb::Money {
+    pb::Money { currency_code: money.currency_code.to_string(), amount_minor_units: money.amount_minor_units }
+}
+
+/// Whether `id` is a valid center or bank id.
+pub fn is_valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_ID_CHARS
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
+fn join(prefix: &str, field: &str) -> String {
+    if prefix.is_empty() { field.to_owned() } else { format!("{prefix}.{field}") }
+}
+
+fn timestamp(value: &pbjson_types::Timestamp) -> Option<DateTime<Utc>> {
+    let nanos = u32::try_from(value.nanos).ok().filter(|n| *n < 1_000_000_000)?;
+    DateTime::from_timestamp(value.seconds, nanos)
+}
+
+fn timestamp_to_proto(time: DateTime<Utc>) -> pbjson_types::Timestamp {
+    pbjson_types::Timestamp { seconds: time.timestamp(), nanos: time.timestamp_subsec_nanos() as i32 }
+}
+
+fn parse_date(value: &str) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(value, "%Y-%m-%d").ok().filter(|_| value.len() == 10)
+}

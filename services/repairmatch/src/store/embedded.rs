@@ -1,0 +1,409 @@
+//! The embedded catalog store: one redb file holding every center, brand and
+//! bank as protobuf bytes, the catalog version, and a bounded history of
+//! which records each version changed.
+//!
+//! Every batch is one ACID transaction, durable (fsynced) before it returns,
+//! so an acknowledged write survives a crash and a reader never sees half of
+//! one. Only one process can open the file at a time.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use chrono::Utc;
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use repairmatch_core::model::{RepairCenter, match_key};
+use serde::{Deserialize, Serialize};
+
+use super::records::{decode_bank, decode_brand, decode_center, encode_bank, encode_brand, encode_center};
+use super::{
+    AppliedBatch, CatalogStore, ChangeSet, Changes, ItemStatus, Precondition, StoreError, StoredCatalog, WriteBatch,
+};
+
+const CENTERS: TableDefinition<&str, &[u8]> = TableDefinition::new("repair_centers");
+const BRANDS: TableDefinition<&str, &[u8]> = TableDefinition::new("brands");
+const BANKS: TableDefinition<&str, &[u8]> = TableDefinition::new("banks");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// Catalog version → the keys that version changed (JSON of [`ChangedKeys`]).
+const CHANGES: TableDefinition<u64, &[u8]> = TableDefinition::new("changes");
+const CATALOG_VERSION: &str = "catalog_version";
+
+/// How many versions of history `changes_since` can answer from; a follower
+/// further behind reloads everything.
+const HISTORY_VERSIONS: u64 = 10_000;
+/// A batch touching more keys than this (a bulk import) is recorded as
+/// "everything may have changed": listing a million ids helps no follower.
+const MAX_LISTED_KEYS: usize = 10_000;
+
+/// The keys one version changed.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct ChangedKeys {
+    /// Too many to list: a follower reloads.
+    #[serde(default)]
+    everything: bool,
+    #[serde(default)]
+    centers: Vec<String>,
+    #[serde(default)]
+    brands: Vec<String>,
+    #[serde(default)]
+    banks: Vec<String>,
+}
+
+impl ChangedKeys {
+    fn of(changes: &ChangeSet) -> Self {
+        let listed =
+            changes.centers.len() + changes.deleted_center_ids.len() + changes.brands.len() + changes.banks.len();
+        if listed > MAX_LISTED_KEYS {
+            return Self { everything: true, ..Self::default() };
+        }
+        Self {
+            everything: false,
+            centers: changes
+                .centers
+                .iter()
+                .map(|c| c.id.clone())
+                .chain(changes.deleted_center_ids.iter().cloned())
+                .collect(),
+            brands: changes.brands.iter().map(|b| match_key(&b.name)).collect(),
+            banks: changes.banks.iter().map(|b| b.id.clone()).collect(),
+        }
+    }
+}
+
+/// A handle on the store file.
+#[derive(Debug)]
+pub struct EmbeddedStore {
+    db: Database,
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the store at `path`, creating its directory.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(directory) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(directory)
+                .map_err(|source| StoreError::Directory { path: directory.display().to_string(), source })?;
+        }
+        let db = Database::create(path)?;
+        // Create the tables up front so readers never meet a missing one.
+        let txn = db.begin_write()?;
+        txn.open_table(CENTERS)?;
+        txn.open_table(BRANDS)?;
+        txn.open_table(BANKS)?;
+        txn.open_table(META)?;
+        txn.open_table(CHANGES)?;
+        txn.commit()?;
+        Ok(Self { db })
+    }
+}
+
+/// Whether `precondition` holds of the stored center; the refusal if not.
+/// Ownership is checked first: another tenant learns nothing of the etag.
+fn check(precondition: &Precondition, existing: Option<&RepairCenter>) -> Result<(), ItemStatus> {
+    if let (Some(owner), Some(existing)) = (&precondition.owner, existing)
+        && existing.owner != *owner
+    {
+        return Err(ItemStatus::NotOwner);
+    }
+    match (&precondition.etag, existing) {
+        (None, _) => Ok(()),
+        (Some(etag), Some(existing)) if existing.etag == *etag => Ok(()),
+        (Some(_), existing) => Err(ItemStatus::StaleEtag(existing.map(|e| e.etag.clone()).unwrap_or_default())),
+    }
+}
+
+fn corrupt(table: &'static str, key: &str) -> impl FnOnce(String) -> StoreError {
+    move |why| StoreError::Corrupt { table, key: key.to_owned(), why }
+}
+
+fn read_all<T>(
+    txn: &redb::ReadTransaction,
+    (definition, name): (TableDefinition<&str, &[u8]>, &'static str),
+    decode: impl Fn(&[u8]) -> Result<T, String>,
+) -> Result<Vec<T>, StoreError> {
+    let table = txn.open_table(definition)?;
+    let mut records = Vec::with_capacity(usize::try_from(table.len()?).unwrap_or(0));
+    for entry in table.iter()? {
+        let (key, value) = entry?;
+        records.push(decode(value.value()).map_err(corrupt(name, key.value()))?);
+    }
+    Ok(records)
+}
+
+impl CatalogStore for EmbeddedStore {
+    fn is_empty(&self) -> Result<bool, StoreError> {
+        let txn = self.db.begin_read()?;
+        Ok(txn.open_table(CENTERS)?.len()? == 0 && txn.open_table(BRANDS)?.len()? == 0)
+    }
+
+    fn load(&self) -> Result<StoredCatalog, StoreError> {
+        let txn = self.db.begin_read()?;
+        let version = txn.open_table(META)?.get(CATALOG_VERSION)?.map_or(0, |v| v.value());
+        Ok(StoredCatalog {
+            version,
+            centers: read_all(&txn, (CENTERS, "repair_centers"), decode_center)?,
+            brands: read_all(&txn, (BRANDS, "brands"), decode_brand)?,
+            banks: read_all(&txn, (BANKS, "banks"), decode_bank)?,
+        })
+    }
+
+    fn apply(&self, batch: WriteBatch) -> Result<AppliedBatch, StoreError> {
+        let txn = self.db.begin_write()?;
+        let current = txn.open_table(META)?.get(CATALOG_VERSION)?.map_or(0, |v| v.value());
+        let version = current + 1;
+        let etag = format!("{version:x}");
+        let now = Utc::now();
+        let mut applied = AppliedBatch::default();
+        {
+            let mut table = txn.open_table(CENTERS)?;
+            for upsert in batch.upserts {
+                let mut center = upsert.center;
+                let existing = match table.get(center.id.as_str())? {
+                    Some(bytes) => Some(decode_center(bytes.value()).map_err(corrupt("repair_centers", &center.id))?),
+                    None => None,
+                };
+                if let Err(refusal) = check(&upsert.precondition, existing.as_ref()) {
+                    applied.upserts.push(refusal);
+                    continue;
+                }
+                if let Some(existing) = existing.filter(|e| !e.owner.is_empty()) {
+                    center.owner = existing.owner;
+                }
+                center.etag.clone_from(&etag);
+                center.update_time = Some(now);
+                table.insert(center.id.as_str(), encode_center(&center).as_slice())?;
+                applied.upserts.push(ItemStatus::Applied);
+                applied.changes.centers.push(center);
+            }
+            for delete in batch.deletes {
+                let existing = match table.get(delete.id.as_str())? {
+                    Some(bytes) => decode_center(bytes.value()).map_err(corrupt("repair_centers", &delete.id))?,
+                    None => {
+                        applied.deletes.push(ItemStatus::NotFound);
+                        continue;
+                    }
+                };
+                if let Err(refusal) = check(&delete.precondition, Some(&existing)) {
+                    applied.deletes.push(refusal);
+                    continue;
+                }
+                table.remove(delete.id.as_str())?;
+                applied.deletes.push(ItemStatus::Applied);
+                applied.changes.deleted_center_ids.push(delete.id);
+            }
+        }
+        {
+            let mut table = txn.open_table(BRANDS)?;
+            for mut brand in batch.brands {
+                let key = match_key(&brand.name);
+                if let Some(bytes) = table.get(key.as_str())? {
+                    let existing = decode_brand(bytes.value()).map_err(corrupt("brands", &key))?;
+                    if !existing.owner.is_empty() {
+                        brand.owner = existing.owner;
+                    }
+                }
+                table.insert(key.as_str(), encode_brand(&brand).as_slice())?;
+                applied.changes.brands.push(brand);
+            }
+        }
+        {
+            let mut table = txn.open_table(BANKS)?;
+            for bank in batch.banks {
+                table.insert(bank.id.as_str(), encode_bank(&bank).as_slice())?;
+                applied.changes.banks.push(bank);
+            }
+        }
+        if applied.changes.is_empty() {
+            // Nothing passed its precondition: no new version.
+            txn.abort()?;
+            applied.version = current;
+            applied.changes.version = current;
+            return Ok(applied);
+        }
+        txn.open_table(META)?.insert(CATALOG_VERSION, version)?;
+        {
+            let mut history = txn.open_table(CHANGES)?;
+            let keys = serde_json::to_vec(&ChangedKeys::of(&applied.changes)).expect("plain strings serialize");
+            history.insert(version, keys.as_slice())?;
+            if version > HISTORY_VERSIONS {
+                history.retain_in(..=version - HISTORY_VERSIONS, |_, _| false)?;
+            }
+        }
+        txn.commit()?;
+        applied.version = version;
+        applied.changes.version = version;
+        Ok(applied)
+    }
+
+    fn changes_since(&self, since: u64) -> Result<Changes, StoreError> {
+        let txn = self.db.begin_read()?;
+        let current = txn.open_table(META)?.get(CATALOG_VERSION)?.map_or(0, |v| v.value());
+        if since >= current {
+            return Ok(Changes::Since(ChangeSet { version: current, ..ChangeSet::default() }));
+        }
+        let history = txn.open_table(CHANGES)?;
+        let oldest = history.first()?.map(|(version, _)| version.value());
+        if oldest.is_none_or(|oldest| oldest > since + 1) {
+            return Ok(Changes::ReloadAll);
+        }
+        let (mut centers, mut brands, mut banks) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+        for entry in history.range(since + 1..=current)? {
+            let (version, keys) = entry?;
+            let keys: ChangedKeys = serde_json::from_slice(keys.value()).map_err(|e| StoreError::Corrupt {
+                table: "changes",
+                key: version.value().to_string(),
+                why: e.to_string(),
+            })?;
+            if keys.everything {
+                return Ok(Changes::ReloadAll);
+            }
+            centers.extend(keys.centers);
+            brands.extend(keys.brands);
+            banks.extend(keys.banks);
+        }
+        // Each key's state now is its latest: later versions win by construction.
+        let mut changes = ChangeSet { version: current, ..ChangeSet::default() };
+        let table = txn.open_table(CENTERS)?;
+        for id in centers {
+            match table.get(id.as_str())? {
+                Some(bytes) => {
+                    changes.centers.push(decode_center(bytes.value()).map_err(corrupt("repair_centers", &id))?)
+                }
+                None => changes.deleted_center_ids.push(id),
+            }
+        }
+        let table = txn.open_table(BRANDS)?;
+        for key in brands {
+            if let Some(bytes) = table.get(key.as_str())? {
+                changes.brands.push(decode_brand(bytes.value()).map_err(corrupt("brands", &key))?);
+            }
+        }
+        let table = txn.open_table(BANKS)?;
+        for id in banks {
+            if let Some(bytes) = table.get(id.as_str())? {
+                changes.banks.push(decode_bank(bytes.value()).map_err(corrupt("banks", &id))?);
+            }
+        }
+        Ok(Changes::Since(changes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use repairmatch_datagen as datagen;
+
+    use super::*;
+    use crate::store::{CenterDelete, CenterUpsert};
+
+    fn upsert(center: RepairCenter, etag: Option<&str>, owner: Option<&str>) -> CenterUpsert {
+        CenterUpsert {
+            center,
+            precondition: Precondition { etag: etag.map(str::to_owned), owner: owner.map(str::to_owned) },
+        }
+    }
+
+    fn store() -> (tempfile::TempDir, EmbeddedStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(&dir.path().join("nested/catalog.redb")).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn writes_survive_reopening_and_bump_the_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/catalog.redb");
+        let sample = datagen::generate(50, 9);
+        {
+            let store = EmbeddedStore::open(&path).unwrap();
+            assert!(store.is_empty().unwrap());
+            let applied = store
+                .apply(WriteBatch::load(sample.centers.clone(), sample.brands.clone(), sample.banks.clone()))
+                .unwrap();
+            assert_eq!(applied.version, 1);
+            assert!(applied.changes.centers.iter().all(|c| c.etag == "1" && c.update_time.is_some()));
+        }
+        let store = EmbeddedStore::open(&path).unwrap();
+        let loaded = store.load().unwrap();
+        assert_eq!((loaded.version, loaded.centers.len()), (1, 50));
+        assert_eq!(loaded.brands.len(), sample.brands.len());
+        let applied = store.apply(WriteBatch::load(vec![], sample.brands, vec![])).unwrap();
+        assert_eq!(applied.version, 2);
+    }
+
+    #[test]
+    fn preconditions_are_checked_per_item_inside_the_batch() {
+        let (_dir, store) = store();
+        let mut centers = datagen::generate(3, 9).centers;
+        for center in &mut centers {
+            center.owner = "provider-a".into();
+        }
+        store.apply(WriteBatch::load(centers.clone(), vec![], vec![])).unwrap();
+
+        let mut renamed = centers[0].clone();
+        renamed.name = "Renamed".into();
+        renamed.owner = "provider-b".into();
+        let batch = WriteBatch {
+            upserts: vec![
+                upsert(renamed.clone(), Some("1"), Some("provider-a")),
+                upsert(centers[1].clone(), Some("stale"), Some("provider-a")),
+                upsert(centers[2].clone(), None, Some("provider-b")),
+            ],
+            deletes: vec![CenterDelete { id: "nowhere".into(), precondition: Precondition::default() }],
+            ..WriteBatch::default()
+        };
+        let applied = store.apply(batch).unwrap();
+        assert_eq!(applied.upserts, [ItemStatus::Applied, ItemStatus::StaleEtag("1".into()), ItemStatus::NotOwner]);
+        assert_eq!(applied.deletes, [ItemStatus::NotFound]);
+        assert_eq!(applied.version, 2);
+        let written = &applied.changes.centers[0];
+        assert_eq!(
+            (written.name.as_str(), written.owner.as_str(), written.etag.as_str()),
+            ("Renamed", "provider-a", "2")
+        );
+
+        let refused_only =
+            WriteBatch { upserts: vec![upsert(centers[1].clone(), Some("9"), None)], ..WriteBatch::default() };
+        let applied = store.apply(refused_only).unwrap();
+        assert_eq!(applied.version, 2, "a batch that writes nothing makes no version");
+        assert_eq!(store.load().unwrap().version, 2);
+    }
+
+    #[test]
+    fn changes_since_a_version_are_each_records_latest_state() {
+        let (_dir, store) = store();
+        let sample = datagen::generate(5, 2);
+        store.apply(WriteBatch::load(sample.centers.clone(), sample.brands.clone(), sample.banks.clone())).unwrap();
+        let mut renamed = sample.centers[0].clone();
+        renamed.name = "First rename".into();
+        store.apply(WriteBatch::load(vec![renamed.clone()], vec![], vec![])).unwrap();
+        renamed.name = "Second rename".into();
+        store.apply(WriteBatch::load(vec![renamed.clone()], vec![], vec![])).unwrap();
+        let delete = CenterDelete { id: sample.centers[1].id.clone(), precondition: Precondition::default() };
+        store.apply(WriteBatch { deletes: vec![delete], ..WriteBatch::default() }).unwrap();
+
+        let Changes::Since(changes) = store.changes_since(1).unwrap() else { panic!("history reaches back") };
+        assert_eq!(changes.version, 4);
+        assert_eq!(changes.centers.len(), 1);
+        assert_eq!(changes.centers[0].name, "Second rename");
+        assert_eq!(changes.deleted_center_ids, [sample.centers[1].id.clone()]);
+        let Changes::Since(none) = store.changes_since(4).unwrap() else { panic!() };
+        assert!(none.is_empty() && none.version == 4);
+        let Changes::Since(everything) = store.changes_since(0).unwrap() else { panic!() };
+        assert_eq!(everything.centers.len(), 4, "five loaded, one deleted");
+        assert_eq!(everything.brands.len(), sample.brands.len());
+    }
+
+    #[test]
+    fn a_follower_behind_a_bulk_load_or_the_trimmed_history_reloads() {
+        let (_dir, store) = store();
+        let bulk = datagen::generate(MAX_LISTED_KEYS + 1, 2);
+        store.apply(WriteBatch::load(bulk.centers, vec![], vec![])).unwrap();
+        assert!(matches!(store.changes_since(0).unwrap(), Changes::ReloadAll), "the bulk load is not listed");
+        let center = datagen::generate(1, 3).centers.remove(0);
+        store.apply(WriteBatch::load(vec![center], vec![], vec![])).unwrap();
+        assert!(matches!(store.changes_since(1).unwrap(), Changes::Since(c) if c.centers.len() == 1));
+
+        let txn = store.db.begin_write().unwrap();
+        txn.open_table(CHANGES).unwrap().retain_in(..=2, |_, _| false).unwrap();
+        txn.commit().unwrap();
+        assert!(matches!(store.changes_since(1).unwrap(), Changes::ReloadAll), "history trimmed past version 1");
+    }
+}

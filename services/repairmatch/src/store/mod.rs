@@ -1,0 +1,212 @@
+//! Where the catalog lives: the [`CatalogStore`] seam the application writes
+//! through, and its implementations.
+//!
+//! - [`embedded`]: a redb file, for one process (the default).
+//! - [`records`]: how domain records are kept as `repairmatch.v1` bytes, with
+//!   no request validation in the way.
+//!
+//! A store knows nothing of tenants or API limits. It keeps records, applies
+//! a batch atomically (each item's precondition checked inside that one
+//! atomic step), numbers every batch with the next catalog version, and can
+//! say what changed since a version so another process can follow it.
+
+pub mod embedded;
+pub mod records;
+
+use repairmatch_core::model::{Bank, Brand, RepairCenter};
+
+pub use embedded::EmbeddedStore;
+
+/// A store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The embedded database failed.
+    #[error("embedded database failed")]
+    Database(#[from] redb::Error),
+    /// A record no longer decodes.
+    #[error("stored record {key:?} in {table} is corrupt: {why}")]
+    Corrupt {
+        /// The table.
+        table: &'static str,
+        /// The record's key.
+        key: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// The store's directory could not be created.
+    #[error("cannot create {path}: {source}")]
+    Directory {
+        /// The directory.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+// redb reports each kind of failure as its own type; all of them are a
+// database failure to the service.
+macro_rules! redb_errors_are_database_errors {
+    ($($error:ty),*) => {$(
+        impl From<$error> for StoreError {
+            fn from(error: $error) -> Self {
+                StoreError::Database(error.into())
+            }
+        }
+    )*};
+}
+redb_errors_are_database_errors!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// Everything a store holds.
+#[derive(Debug, Default)]
+pub struct StoredCatalog {
+    /// Version of the last committed batch.
+    pub version: u64,
+    /// Every center.
+    pub centers: Vec<RepairCenter>,
+    /// Every brand.
+    pub brands: Vec<Brand>,
+    /// Every bank.
+    pub banks: Vec<Bank>,
+}
+
+/// What must hold of the stored center for an item to be written. Checked
+/// inside the batch's atomic step, so two writers racing on one center cannot
+/// both win.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Precondition {
+    /// The stored center must exist with exactly this etag.
+    pub etag: Option<String>,
+    /// If the center exists, this tenant must own it.
+    pub owner: Option<String>,
+}
+
+/// A center to insert or replace. A center's owner is fixed when it is
+/// created: replacing it keeps the stored owner, whatever the item says.
+#[derive(Debug, Clone)]
+pub struct CenterUpsert {
+    /// The center; its etag and update time are the store's to set.
+    pub center: RepairCenter,
+    /// What must hold first.
+    pub precondition: Precondition,
+}
+
+/// A center to delete.
+#[derive(Debug, Clone)]
+pub struct CenterDelete {
+    /// Its id.
+    pub id: String,
+    /// What must hold first.
+    pub precondition: Precondition,
+}
+
+/// Records to write in one atomic step.
+#[derive(Debug, Default)]
+pub struct WriteBatch {
+    /// Centers to insert or replace, by id.
+    pub upserts: Vec<CenterUpsert>,
+    /// Centers to delete, by id.
+    pub deletes: Vec<CenterDelete>,
+    /// Brands to insert or replace, by name (case-insensitive); an existing
+    /// brand's owner is kept.
+    pub brands: Vec<Brand>,
+    /// Banks to insert or replace, by id.
+    pub banks: Vec<Bank>,
+}
+
+impl WriteBatch {
+    /// Unconditional upserts of whole records, as a bulk import writes them.
+    pub fn load(centers: Vec<RepairCenter>, brands: Vec<Brand>, banks: Vec<Bank>) -> Self {
+        let upserts =
+            centers.into_iter().map(|center| CenterUpsert { center, precondition: Precondition::default() }).collect();
+        Self { upserts, deletes: Vec::new(), brands, banks }
+    }
+
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.upserts.is_empty() && self.deletes.is_empty() && self.brands.is_empty() && self.banks.is_empty()
+    }
+}
+
+/// What became of one upsert or delete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ItemStatus {
+    /// Written (or deleted).
+    Applied,
+    /// The etag was not the stored one; nothing written. Holds the stored
+    /// etag, empty when the center does not exist.
+    StaleEtag(String),
+    /// The center belongs to another tenant; nothing written.
+    NotOwner,
+    /// A delete of a center that does not exist.
+    NotFound,
+}
+
+/// The outcome of a batch.
+#[derive(Debug, Default)]
+pub struct AppliedBatch {
+    /// The catalog version after the batch: a new one when anything was
+    /// written, the current one when nothing was.
+    pub version: u64,
+    /// One per upsert, in order.
+    pub upserts: Vec<ItemStatus>,
+    /// One per delete, in order.
+    pub deletes: Vec<ItemStatus>,
+    /// The changes as committed: centers with their new etag, update time
+    /// and owner, brands with their owner.
+    pub changes: ChangeSet,
+}
+
+/// Records changed after some version, each in its latest state.
+#[derive(Debug, Default)]
+pub struct ChangeSet {
+    /// The version these changes bring a reader to.
+    pub version: u64,
+    /// Centers written, as stored now.
+    pub centers: Vec<RepairCenter>,
+    /// Centers deleted.
+    pub deleted_center_ids: Vec<String>,
+    /// Brands written.
+    pub brands: Vec<Brand>,
+    /// Banks written.
+    pub banks: Vec<Bank>,
+}
+
+impl ChangeSet {
+    /// Whether nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.centers.is_empty() && self.deleted_center_ids.is_empty() && self.brands.is_empty() && self.banks.is_empty()
+    }
+}
+
+/// What a follower gets when it asks what changed since its version.
+#[derive(Debug)]
+pub enum Changes {
+    /// The changes, coalesced to each record's latest state.
+    Since(ChangeSet),
+    /// The store's history no longer reaches back that far (trimmed, or a
+    /// bulk load too large to list): load the whole catalog again.
+    ReloadAll,
+}
+
+/// A catalog store. Methods block: call them from a blocking thread.
+pub trait CatalogStore: Send + Sync + std::fmt::Debug + 'static {
+    /// Whether no center and no brand is stored.
+    fn is_empty(&self) -> Result<bool, StoreError>;
+
+    /// Everything, for a first snapshot.
+    fn load(&self) -> Result<StoredCatalog, StoreError>;
+
+    /// Applies a batch in one atomic, durable step: items whose precondition
+    /// fails are reported and skipped, the rest are committed together under
+    /// one new catalog version before this returns.
+    fn apply(&self, batch: WriteBatch) -> Result<AppliedBatch, StoreError>;
+
+    /// What changed after `version`.
+    fn changes_since(&self, version: u64) -> Result<Changes, StoreError>;
+}
