@@ -14,7 +14,7 @@
 
 use std::time::{Duration, Instant};
 
-use repairmatch_core::datagen;
+use repairmatch_datagen as datagen;
 use repairmatch_proto::v1 as pb;
 use repairmatch_tests::{Fixture, TestServer, find_request};
 use tonic_health::pb::HealthCheckRequest;

@@ -313,7 +313,7 @@ async fn writes_survive_a_restart() {
 #[tokio::test]
 async fn importing_100k_datagen_centers_lands_what_is_valid_and_find_serves_it() {
     let server = TestServer::start(&Fixture::with_centers(vec![])).await;
-    let sample = repairmatch_core::datagen::generate(100_000, 77);
+    let sample = repairmatch_datagen::generate(100_000, 77);
     let mut items: Vec<pb::ImportRepairCentersRequest> = sample
         .centers
         .iter()

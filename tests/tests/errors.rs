@@ -4,6 +4,7 @@
 use repairmatch_proto::v1 as pb;
 use repairmatch_tests::*;
 use tonic::Code;
+use tonic_types::StatusExt;
 
 #[tokio::test]
 async fn every_bad_field_is_named_and_the_server_keeps_serving() {
@@ -38,6 +39,10 @@ async fn every_bad_field_is_named_and_the_server_keeps_serving() {
             "max_price.currency_code",
             Box::new(|r| r.max_price = Some(pb::Money { currency_code: "cny".into(), amount_minor_units: 5 })),
         ),
+        (
+            "max_price.currency_code",
+            Box::new(|r| r.max_price = Some(pb::Money { currency_code: "ZZZ".into(), amount_minor_units: 5 })),
+        ),
         ("max_price.amount_minor_units", Box::new(|r| r.max_price = Some(cny(-5)))),
         ("min_rating", Box::new(|r| r.min_rating = 5.5)),
         ("min_rating", Box::new(|r| r.min_rating = 0.5)),
@@ -59,6 +64,31 @@ async fn every_bad_field_is_named_and_the_server_keeps_serving() {
     }
     let response = client.find_repair_center(find_request()).await.expect("still serving").into_inner();
     assert_eq!(match_ids(&response), ["a"]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn money_must_be_in_an_iso_4217_currency() {
+    let server = TestServer::start(&Fixture::with_centers(vec![center_east("a", 3.0)])).await;
+    let zzz = |amount_minor_units| pb::Money { currency_code: "ZZZ".into(), amount_minor_units };
+    let mut request = find_request();
+    request.max_price = Some(zzz(50_000));
+    let status = server.client().await.find_repair_center(request).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let violations = status.get_error_details().bad_request().expect("a BadRequest").field_violations.clone();
+    assert_eq!(violations.len(), 1, "{violations:?}");
+    assert_eq!(violations[0].field, "max_price.currency_code");
+    assert!(violations[0].description.contains("ISO 4217 currency code"), "{violations:?}");
+
+    // A center quoting in a made-up currency is refused as well.
+    let mut made_up = center_east("made-up", 3.0);
+    made_up.prices[0].min = Some(zzz(10_000));
+    made_up.prices[0].max = Some(zzz(20_000));
+    let request = pb::UpsertRepairCentersRequest { centers: vec![made_up] };
+    let response = server.catalog("provider-fix").await.upsert_repair_centers(request).await.unwrap().into_inner();
+    assert_eq!(response.results[0].outcome(), pb::ItemOutcome::InvalidArgument);
+    let fields: Vec<&str> = response.results[0].field_violations.iter().map(|v| v.field.as_str()).collect();
+    assert!(fields.contains(&"centers[0].prices[0].min.currency_code"), "{fields:?}");
     server.stop().await;
 }
 

@@ -70,6 +70,25 @@ async fn model() {
 }
 
 #[tokio::test]
+async fn a_model_asked_in_lower_case_is_named_as_the_catalog_spells_it() {
+    let mut lists_a920 = center_east("lists-a920", 3.0);
+    lists_a920.brands[0].models = vec!["A920".into()];
+    let mut lists_a80 = center_east("lists-a80", 4.0);
+    lists_a80.brands[0].models = vec!["A80".into()];
+    let server = TestServer::start(&Fixture::with_centers(vec![lists_a920, lists_a80])).await;
+    let mut request = find_request();
+    request.terminal = Some(pb::Terminal { brand: "pax".into(), model: "a920".into(), serial_number: String::new() });
+    request.explain_center_ids = vec!["lists-a80".into()];
+    let response = server.client().await.find_repair_center(request).await.unwrap().into_inner();
+    assert_eq!(match_ids(&response), ["lists-a920"]);
+    let reasons = &response.matches[0].reasons;
+    assert!(reasons.iter().any(|r| r == "repairs the A920"), "{reasons:?}");
+    assert!(reasons.iter().all(|r| !r.contains("a920")), "{reasons:?}");
+    assert_eq!(response.exclusions[0].detail, "repairs PAX but not the A920");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn fault() {
     let mut center = center_east("a", 3.0);
     center.fault_categories = vec![pb::FaultCategory::Printer as i32];
@@ -287,5 +306,32 @@ async fn nobody_covering_still_gets_remote_support_and_guidance() {
     let channels = &response.remote_support.as_ref().unwrap().channels;
     assert_eq!(channels[0].hotline, "+86 400 888 6600");
     assert!(response.guidance.iter().any(|g| g.contains("No repair center covers")));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn quotes_are_shown_in_each_currencys_minor_unit() {
+    let money =
+        |currency_code: &str, amount_minor_units| pb::Money { currency_code: currency_code.into(), amount_minor_units };
+    let quoting = |id: &str, km: f64, currency_code: &str, low: i64, high: i64| {
+        let mut center = center_east(id, km);
+        center.prices[0].min = Some(money(currency_code, low));
+        center.prices[0].max = Some(money(currency_code, high));
+        center
+    };
+    let centers = vec![
+        quoting("yen", 1.0, "JPY", 7_897, 12_500),
+        quoting("dinar", 2.0, "BHD", 1_234, 2_005),
+        quoting("yuan", 3.0, "CNY", 34_200, 68_300),
+    ];
+    let server = TestServer::start(&Fixture::with_centers(centers)).await;
+    let response = server.client().await.find_repair_center(find_request()).await.unwrap().into_inner();
+    let quote_of = |id: &str| {
+        let found = response.matches.iter().find(|m| m.center.as_ref().unwrap().id == id).expect(id);
+        found.reasons.iter().find(|r| r.starts_with("quotes ")).cloned().unwrap_or_default()
+    };
+    assert_eq!(quote_of("yen"), "quotes 7897 JPY–12500 JPY", "the yen has no minor unit");
+    assert_eq!(quote_of("dinar"), "quotes 1.234 BHD–2.005 BHD", "the Bahraini dinar has three decimals");
+    assert_eq!(quote_of("yuan"), "quotes 342.00 CNY–683.00 CNY");
     server.stop().await;
 }

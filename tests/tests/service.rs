@@ -114,7 +114,7 @@ async fn a_bad_line_applies_nothing_of_its_file() {
 
 #[tokio::test]
 async fn a_sample_catalog_from_datagen_imports_and_answers() {
-    let sample = repairmatch_core::datagen::generate(2_000, 42);
+    let sample = repairmatch_datagen::generate(2_000, 42);
     let fixture = Fixture {
         centers: sample.centers.iter().map(repairmatch::convert::center_to_proto).collect(),
         brands: sample.brands.iter().map(repairmatch::convert::brand_to_proto).collect(),

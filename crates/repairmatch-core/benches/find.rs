@@ -1,6 +1,7 @@
-//! The matching core over `datagen` catalogs of 100k and 1M centers: index
-//! build time, time per Find at population-weighted merchant locations, and
-//! the same Finds by a brute-force scan of the whole catalog, in one run.
+//! The matching core over `repairmatch-datagen` catalogs of 100k and 1M
+//! centers: index build time, time per Find at population-weighted merchant
+//! locations, and the same Finds by a brute-force scan of the whole catalog,
+//! in one run.
 //!
 //! `cargo bench -p repairmatch-core --bench find`; set
 //! `REPAIRMATCH_BENCH_SIZES=100000` to run one size only.
@@ -15,7 +16,8 @@ use repairmatch_core::geodesy::LatLng;
 use repairmatch_core::model::FaultCategory;
 use repairmatch_core::query::WarrantyStatus;
 use repairmatch_core::ranking::{Scored, score_all};
-use repairmatch_core::{Catalog, FindQuery, RankingProfile, datagen, find};
+use repairmatch_core::{Catalog, FindQuery, RankingProfile, find};
+use repairmatch_datagen as datagen;
 
 const SEED: u64 = 2026;
 const QUERY_COUNT: usize = 1_000;

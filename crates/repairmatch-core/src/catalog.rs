@@ -318,22 +318,6 @@ impl Catalog {
     }
 
     /// A new snapshot with `upserts` added or replacing centers by id and
-    /// `deletes` removed, compacting at once when the delta has grown past the
-    /// threshold. The service compacts in the background instead: see
-    /// [`Catalog::apply`] and [`Catalog::compacted`].
-    pub fn with_changes(
-        &self,
-        version: u64,
-        upserts: Vec<RepairCenter>,
-        deletes: &[String],
-        brands: Vec<Brand>,
-        banks: Vec<Bank>,
-    ) -> Self {
-        let next = self.apply(version, upserts.into_iter().map(Arc::new).collect(), deletes, brands, banks);
-        if next.needs_compaction() { next.compacted() } else { next }
-    }
-
-    /// A new snapshot with `upserts` added or replacing centers by id and
     /// `deletes` removed. Unchanged centers are shared and only the delta layer
     /// is rebuilt, so the cost follows the changes since the last compaction.
     pub fn apply(
@@ -493,6 +477,16 @@ impl Catalog {
         self.banks.values()
     }
 
+    /// Whether any active center lists the brand, anywhere.
+    pub fn lists_brand(&self, brand_key: &str) -> bool {
+        let in_base = self.base.trees_by_brand.get(brand_key).is_some_and(|tree| {
+            // Stops at the first live entry: shadowed ones are only the writes
+            // since the last compaction.
+            tree.iter().any(|entry| !self.shadowed.contains(&entry.candidate.slot))
+        });
+        in_base || self.delta.trees_by_brand.contains_key(brand_key)
+    }
+
     /// Active centers of the brand whose coverage box holds the merchant and
     /// that pass the filter: a superset of the eligible ones, for the rules to
     /// decide.
@@ -536,7 +530,8 @@ mod tests {
         let catalog = Catalog::build(1, vec![center("b", 1.0), center("a", 2.0), center("c", 3.0)], vec![], vec![]);
         let mut moved = center("b", 9.0);
         moved.name = "moved".into();
-        let next = catalog.with_changes(2, vec![moved, center("d", 4.0)], &["c".to_owned()], vec![], vec![]);
+        let upserts = vec![Arc::new(moved), Arc::new(center("d", 4.0))];
+        let next = catalog.apply(2, upserts, &["c".to_owned()], vec![], vec![]);
         assert_eq!(next.version(), 2);
         let ids: Vec<&str> = next.centers_by_id(None).map(|c| c.id.as_str()).collect();
         assert_eq!(ids, ["a", "b", "d"]);
@@ -549,14 +544,35 @@ mod tests {
     }
 
     #[test]
+    fn a_brand_is_listed_while_a_live_center_lists_it() {
+        let catalog = Catalog::build(1, vec![center("a", 1.0)], vec![], vec![]);
+        assert!(catalog.lists_brand("pax"));
+        assert!(!catalog.lists_brand("verifone"));
+        let deleted = catalog.apply(2, vec![], &["a".to_owned()], vec![], vec![]);
+        assert!(!deleted.lists_brand("pax"), "its only center is gone");
+        let back = deleted.apply(3, vec![Arc::new(center("b", 2.0))], &[], vec![], vec![]);
+        assert!(back.lists_brand("pax"));
+    }
+
+    #[test]
     fn writes_past_the_threshold_compact_into_a_new_base() {
         let centers: Vec<_> = (0..50).map(|i| center(&format!("c{i:02}"), f64::from(i % 10))).collect();
         let mut catalog = Catalog::build(1, centers, vec![], vec![]);
         let threshold = Catalog::compaction_threshold(50);
+        let mut compactions = 0;
         for round in 0..=threshold / 10 {
-            let upserts = (0..10).map(|i| center(&format!("w{round:04}-{i}"), 1.0)).collect();
-            catalog = catalog.with_changes(2 + round as u64, upserts, &["c00".to_owned()], vec![], vec![]);
+            let upserts = (0..10).map(|i| Arc::new(center(&format!("w{round:04}-{i}"), 1.0))).collect();
+            catalog = catalog.apply(2 + round as u64, upserts, &["c00".to_owned()], vec![], vec![]);
+            assert!(catalog.delta_len() <= threshold + 10, "a write never lets the delta run far past the threshold");
+            // As the service's writer does, in the background.
+            if catalog.needs_compaction() {
+                let version = catalog.version();
+                catalog = catalog.compacted();
+                assert_eq!((catalog.version(), catalog.delta_len()), (version, 0));
+                compactions += 1;
+            }
         }
+        assert_eq!(compactions, 1);
         assert!(catalog.delta.len() < threshold, "compacted: the delta restarted");
         assert_eq!(catalog.len(), 49 + (threshold / 10 + 1) * 10);
         assert!(catalog.center("c00").is_none() && catalog.center("c01").is_some());

@@ -8,7 +8,8 @@ use crate::catalog::{BrandFacts, Candidate, Catalog, Slot};
 use crate::geodesy::{distance_km, within_km};
 use crate::hours::{OpenState, open_state};
 use crate::model::{
-    CenterKind, CurrencyCode, FaultCategory, FaultSet, Money, ServiceMode, ServiceModeSet, match_key, price_for,
+    Brand, BrandSupport, CenterKind, CurrencyCode, FaultCategory, FaultSet, Money, ServiceMode, ServiceModeSet,
+    match_key, price_for,
 };
 use crate::profile::RankingProfile;
 use crate::query::{FindQuery, WarrantyStatus};
@@ -103,7 +104,10 @@ pub enum Rejection {
         currency_code: CurrencyCode,
     },
     /// The low end of its price is above the cap.
-    AbovePriceCap,
+    AbovePriceCap {
+        /// That low end, in the cap's currency.
+        lowest: Money,
+    },
     /// Closed at the asked time.
     Closed,
     /// A bank service point of other banks.
@@ -126,7 +130,9 @@ impl Rejection {
             Rejection::DistanceCap { .. } => ExclusionRule::DistanceCap,
             Rejection::ServiceMode => ExclusionRule::ServiceMode,
             Rejection::Unrated | Rejection::RatedBelow { .. } => ExclusionRule::Rating,
-            Rejection::Unpriced | Rejection::OtherCurrency { .. } | Rejection::AbovePriceCap => ExclusionRule::Price,
+            Rejection::Unpriced | Rejection::OtherCurrency { .. } | Rejection::AbovePriceCap { .. } => {
+                ExclusionRule::Price
+            }
             Rejection::Closed => ExclusionRule::Closed,
             Rejection::OtherBanksOnly | Rejection::TamperPolicy | Rejection::RemoteCannotFix => ExclusionRule::Policy,
         }
@@ -137,9 +143,13 @@ impl Rejection {
         let query = context.query;
         match self {
             Rejection::Inactive => "the center is inactive".into(),
-            Rejection::Brand => format!("does not repair {}", query.brand),
+            Rejection::Brand => format!("does not repair {}", context.brand_name),
             Rejection::Model => {
-                format!("repairs {} but not the {}", query.brand, query.model.as_deref().unwrap_or_default())
+                format!(
+                    "repairs {} but not the {}",
+                    context.brand_name,
+                    context.model_name.as_deref().unwrap_or_default()
+                )
             }
             Rejection::Fault => {
                 format!("does not repair {} faults", query.fault.map_or("these".into(), |f| f.to_string()))
@@ -160,7 +170,9 @@ impl Rejection {
                 "prices in {currency_code}, not {}",
                 query.max_price.map_or_else(String::new, |cap| cap.currency_code.to_string())
             ),
-            Rejection::AbovePriceCap => "its lowest price for this fault is above the cap".into(),
+            Rejection::AbovePriceCap { lowest } => {
+                format!("its lowest price for this fault, {lowest}, is above the cap")
+            }
             Rejection::Closed => "closed at the requested time".into(),
             Rejection::OtherBanksOnly => "a bank service point takes only terminals its banks deployed".into(),
             Rejection::TamperPolicy => {
@@ -205,7 +217,11 @@ pub struct MatchContext<'a> {
     pub profile: &'a RankingProfile,
     /// The lower-cased brand.
     pub brand_key: String,
+    /// The brand as the catalog spells it, for words meant for people.
+    pub brand_name: String,
     model_key: Option<String>,
+    /// The model as the catalog spells it, for words meant for people.
+    pub model_name: Option<String>,
     wanted_modes: ServiceModeSet,
     /// The trip cap in force, km.
     pub distance_cap_km: f64,
@@ -215,18 +231,42 @@ pub struct MatchContext<'a> {
 }
 
 impl<'a> MatchContext<'a> {
-    /// Prepares a request; `warranty` is the decided status.
+    /// Prepares a request; `warranty` is the decided status. Brand and model
+    /// are named as asked until [`MatchContext::spell_as`] knows better.
     pub fn new(query: &'a FindQuery, profile: &'a RankingProfile, warranty: WarrantyStatus) -> Self {
         Self {
             query,
             profile,
             brand_key: query.brand_key(),
+            brand_name: query.brand.trim().to_owned(),
             model_key: query.model.as_deref().map(match_key),
+            model_name: query.model.as_deref().map(|model| model.trim().to_owned()),
             wanted_modes: if query.service_modes.is_empty() { ServiceModeSet::ALL } else { query.service_modes },
             distance_cap_km: query.max_distance_km.unwrap_or(profile.default_distance_cap_km),
             warranty,
             remote_faults: profile.policies.remote_fault_categories.iter().copied().collect(),
         }
+    }
+
+    /// Names the brand and model as the brand's catalog record spells them
+    /// (callers type "pax a920"; the answer should read "PAX A920"). A model
+    /// the record does not list keeps the asker's spelling.
+    pub fn spell_as(&mut self, brand: Option<&Brand>) {
+        let Some(brand) = brand else { return };
+        self.brand_name.clone_from(&brand.name);
+        if let Some(model_key) = &self.model_key
+            && let Some(model) = brand.models.iter().find(|model| match_key(model) == *model_key)
+        {
+            self.model_name = Some(model.clone());
+        }
+    }
+
+    /// The model as `support` lists it, else as [`MatchContext::model_name`].
+    pub fn model_name_in<'s>(&'s self, support: Option<&'s BrandSupport>) -> &'s str {
+        let listed = self.model_key.as_deref().and_then(|model_key| {
+            support?.models.iter().find(|model| match_key(model) == model_key).map(String::as_str)
+        });
+        listed.or(self.model_name.as_deref()).unwrap_or_default()
     }
 
     /// What the index may rule out before the rules run: only what
@@ -308,7 +348,7 @@ impl<'a> MatchContext<'a> {
                     return Err(Rejection::OtherCurrency { currency_code: low.currency_code });
                 }
                 Some((low, _)) if low.amount_minor_units > cap.amount_minor_units => {
-                    return Err(Rejection::AbovePriceCap);
+                    return Err(Rejection::AbovePriceCap { lowest: *low });
                 }
                 Some(_) => {}
             }

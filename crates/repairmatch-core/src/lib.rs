@@ -10,12 +10,15 @@
 //! - [`profile`]: ranking weights, decay, priors and policies.
 //! - [`eligibility`]: the matching rules, in the contract's order.
 //! - [`ranking`]: the weighted score and the total order.
+//! - [`diagnosis`]: why an answer is empty, and what to relax.
 //! - [`paging`]: opaque keyset page tokens.
 //! - [`find`]: `FindRepairCenter` end to end, with guidance and remote support.
-//! - [`datagen`]: deterministic, realistic sample catalogs from GeoNames cities.
+//!
+//! Sample catalogs for demos, tests and benchmarks are in `repairmatch-datagen`,
+//! so the core carries no sample data.
 
 pub mod catalog;
-pub mod datagen;
+pub mod diagnosis;
 pub mod eligibility;
 pub mod find;
 pub mod geodesy;

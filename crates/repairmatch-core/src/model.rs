@@ -94,14 +94,6 @@ pub enum ServiceMode {
     Remote,
 }
 
-impl ServiceMode {
-    /// Modes in which somebody travels between merchant and center, so the
-    /// request's distance cap binds them.
-    pub fn is_trip(self) -> bool {
-        matches!(self, ServiceMode::WalkIn | ServiceMode::Onsite)
-    }
-}
-
 small_enum_set!(
     /// A set of service modes.
     ServiceModeSet of ServiceMode { WalkIn, Onsite, MailIn, Exchange, Remote }
@@ -235,21 +227,36 @@ pub struct Rating {
     pub count: u32,
 }
 
-/// An ISO 4217 currency code: three upper-case ASCII letters, stored inline so
-/// money is `Copy` and comparing currencies never touches the heap.
+/// An ISO 4217 currency code with its minor unit, stored inline so money is
+/// `Copy` and comparing currencies never touches the heap.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct CurrencyCode([u8; 3]);
+pub struct CurrencyCode {
+    code: [u8; 3],
+    /// Decimal places of the minor unit (JPY 0, CNY 2, BHD 3), derived from
+    /// the code, so comparing whole values still compares codes.
+    minor_unit_digits: u8,
+}
 
 impl CurrencyCode {
-    /// Parses a code; `None` unless it is three upper-case ASCII letters.
+    /// Parses a code; `None` unless ISO 4217 lists it with a minor unit. That
+    /// refuses made-up codes (`ZZZ`), lower case, and the codes that name no
+    /// money a repair is paid in (`XXX` no currency, `XTS` testing, `XAU`
+    /// gold and the other metals), which have no minor unit.
     pub fn parse(code: &str) -> Option<Self> {
-        let bytes: [u8; 3] = code.as_bytes().try_into().ok()?;
-        bytes.iter().all(u8::is_ascii_uppercase).then_some(Self(bytes))
+        let currency = iso_currency::Currency::from_code(code)?;
+        let minor_unit_digits = u8::try_from(currency.exponent()?).ok()?;
+        Some(Self { code: code.as_bytes().try_into().ok()?, minor_unit_digits })
     }
 
     /// The code as text.
     pub fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.0).expect("validated ASCII")
+        std::str::from_utf8(&self.code).expect("validated ASCII")
+    }
+
+    /// Decimal places of the minor unit: 100 minor units make one CNY, one
+    /// JPY is its own minor unit, 1,000 fils make one BHD.
+    pub fn minor_unit_digits(self) -> u32 {
+        u32::from(self.minor_unit_digits)
     }
 }
 
@@ -278,6 +285,22 @@ pub struct Money {
     pub currency_code: CurrencyCode,
     /// Minor units.
     pub amount_minor_units: i64,
+}
+
+/// As a merchant reads a price: major units with the currency's own number of
+/// decimals ("7897 JPY", "342.00 CNY", "1.234 BHD").
+impl fmt::Display for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let digits = self.currency_code.minor_unit_digits();
+        let sign = if self.amount_minor_units < 0 { "-" } else { "" };
+        let amount = self.amount_minor_units.unsigned_abs();
+        if digits == 0 {
+            return write!(f, "{sign}{amount} {}", self.currency_code);
+        }
+        let per_major = 10_u64.pow(digits);
+        let width = digits as usize;
+        write!(f, "{sign}{}.{:0width$} {}", amount / per_major, amount % per_major, self.currency_code)
+    }
 }
 
 /// A quote for one fault category. Both ends share a currency.
@@ -397,25 +420,9 @@ impl RepairCenter {
         self.brands.iter().find(|support| support.brand_key == brand_key)
     }
 
-    /// Whether it is authorized for the brand (and so honours its warranty).
-    pub fn is_authorized_for(&self, brand_key: &str) -> bool {
-        self.kind == CenterKind::Authorized && self.brand_support(brand_key).is_some_and(|support| support.authorized)
-    }
-
     /// Whether it is a bank service point of `bank_id`.
     pub fn serves_bank(&self, bank_id: &str) -> bool {
         self.kind == CenterKind::BankService && self.bank_ids.iter().any(|id| id == bank_id)
-    }
-
-    /// The center's own turnaround for a mode, when it publishes one.
-    pub fn turnaround_hours_for(&self, mode: ServiceMode) -> Option<u32> {
-        self.turnaround_hours.iter().find(|(m, _)| *m == mode).map(|(_, hours)| *hours)
-    }
-
-    /// The quote for a fault; with no fault, the span of all its quotes in the
-    /// currency of its first one.
-    pub fn price_for(&self, fault: Option<FaultCategory>) -> Option<(Money, Money)> {
-        price_for(&self.prices, fault)
     }
 }
 
@@ -483,6 +490,34 @@ mod tests {
         assert_eq!(set.without_trips().iter().collect::<Vec<_>>(), vec![ServiceMode::Remote]);
         assert_eq!(ServiceModeSet::ALL.iter().count(), 5);
         assert!(ServiceModeSet::TRIP.all_trips());
+    }
+
+    fn money(code: &str, amount_minor_units: i64) -> Money {
+        Money { currency_code: CurrencyCode::parse(code).unwrap(), amount_minor_units }
+    }
+
+    #[test]
+    fn money_is_written_with_the_currencys_minor_unit() {
+        assert_eq!(money("JPY", 7_897).to_string(), "7897 JPY");
+        assert_eq!(money("KRW", 45_000).to_string(), "45000 KRW");
+        assert_eq!(money("BHD", 1_234).to_string(), "1.234 BHD");
+        assert_eq!(money("KWD", 5).to_string(), "0.005 KWD");
+        assert_eq!(money("CNY", 34_200).to_string(), "342.00 CNY");
+        assert_eq!(money("USD", 7).to_string(), "0.07 USD");
+        assert_eq!(money("CLF", 12_345).to_string(), "1.2345 CLF", "four decimals");
+        assert_eq!(money("EUR", -150).to_string(), "-1.50 EUR");
+        assert_eq!(money("EUR", -50).to_string(), "-0.50 EUR", "the sign survives a zero major part");
+    }
+
+    #[test]
+    fn currency_codes_must_be_iso_4217_with_a_minor_unit() {
+        for (code, digits) in [("CNY", 2), ("USD", 2), ("JPY", 0), ("KRW", 0), ("BHD", 3), ("KWD", 3), ("EUR", 2)] {
+            assert_eq!(CurrencyCode::parse(code).map(CurrencyCode::minor_unit_digits), Some(digits), "{code}");
+        }
+        for refused in ["ZZZ", "ABC", "cny", "Cny", "CN", "CNYY", "", "XXX", "XTS", "XAU", "C\u{0}Y"] {
+            assert_eq!(CurrencyCode::parse(refused), None, "{refused:?}");
+        }
+        assert_eq!(CurrencyCode::parse("BHD").unwrap().as_str(), "BHD");
     }
 
     #[test]

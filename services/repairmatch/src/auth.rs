@@ -253,7 +253,7 @@ mod tests {
     }
 
     fn center(owner: &str, kind: CenterKind, authorized_brand: Option<&str>) -> RepairCenter {
-        let mut center = repairmatch_core::datagen::generate(1, 1).centers.remove(0);
+        let mut center = repairmatch_datagen::generate(1, 1).centers.remove(0);
         center.owner = owner.into();
         center.kind = kind;
         center.brands = vec![BrandSupport::new(authorized_brand.unwrap_or("PAX"), authorized_brand.is_some(), vec![])];

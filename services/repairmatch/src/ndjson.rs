@@ -155,7 +155,7 @@ pub fn write_lines<M: serde::Serialize>(
 
 #[cfg(test)]
 mod tests {
-    use repairmatch_core::datagen;
+    use repairmatch_datagen as datagen;
 
     use super::*;
 

@@ -19,7 +19,8 @@ pub mod writer;
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
-use repairmatch_core::{Catalog, datagen};
+use repairmatch_core::Catalog;
+use repairmatch_datagen as datagen;
 
 pub use config_state::{ConfigStatus, LiveConfig};
 pub use queries::ListFilter;

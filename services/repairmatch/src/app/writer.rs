@@ -386,7 +386,7 @@ mod tests {
     use std::io::Write;
     use std::sync::{Arc, Mutex};
 
-    use repairmatch_core::datagen;
+    use repairmatch_datagen as datagen;
 
     use super::*;
     use crate::config::Config;

@@ -290,7 +290,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::default();
         config.store.path = dir.path().join("catalog.redb");
-        let sample = repairmatch_core::datagen::generate(3_000, 4);
+        let sample = repairmatch_datagen::generate(3_000, 4);
         let write = crate::store::WriteBatch::load(sample.centers, sample.brands, sample.banks);
         EmbeddedStore::open(&config.store.path).unwrap().apply(write).unwrap();
         let catalog = load_catalog(&config).unwrap();

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use repairmatch_core::datagen;
+use repairmatch_datagen as datagen;
 
 use crate::config::Config;
 use crate::store::{CatalogStore, EmbeddedStore, WriteBatch};

@@ -506,7 +506,7 @@ pub fn bank_to_proto(bank: &Bank) -> pb::Bank {
 
 #[cfg(test)]
 mod tests {
-    use repairmatch_core::datagen;
+    use repairmatch_datagen as datagen;
 
     use super::*;
 

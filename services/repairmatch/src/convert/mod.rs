@@ -122,7 +122,7 @@ impl Violations {
         };
         let currency_code = CurrencyCode::parse(&money.currency_code);
         if currency_code.is_none() {
-            self.add(format!("{field}.currency_code"), "must be an ISO 4217 code of three upper-case letters");
+            self.add(format!("{field}.currency_code"), "must be an ISO 4217 currency code, such as CNY or USD");
         }
         if money.amount_minor_units < 0 {
             self.add(format!("{field}.amount_minor_units"), "must not be negative");

@@ -288,7 +288,7 @@ impl CatalogStore for EmbeddedStore {
 
 #[cfg(test)]
 mod tests {
-    use repairmatch_core::datagen;
+    use repairmatch_datagen as datagen;
 
     use super::*;
     use crate::store::{CenterDelete, CenterUpsert};

@@ -52,7 +52,7 @@ pub fn decode_bank(bytes: &[u8]) -> Result<Bank, String> {
 
 #[cfg(test)]
 mod tests {
-    use repairmatch_core::datagen;
+    use repairmatch_datagen as datagen;
 
     use super::*;
 

@@ -1,34 +1,39 @@
-//! Deterministic, realistic sample catalogs.
+//! Deterministic, realistic sample catalogs for repairmatch.
 //!
 //! Centers sit in real cities (GeoNames, CC BY 4.0: see `assets/CREDITS.md`)
 //! in proportion to population, with real POS brands and models, a mix of
 //! authorized, bank service and independent repairers, review counts, local
 //! currencies and opening hours in the city's own time zone. The same seed
 //! always gives the same catalog.
+//!
+//! It lives apart from `repairmatch-core` so the matching core carries no
+//! sample data (the city table alone is 2 MB): the service uses it to seed an
+//! empty store and for `repairmatch datagen`; tests and benchmarks use it for
+//! catalogs of any size.
 
 use std::sync::LazyLock;
 
 use chrono::{NaiveDate, Weekday};
 
-use crate::geodesy::{LatLng, ServiceArea};
-use crate::model::{
+use repairmatch_core::geodesy::{LatLng, ServiceArea};
+use repairmatch_core::model::{
     Bank, Brand, BrandSupport, CenterKind, Contact, Coverage, CurrencyCode, DatedException, FaultCategory, FaultSet,
     Money, OpeningHours, PriceRange, Rating, RepairCenter, ServiceMode, ServiceModeSet, WeeklyPeriod,
 };
 
 /// A GeoNames city.
 #[derive(Debug, Clone)]
-pub struct City {
+struct City {
     /// Name.
-    pub name: String,
+    name: String,
     /// ISO 3166-1 alpha-2.
-    pub country_code: String,
+    country_code: String,
     /// Centre.
-    pub location: LatLng,
+    location: LatLng,
     /// Inhabitants.
-    pub population: u64,
+    population: u64,
     /// IANA time zone.
-    pub time_zone: String,
+    time_zone: String,
 }
 
 const CITIES_CSV: &str = include_str!("../assets/cities15000.csv");
@@ -59,13 +64,13 @@ static CITIES: LazyLock<Vec<City>> = LazyLock::new(|| {
 });
 
 /// Every city of 15,000 or more, most populous first.
-pub fn cities() -> &'static [City] {
+fn cities() -> &'static [City] {
     &CITIES
 }
 
 /// Picks cities with probability proportional to population.
 #[derive(Debug)]
-pub struct CityPicker {
+struct CityPicker {
     cumulative_population: Vec<u64>,
 }
 
@@ -85,7 +90,7 @@ impl Default for CityPicker {
 
 impl CityPicker {
     /// A city, population-weighted.
-    pub fn pick(&self, rng: &mut fastrand::Rng) -> &'static City {
+    fn pick(&self, rng: &mut fastrand::Rng) -> &'static City {
         let total = *self.cumulative_population.last().expect("cities are bundled");
         let target = rng.u64(0..total);
         let index = self.cumulative_population.partition_point(|&cumulative| cumulative <= target);
@@ -94,7 +99,7 @@ impl CityPicker {
 }
 
 /// A point near a city: uniform in a disk that grows with the city.
-pub fn point_near(city: &City, rng: &mut fastrand::Rng) -> LatLng {
+fn point_near(city: &City, rng: &mut fastrand::Rng) -> LatLng {
     let spread_km = 2.0 + (city.population as f64).sqrt() / 150.0;
     let distance_km = spread_km * rng.f64().sqrt();
     offset(city.location, distance_km, rng.f64() * std::f64::consts::TAU)
@@ -221,26 +226,28 @@ const BANKS: &[BankSpec] = &[
     BankSpec { id: "fiserv", name: "Fiserv", hotline: "+1 800 872 7882", countries: &[] },
 ];
 
-/// (currency, units per US dollar, minor-unit exponent) by country.
-fn currency_of(country_code: &str) -> (&'static str, f64, u32) {
+/// (ISO 4217 currency, units per US dollar) by country. The minor unit comes
+/// from the code itself ([`CurrencyCode::minor_unit_digits`]), so amounts can
+/// never disagree with ISO 4217 (JPY and KRW have none).
+fn currency_of(country_code: &str) -> (&'static str, f64) {
     match country_code {
-        "CN" => ("CNY", 7.2, 2),
-        "IN" => ("INR", 83.0, 2),
-        "BR" => ("BRL", 5.0, 2),
-        "JP" => ("JPY", 150.0, 0),
-        "RU" => ("RUB", 90.0, 2),
-        "GB" => ("GBP", 0.79, 2),
-        "MX" => ("MXN", 17.0, 2),
-        "ID" => ("IDR", 15_700.0, 2),
-        "PH" => ("PHP", 56.0, 2),
-        "TR" => ("TRY", 32.0, 2),
-        "CA" => ("CAD", 1.36, 2),
-        "AU" => ("AUD", 1.5, 2),
-        "KR" => ("KRW", 1_350.0, 0),
-        "NG" => ("NGN", 1_500.0, 2),
-        "PK" => ("PKR", 280.0, 2),
-        "DE" | "FR" | "IT" | "ES" | "NL" | "BE" | "AT" | "PT" | "IE" | "FI" | "GR" => ("EUR", 0.92, 2),
-        _ => ("USD", 1.0, 2),
+        "CN" => ("CNY", 7.2),
+        "IN" => ("INR", 83.0),
+        "BR" => ("BRL", 5.0),
+        "JP" => ("JPY", 150.0),
+        "RU" => ("RUB", 90.0),
+        "GB" => ("GBP", 0.79),
+        "MX" => ("MXN", 17.0),
+        "ID" => ("IDR", 15_700.0),
+        "PH" => ("PHP", 56.0),
+        "TR" => ("TRY", 32.0),
+        "CA" => ("CAD", 1.36),
+        "AU" => ("AUD", 1.5),
+        "KR" => ("KRW", 1_350.0),
+        "NG" => ("NGN", 1_500.0),
+        "PK" => ("PKR", 280.0),
+        "DE" | "FR" | "IT" | "ES" | "NL" | "BE" | "AT" | "PT" | "IE" | "FI" | "GR" => ("EUR", 0.92),
+        _ => ("USD", 1.0),
     }
 }
 
@@ -271,12 +278,12 @@ pub struct SampleCatalog {
 }
 
 /// The owner tenant name sample data uses for a brand's manufacturer.
-pub fn manufacturer_tenant(brand: &str) -> String {
+fn manufacturer_tenant(brand: &str) -> String {
     format!("mfr-{}", brand.to_lowercase())
 }
 
 /// The bundled brands.
-pub fn sample_brands() -> Vec<Brand> {
+fn sample_brands() -> Vec<Brand> {
     BRANDS
         .iter()
         .map(|spec| {
@@ -295,7 +302,7 @@ pub fn sample_brands() -> Vec<Brand> {
 }
 
 /// The bundled banks.
-pub fn sample_banks() -> Vec<Bank> {
+fn sample_banks() -> Vec<Bank> {
     BANKS
         .iter()
         .map(|spec| Bank {
@@ -424,19 +431,19 @@ fn generate_center(index: usize, picker: &CityPicker, rng: &mut fastrand::Rng) -
         Rating { average: average.min(5.0), count }
     });
 
-    let (currency, per_usd, exponent) = currency_of(&city.country_code);
+    let (currency, per_usd) = currency_of(&city.country_code);
+    let currency_code = CurrencyCode::parse(currency).expect("bundled codes are ISO 4217");
     let price_level = 0.7 + rng.f64() * 0.8 * if kind == CenterKind::ThirdParty { 0.8 } else { 1.1 };
     let prices = fault_categories
         .iter()
         .map(|fault| {
             let (low, high) = usd_quote(fault);
             let minor = |usd: f64| {
-                let amount = usd * price_level * per_usd * 10_f64.powi(exponent as i32);
+                let minor_per_major = 10_f64.powi(currency_code.minor_unit_digits() as i32);
+                let amount = usd * price_level * per_usd * minor_per_major;
                 // Round to a whole local unit, as shops quote.
-                let unit = 10_f64.powi(exponent as i32);
-                ((amount / unit).round() * unit) as i64
+                ((amount / minor_per_major).round() * minor_per_major) as i64
             };
-            let currency_code = CurrencyCode::parse(currency).expect("bundled codes are valid");
             let money = |amount_minor_units| Money { currency_code, amount_minor_units };
             PriceRange { fault_category: fault, min: money(minor(low)), max: money(minor(high)) }
         })
@@ -582,5 +589,27 @@ mod tests {
         }
         assert!(a.centers.iter().any(|c| c.coverage.area.is_some()));
         assert!(a.centers.iter().all(|c| c.location.is_valid()));
+    }
+
+    #[test]
+    fn quotes_are_whole_local_units_in_iso_4217_currencies() {
+        let sample = generate(5_000, 3);
+        let mut seen = std::collections::BTreeSet::new();
+        for center in &sample.centers {
+            for price in &center.prices {
+                for money in [price.min, price.max] {
+                    let code = money.currency_code;
+                    assert_eq!(CurrencyCode::parse(code.as_str()), Some(code), "{}", center.id);
+                    let minor_per_major = 10_i64.pow(code.minor_unit_digits());
+                    assert_eq!(money.amount_minor_units % minor_per_major, 0, "{}: {money}", center.id);
+                    assert!(money.amount_minor_units > 0, "{}: {money}", center.id);
+                }
+                seen.insert(price.min.currency_code.as_str().to_owned());
+            }
+        }
+        assert!(seen.contains("JPY") && seen.contains("CNY") && seen.contains("USD"), "{seen:?}");
+        // A screen in Japan costs thousands of yen, not tens.
+        let japan = sample.centers.iter().find(|c| c.country_code == "JP" && !c.prices.is_empty()).unwrap();
+        assert!(japan.prices[0].min.amount_minor_units >= 1_000, "{:?}", japan.prices[0]);
     }
 }
