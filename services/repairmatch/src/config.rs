@@ -83,7 +83,9 @@ impl Default for ServerConfig {
 pub struct StoreConfig {
     /// The redb database file; its directory is created when missing.
     pub path: PathBuf,
-    /// Load the bundled sample catalog when the store is empty at start.
+    /// Load the bundled sample catalog when the store is empty at start: a
+    /// demo setting, off by default so that a production instance whose
+    /// store is empty or lost serves nothing rather than invented centers.
     pub load_sample_when_empty: bool,
     /// How many centers the bundled sample has.
     pub sample_centers: usize,
@@ -95,7 +97,7 @@ impl Default for StoreConfig {
     fn default() -> Self {
         Self {
             path: PathBuf::from("data/repairmatch.redb"),
-            load_sample_when_empty: true,
+            load_sample_when_empty: false,
             sample_centers: 5_000,
             sample_seed: 1,
         }
@@ -267,6 +269,15 @@ mod tests {
         let weights = |name: &str| config.profiles[name].weights;
         assert!(weights("nearest").distance > 0.5 && weights("best_rated").rating > 0.5);
         assert!(weights("cheapest").price > 0.5 && weights("fastest_fix").downtime > 0.5);
+    }
+
+    #[test]
+    fn the_sample_catalog_is_only_loaded_when_asked_for() {
+        assert!(!Config::default().store.load_sample_when_empty);
+        let file = write("[store]\npath = \"data/other.redb\"\n");
+        assert!(!Config::load(Some(file.path())).unwrap().store.load_sample_when_empty);
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/repairmatch.toml");
+        assert!(Config::load(Some(&shipped)).unwrap().store.load_sample_when_empty, "the demo config asks for it");
     }
 
     #[test]
