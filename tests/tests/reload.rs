@@ -30,9 +30,10 @@ fn fixture() -> Fixture {
     Fixture::with_centers(vec![close, far])
 }
 
-/// A config the service must refuse: all weights zero, and a negative one.
+/// A config the service must refuse: all weights zero, a negative one, and
+/// a misspelt key.
 fn broken_config() -> String {
-    config_weighing("none") + "\n[profiles.nearest]\nweights = { distance = -2 }\n"
+    config_weighing("none") + "\n[profiles.nearest]\nweights = { distance = -2 }\n\n[server]\nlisen = 1\n"
 }
 
 /// Times the service has read its config file for a reload.
@@ -164,6 +165,8 @@ async fn a_bad_reload_is_refused_and_changes_nothing() {
         "{problems:?}"
     );
     assert!(problems.iter().any(|p| p.contains("profiles.nearest.weights.distance")), "{problems:?}");
+    assert!(problems.iter().any(|p| p.contains("repairmatch.toml: server.lisen: unknown key")), "{problems:?}");
+    assert_eq!(problems.len(), 3, "every problem, each once: {problems:?}");
 
     publish_config_map(dir.path(), "v3", &config_weighing("rating"));
     eventually("the fixed file", async || {
