@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use notify::event::ModifyKind;
+use notify::event::{AccessKind, AccessMode, ModifyKind};
 use notify::{EventKind, RecommendedWatcher, RecursiveMode};
 use notify_debouncer_full::{DebounceEventResult, DebouncedEvent, Debouncer, RecommendedCache, new_debouncer};
 
@@ -33,8 +33,20 @@ const DEBOUNCE: Duration = Duration::from_millis(250);
 /// Keeps the watch alive; dropping it stops watching.
 #[derive(Debug)]
 pub struct ConfigWatcher {
-    _debouncer: Debouncer<RecommendedWatcher, RecommendedCache>,
+    /// Always `Some` until dropped.
+    debouncer: Option<Debouncer<RecommendedWatcher, RecommendedCache>>,
     reloader: Reloader,
+}
+
+impl Drop for ConfigWatcher {
+    fn drop(&mut self) {
+        // Waits (a debounce tick at most) for the debouncer's thread, which
+        // holds the app: once the watcher is gone, so is every reload, and
+        // the store can be opened again.
+        if let Some(debouncer) = self.debouncer.take() {
+            debouncer.stop();
+        }
+    }
 }
 
 impl ConfigWatcher {
@@ -66,7 +78,7 @@ pub fn watch(app: App, path: PathBuf) -> notify::Result<ConfigWatcher> {
         }
     })?;
     debouncer.watch(&directory, RecursiveMode::NonRecursive)?;
-    Ok(ConfigWatcher { _debouncer: debouncer, reloader })
+    Ok(ConfigWatcher { debouncer: Some(debouncer), reloader })
 }
 
 /// Reloads on SIGHUP until the process ends: for a service that does not
@@ -81,8 +93,9 @@ pub fn reload_on_sighup(app: App, path: PathBuf) -> io::Result<()> {
 /// be a symlink into the directory (`..data/repairmatch.toml`), and reading an
 /// unchanged file costs less than missing a change.
 fn may_change_content(event: &DebouncedEvent) -> bool {
-    // Access (open, read, close) is what a reload itself causes; metadata
-    // (chmod, touch) leaves the bytes alone.
+    // Opening, reading and closing after a read are what a reload itself
+    // causes; metadata (chmod, touch) leaves the bytes alone. Closing after a
+    // write counts: a write through a memory map raises nothing else.
     event.need_rescan()
         || matches!(
             event.kind,
@@ -90,6 +103,7 @@ fn may_change_content(event: &DebouncedEvent) -> bool {
                 | EventKind::Create(_)
                 | EventKind::Remove(_)
                 | EventKind::Modify(ModifyKind::Any | ModifyKind::Data(_) | ModifyKind::Name(_) | ModifyKind::Other)
+                | EventKind::Access(AccessKind::Close(AccessMode::Write))
         )
 }
 
