@@ -1,5 +1,6 @@
 //! Live config reload through a real server: a ConfigMap-style swap under a
-//! steady Find load, and a bad file that changes nothing.
+//! steady Find load, a bad file that changes nothing and is counted once,
+//! a watcher that goes quiet after an edit, and SIGHUP.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -27,6 +28,42 @@ fn fixture() -> Fixture {
     let mut far = center_east("far-excellent", 20.0);
     far.rating = Some(pb::Rating { average: 4.9, count: 900 });
     Fixture::with_centers(vec![close, far])
+}
+
+/// A config the service must refuse: all weights zero, a negative one, and
+/// a misspelt key.
+fn broken_config() -> String {
+    config_weighing("none") + "\n[profiles.nearest]\nweights = { distance = -2 }\n\n[server]\nlisen = 1\n"
+}
+
+/// Times the service has read its config file for a reload.
+fn reload_attempts(app: &repairmatch::App) -> u64 {
+    app.metrics().config_reload_attempts.get()
+}
+
+/// Waits (bounded) until the service stops reading its config file: the
+/// attempt count holds still over a whole quiet window. A watcher that reacts
+/// to its own reads never gets there.
+async fn settled_reload_attempts(app: &repairmatch::App) -> u64 {
+    const QUIET: Duration = Duration::from_secs(3);
+    for _ in 0..5 {
+        let before = reload_attempts(app);
+        tokio::time::sleep(QUIET).await;
+        if reload_attempts(app) == before {
+            return before;
+        }
+    }
+    panic!("the config file is still being re-read ({} reads): a reload loop", reload_attempts(app));
+}
+
+/// After one bad edit: refused, counted once, and no more reload work.
+async fn refused_once_then_quiet(app: &repairmatch::App) {
+    eventually("the refusal", async || app.config_reloads_refused() >= 1).await;
+    let attempts = settled_reload_attempts(app).await;
+    assert!(attempts >= 1, "the edit was read");
+    assert_eq!(app.config_reloads_refused(), 1, "one bad edit, one refusal ({attempts} reads)");
+    assert!(matches!(*app.config_status().borrow(), repairmatch::app::ConfigStatus::Refused(_)));
+    assert_eq!(app.config().version, 1, "the old config serves");
 }
 
 /// Waits (bounded) until `check` holds, returning how long it took.
@@ -76,7 +113,7 @@ async fn a_config_map_swap_under_load_changes_the_ranking_with_no_failed_call() 
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    eventually("the load under the first config", async || calls.load(Ordering::Relaxed) >= 40).await;
 
     publish_config_map(dir.path(), "v2", &config_weighing("rating"));
     let delay = eventually("the new weights", async || {
@@ -85,7 +122,8 @@ async fn a_config_map_swap_under_load_changes_the_ranking_with_no_failed_call() 
     })
     .await;
     println!("new config served {delay:?} after the ConfigMap swap");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let calls_at_swap = calls.load(Ordering::Relaxed);
+    eventually("the load under the new config", async || calls.load(Ordering::Relaxed) >= calls_at_swap + 40).await;
     stop.store(true, Ordering::Relaxed);
     for task in load {
         task.await.expect("load task");
@@ -105,8 +143,7 @@ async fn a_bad_reload_is_refused_and_changes_nothing() {
     let config_health = || HealthCheckRequest { service: "repairmatch.config".into() };
     assert_eq!(health.check(config_health()).await.unwrap().into_inner().status(), ServingStatus::Serving);
 
-    let broken = config_weighing("none") + "\n[profiles.nearest]\nweights = { distance = -2 }\n";
-    publish_config_map(dir.path(), "v2", &broken);
+    publish_config_map(dir.path(), "v2", &broken_config());
     eventually("the refusal", async || {
         health.check(config_health()).await.unwrap().into_inner().status() == ServingStatus::NotServing
     })
@@ -116,6 +153,7 @@ async fn a_bad_reload_is_refused_and_changes_nothing() {
     assert!(metrics.contains("repairmatch_config_reloads_refused_total 1"), "{metrics}");
     assert!(metrics.contains("repairmatch_config_file_in_force 0"), "{metrics}");
     assert!(metrics.contains("repairmatch_config_version 1"), "{metrics}");
+    assert!(metrics.contains("repairmatch_config_reload_attempts_total "), "{metrics}");
     let response = client.find_repair_center(find_request()).await.unwrap().into_inner();
     assert_eq!((response.config_version, match_ids(&response)[0].as_str()), (1, "close-poor"), "old config serves");
     let problems = match &*server.app.config_status().borrow() {
@@ -127,6 +165,8 @@ async fn a_bad_reload_is_refused_and_changes_nothing() {
         "{problems:?}"
     );
     assert!(problems.iter().any(|p| p.contains("profiles.nearest.weights.distance")), "{problems:?}");
+    assert!(problems.iter().any(|p| p.contains("repairmatch.toml: server.lisen: unknown key")), "{problems:?}");
+    assert_eq!(problems.len(), 3, "every problem, each once: {problems:?}");
 
     publish_config_map(dir.path(), "v3", &config_weighing("rating"));
     eventually("the fixed file", async || {
@@ -161,7 +201,35 @@ async fn scrape_metrics(server: &TestServer) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sighup_reloads_the_file() {
+async fn one_bad_edit_in_place_is_refused_once_and_the_watcher_goes_quiet() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("repairmatch.toml");
+    std::fs::write(&file, config_weighing("distance")).unwrap();
+    let server = TestServer::start_watching(&fixture(), &file).await;
+    std::fs::write(&file, broken_config()).unwrap();
+    refused_once_then_quiet(&server.app).await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_bad_config_map_swap_is_refused_once_and_the_watcher_goes_quiet() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = publish_config_map(dir.path(), "v1", &config_weighing("distance"));
+    let server = TestServer::start_watching(&fixture(), &file).await;
+    publish_config_map(dir.path(), "v2", &broken_config());
+    refused_once_then_quiet(&server.app).await;
+    server.stop().await;
+}
+
+/// Sends this test process a SIGHUP. Only one test may use it: every server
+/// in the process with a SIGHUP handler reloads.
+fn hang_up() {
+    let status = std::process::Command::new("kill").args(["-HUP", &std::process::id().to_string()]).status().unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_file_and_counts_an_unchanged_refused_file_once() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("repairmatch.toml");
     std::fs::write(&file, config_weighing("distance")).unwrap();
@@ -172,13 +240,32 @@ async fn sighup_reloads_the_file() {
     let before = client.find_repair_center(find_request()).await.unwrap().into_inner();
     assert_eq!(before.config_version, 1, "no watcher here: nothing reloads by itself");
 
-    let status = std::process::Command::new("kill").args(["-HUP", &std::process::id().to_string()]).status().unwrap();
-    assert!(status.success());
+    hang_up();
     eventually("the SIGHUP reload", async || {
         let response = client.find_repair_center(find_request()).await.unwrap().into_inner();
         response.config_version == 2 && match_ids(&response)[0] == "far-excellent"
     })
     .await;
+    eventually("the first SIGHUP read counted", async || reload_attempts(&server.app) == 1).await;
+
+    // SIGHUP always reads the file; the same bytes again change nothing.
+    hang_up();
+    eventually("the second SIGHUP read", async || reload_attempts(&server.app) == 2).await;
+    assert_eq!(server.app.config().version, 2);
+
+    std::fs::write(&file, broken_config()).unwrap();
+    hang_up();
+    eventually("the refusal", async || server.app.config_reloads_refused() == 1).await;
+    hang_up();
+    eventually("the read of the same refused file", async || reload_attempts(&server.app) == 4).await;
+    assert_eq!(server.app.config_reloads_refused(), 1, "a refused file read twice is one refusal");
+    assert!(matches!(*server.app.config_status().borrow(), repairmatch::app::ConfigStatus::Refused(_)));
+
+    std::fs::write(&file, config_weighing("distance")).unwrap();
+    hang_up();
+    eventually("the fixed file", async || server.app.config().version == 3).await;
+    assert_eq!(*server.app.config_status().borrow(), repairmatch::app::ConfigStatus::Current);
+    assert_eq!(server.app.config_reloads_refused(), 1);
     server.stop().await;
 }
 

@@ -9,8 +9,10 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use figment::Figment;
+use figment::error::{Actual, Kind};
 use figment::providers::{Env, Format, Serialized, Toml};
+use figment::value::Value;
+use figment::{Figment, Provider};
 use repairmatch_core::RankingProfile;
 use serde::{Deserialize, Serialize};
 
@@ -83,7 +85,9 @@ impl Default for ServerConfig {
 pub struct StoreConfig {
     /// The redb database file; its directory is created when missing.
     pub path: PathBuf,
-    /// Load the bundled sample catalog when the store is empty at start.
+    /// Load the bundled sample catalog when the store is empty at start: a
+    /// demo setting, off by default so that a production instance whose
+    /// store is empty or lost serves nothing rather than invented centers.
     pub load_sample_when_empty: bool,
     /// How many centers the bundled sample has.
     pub sample_centers: usize,
@@ -95,7 +99,7 @@ impl Default for StoreConfig {
     fn default() -> Self {
         Self {
             path: PathBuf::from("data/repairmatch.redb"),
-            load_sample_when_empty: true,
+            load_sample_when_empty: false,
             sample_centers: 5_000,
             sample_seed: 1,
         }
@@ -161,10 +165,12 @@ impl Default for TenantConfig {
 /// A configuration that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The file or environment could not be read into the typed config.
+    /// The file could not be read, or is not TOML: nothing more can be said
+    /// about it until that is fixed.
     #[error("{0}")]
     Parse(#[from] Box<figment::Error>),
-    /// Values that parse but make no sense, each with its key.
+    /// Every problem found, each as (key path, why): unknown keys, wrong
+    /// types and values that make no sense.
     #[error("invalid configuration:\n{}", .0.iter().map(|(key, why)| format!("  {key}: {why}")).collect::<Vec<_>>().join("\n"))]
     Invalid(Vec<(String, String)>),
 }
@@ -179,70 +185,374 @@ impl ConfigError {
     }
 }
 
+/// Environment variables that override the file, `__` between key levels.
+const ENV_PREFIX: &str = "REPAIRMATCH_";
+
+fn environment() -> Env {
+    Env::prefixed(ENV_PREFIX).split("__")
+}
+
+/// A value that deserialized but cannot be used.
+struct ValueProblem {
+    key: String,
+    why: String,
+    /// Another key the problem is about (the profile a tenant names): when
+    /// that key was dropped for a shape problem, this one only follows from it.
+    refers_to: Option<String>,
+}
+
+impl ValueProblem {
+    fn new(key: String, why: impl Into<String>) -> Self {
+        Self { key, why: why.into(), refers_to: None }
+    }
+}
+
 impl Config {
     /// Reads defaults, then the file (when given), then the environment, and
-    /// validates the result.
+    /// validates the result. A bad config is refused with every problem in
+    /// it, not only the first.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(file) = file {
             figment = figment.merge(Toml::file_exact(file));
         }
-        let config: Config = figment.merge(Env::prefixed("REPAIRMATCH_").split("__")).extract().map_err(Box::new)?;
-        config.validate()?;
-        Ok(config)
+        let figment = figment.merge(environment());
+        let tree = figment.find_value("").map_err(Box::new)?;
+        ProblemCollector::new(&figment).extract(tree).map_err(ConfigError::Invalid)
     }
 
     /// Every problem, with its key.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        let problems: Vec<(String, String)> =
+            self.value_problems().into_iter().map(|problem| (problem.key, problem.why)).collect();
+        if problems.is_empty() { Ok(()) } else { Err(ConfigError::Invalid(problems)) }
+    }
+
+    fn value_problems(&self) -> Vec<ValueProblem> {
         let mut problems = Vec::new();
+        let undefined = |profile: &str| format!("names profile {profile:?}, which is not defined");
         if !self.profiles.contains_key(&self.find.default_profile) {
-            problems.push((
-                "find.default_profile".to_owned(),
-                format!("names profile {:?}, which is not defined", self.find.default_profile),
-            ));
+            problems.push(ValueProblem {
+                refers_to: Some(format!("profiles.{}", self.find.default_profile)),
+                ..ValueProblem::new("find.default_profile".to_owned(), undefined(&self.find.default_profile))
+            });
         }
         for (name, profile) in &self.profiles {
             for (key, why) in profile.validate() {
-                problems.push((format!("profiles.{name}.{key}"), why));
+                problems.push(ValueProblem::new(format!("profiles.{name}.{key}"), why));
             }
         }
         for (name, tenant) in &self.tenants {
             for (i, hash) in tenant.key_sha256.iter().enumerate() {
                 if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-                    problems.push((
+                    problems.push(ValueProblem::new(
                         format!("tenants.{name}.key_sha256[{i}]"),
-                        "must be 64 lower-case hex digits (the SHA-256 of a key, from `repairmatch key new`)"
-                            .to_owned(),
+                        "must be 64 lower-case hex digits (the SHA-256 of a key, from `repairmatch key new`)",
                     ));
                 }
             }
-            for profile in tenant.profiles.iter().chain(&tenant.default_profile) {
+            let listed = tenant.profiles.iter().enumerate().map(|(i, profile)| (format!("profiles[{i}]"), profile));
+            let default = tenant.default_profile.iter().map(|profile| ("default_profile".to_owned(), profile));
+            for (key, profile) in listed.chain(default) {
                 if !self.profiles.contains_key(profile) {
-                    problems
-                        .push((format!("tenants.{name}"), format!("names profile {profile:?}, which is not defined")));
+                    problems.push(ValueProblem {
+                        refers_to: Some(format!("profiles.{profile}")),
+                        ..ValueProblem::new(format!("tenants.{name}.{key}"), undefined(profile))
+                    });
                 }
             }
             if let Some(default) = &tenant.default_profile
                 && !tenant.profiles.is_empty()
                 && !tenant.profiles.contains(default)
             {
-                problems.push((
+                problems.push(ValueProblem::new(
                     format!("tenants.{name}.default_profile"),
                     format!("{default:?} is not among the tenant's profiles"),
                 ));
             }
         }
-        if self.server.max_concurrent_requests_per_connection == 0 {
-            problems
-                .push(("server.max_concurrent_requests_per_connection".to_owned(), "must be at least 1".to_owned()));
+        let mut check = |ok: bool, key: &str, why: &str| {
+            if !ok {
+                problems.push(ValueProblem::new(key.to_owned(), why));
+            }
+        };
+        check(
+            self.server.max_concurrent_requests_per_connection > 0,
+            "server.max_concurrent_requests_per_connection",
+            "must be at least 1",
+        );
+        check(self.server.default_timeout_ms > 0, "server.default_timeout_ms", "must be at least 1");
+        check(self.server.max_request_bytes >= 4096, "server.max_request_bytes", "must be at least 4096");
+        problems
+    }
+}
+
+// === Every problem in one pass ===
+//
+// serde stops at the first error. To report them all, the merged config is
+// taken as a value tree and deserialized again and again: each error is
+// noted with its key path, the offending entry is taken out of the tree (so
+// its default applies, or, for a missing required key, its whole table goes),
+// and the next attempt gets further. What finally deserializes is then
+// checked for values that make no sense.
+
+/// Enough for any real file; a bound all the same, as each round takes out
+/// one entry.
+const MAX_SHAPE_PROBLEMS: usize = 100;
+
+struct ProblemCollector<'a> {
+    figment: &'a Figment,
+    /// How figment names the environment provider, to tell its values apart.
+    environment_name: String,
+    problems: Vec<(String, String)>,
+    /// Keys taken out of the tree. A problem at or under one of them, or
+    /// about one of them, follows from one already reported.
+    dropped: Vec<String>,
+    /// Arrays that lost elements, with the original index of each, so later
+    /// problems in them are still reported by the index the file has.
+    shortened: Vec<(String, Vec<usize>)>,
+}
+
+impl<'a> ProblemCollector<'a> {
+    fn new(figment: &'a Figment) -> Self {
+        let environment_name = environment().metadata().name.into_owned();
+        Self { figment, environment_name, problems: Vec::new(), dropped: Vec::new(), shortened: Vec::new() }
+    }
+
+    fn extract(mut self, mut tree: Value) -> Result<Config, Vec<(String, String)>> {
+        for _ in 0..MAX_SHAPE_PROBLEMS {
+            let error = match tree.deserialize::<Config>() {
+                Ok(config) => return self.check_values(&tree, config),
+                Err(error) => error,
+            };
+            let (reported, dropped) = locate(&tree, &error);
+            let key = self.key_in_file(key_path(&tree, &reported));
+            if !self.follows_from_dropped(&key) {
+                let why = format!("{}{}", describe(&error.kind), self.origin(&tree, &dropped));
+                self.problems.push((key, why));
+            }
+            let dropped_key = self.key_in_file(key_path(&tree, &dropped));
+            if let Some((array, index)) = dropped.split_last().and_then(|(last, array)| {
+                matches!(value_at(&tree, array), Some(Value::Array(..))).then(|| (array, last.parse::<usize>()))
+            }) {
+                let array_key = key_path(&tree, array);
+                let original = self.original_index(&array_key, index.unwrap_or_default());
+                match self.shortened.iter_mut().find(|(key, _)| *key == array_key) {
+                    Some((_, removed)) => removed.push(original),
+                    None => self.shortened.push((array_key, vec![original])),
+                }
+            }
+            self.dropped.push(dropped_key);
+            if !remove(&mut tree, &dropped) {
+                // Nothing to take out, so no way further: report what was found.
+                return Err(self.problems);
+            }
         }
-        if self.server.default_timeout_ms == 0 {
-            problems.push(("server.default_timeout_ms".to_owned(), "must be at least 1".to_owned()));
+        self.problems.push((
+            "(more)".to_owned(),
+            format!("stopped after {MAX_SHAPE_PROBLEMS} problems; fix these and check again"),
+        ));
+        Err(self.problems)
+    }
+
+    fn check_values(mut self, tree: &Value, config: Config) -> Result<Config, Vec<(String, String)>> {
+        for problem in config.value_problems() {
+            let key = self.key_in_file(problem.key);
+            let follows = self.follows_from_dropped(&key)
+                || problem.refers_to.as_deref().is_some_and(|other| self.follows_from_dropped(other));
+            if !follows {
+                let segments: Vec<String> =
+                    key.split('[').next().unwrap_or_default().split('.').map(str::to_owned).collect();
+                let why = format!("{}{}", problem.why, self.origin(tree, &segments));
+                self.problems.push((key, why));
+            }
         }
-        if self.server.max_request_bytes < 4096 {
-            problems.push(("server.max_request_bytes".to_owned(), "must be at least 4096".to_owned()));
+        if self.problems.is_empty() {
+            return Ok(config);
         }
-        if problems.is_empty() { Ok(()) } else { Err(ConfigError::Invalid(problems)) }
+        // Grouped by section, whatever order they were found in.
+        self.problems.sort_by(|a, b| a.0.cmp(&b.0));
+        Err(self.problems)
+    }
+
+    fn follows_from_dropped(&self, key: &str) -> bool {
+        self.dropped.iter().any(|dropped| {
+            key.strip_prefix(dropped.as_str()).is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+        })
+    }
+
+    /// The index an element had in the file, given its index in an array
+    /// that has lost some (their original indexes are in `shortened`).
+    fn original_index(&self, array_key: &str, index: usize) -> usize {
+        let Some((_, removed)) = self.shortened.iter().find(|(key, _)| key == array_key) else { return index };
+        let mut removed = removed.clone();
+        removed.sort_unstable();
+        removed.iter().fold(index, |original, &gone| if gone <= original { original + 1 } else { original })
+    }
+
+    /// A key path as the file has it: an index into a shortened array is put
+    /// back to what it was before elements were taken out.
+    fn key_in_file(&self, key: String) -> String {
+        for (array_key, _) in &self.shortened {
+            let Some(rest) = key.strip_prefix(array_key.as_str()).and_then(|rest| rest.strip_prefix('[')) else {
+                continue;
+            };
+            let Some((index, after)) = rest.split_once(']') else { continue };
+            let Ok(index) = index.parse::<usize>() else { continue };
+            return format!("{array_key}[{}]{after}", self.original_index(array_key, index));
+        }
+        key
+    }
+
+    /// Names the environment variable a value came from, if it did: the key
+    /// alone would send its reader looking in the file.
+    fn origin(&self, tree: &Value, segments: &[String]) -> String {
+        // An array comes whole from one variable.
+        let variable: Vec<&String> = segments.iter().take_while(|segment| segment.parse::<usize>().is_err()).collect();
+        let from_environment = value_at(tree, segments)
+            .and_then(|value| self.figment.get_metadata(value.tag()))
+            .is_some_and(|metadata| metadata.name == self.environment_name);
+        if from_environment {
+            let name: Vec<&str> = variable.iter().map(|segment| segment.as_str()).collect();
+            format!(" (from environment variable {ENV_PREFIX}{})", name.join("__").to_uppercase())
+        } else {
+            String::new()
+        }
+    }
+}
+
+/// Where a deserialization error sits in the tree: the key path to report,
+/// and the entry to take out so the next attempt gets past it.
+fn locate(tree: &Value, error: &figment::Error) -> (Vec<String>, Vec<String>) {
+    let path = error.path.clone();
+    if let Kind::MissingField(field) = &error.kind {
+        // The error sits on the table that lacks the key; with no default for
+        // it, the table cannot stay.
+        let mut reported = path.clone();
+        reported.push(field.to_string());
+        return (reported, path);
+    }
+    // Inside an array, the element goes: an array has no defaults to fall
+    // back on key by key.
+    let mut node = tree;
+    for (depth, segment) in path.iter().enumerate() {
+        node = match node {
+            Value::Dict(_, entries) => match entries.get(segment) {
+                Some(child) => child,
+                None => break,
+            },
+            Value::Array(..) => return (path.clone(), path[..=depth].to_vec()),
+            _ => break,
+        };
+    }
+    (path.clone(), path)
+}
+
+/// `a.b[2].c`, as the file would spell it: indexes in brackets.
+fn key_path(tree: &Value, segments: &[String]) -> String {
+    let mut key = String::new();
+    let mut node = Some(tree);
+    for segment in segments {
+        if let Some(Value::Array(_, items)) = node {
+            key.push_str(&format!("[{segment}]"));
+            node = segment.parse::<usize>().ok().and_then(|i| items.get(i));
+            continue;
+        }
+        if !key.is_empty() {
+            key.push('.');
+        }
+        key.push_str(segment);
+        node = match node {
+            Some(Value::Dict(_, entries)) => entries.get(segment),
+            _ => None,
+        };
+    }
+    key
+}
+
+fn value_at<'v>(tree: &'v Value, segments: &[String]) -> Option<&'v Value> {
+    segments.iter().try_fold(tree, |node, segment| match node {
+        Value::Dict(_, entries) => entries.get(segment),
+        Value::Array(_, items) => items.get(segment.parse::<usize>().ok()?),
+        _ => None,
+    })
+}
+
+/// Takes an entry (a table's key or an array's element) out of the tree;
+/// false when there is none, or the path is empty (the root stays).
+fn remove(tree: &mut Value, segments: &[String]) -> bool {
+    let Some((last, parents)) = segments.split_last() else { return false };
+    let mut node = tree;
+    for segment in parents {
+        node = match node {
+            Value::Dict(_, entries) => match entries.get_mut(segment) {
+                Some(child) => child,
+                None => return false,
+            },
+            Value::Array(_, items) => match segment.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
+                Some(child) => child,
+                None => return false,
+            },
+            _ => return false,
+        };
+    }
+    match node {
+        Value::Dict(_, entries) => entries.remove(last).is_some(),
+        Value::Array(_, items) => match last.parse::<usize>() {
+            Ok(index) if index < items.len() => {
+                items.remove(index);
+                true
+            }
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// Why serde refused a value, in the file's terms (tables, arrays, integers)
+/// rather than Rust's.
+fn describe(kind: &Kind) -> String {
+    let one_of = |names: &[&str]| names.join(", ");
+    match kind {
+        Kind::UnknownField(_, []) => "unknown key: this table takes none".to_owned(),
+        Kind::UnknownField(_, known) => format!("unknown key; known keys here: {}", one_of(known)),
+        Kind::MissingField(_) => "required key is missing".to_owned(),
+        Kind::InvalidType(found, expected) => {
+            format!("invalid type: found {}, expected {}", describe_found(found), describe_expected(expected))
+        }
+        Kind::InvalidValue(found, expected) => {
+            format!("invalid value: found {}, expected {}", describe_found(found), describe_expected(expected))
+        }
+        Kind::UnknownVariant(found, known) => format!("unknown value {found:?}; expected one of {}", one_of(known)),
+        other => other.to_string(),
+    }
+}
+
+fn describe_found(found: &Actual) -> String {
+    match found {
+        Actual::Bool(value) => format!("boolean {value}"),
+        Actual::Unsigned(value) => format!("integer {value}"),
+        Actual::Signed(value) => format!("integer {value}"),
+        Actual::Float(value) => format!("float {value}"),
+        Actual::Str(value) => format!("string {value:?}"),
+        Actual::Seq => "an array".to_owned(),
+        Actual::Map => "a table".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+fn describe_expected(expected: &str) -> String {
+    match expected {
+        "a sequence" => "an array".to_owned(),
+        "a map" => "a table".to_owned(),
+        "f32" | "f64" => "a number".to_owned(),
+        "u8" | "u16" | "u32" | "u64" | "usize" => "a whole number >= 0".to_owned(),
+        "i8" | "i16" | "i32" | "i64" | "isize" => "a whole number".to_owned(),
+        _ if expected.starts_with("struct ") => "a table".to_owned(),
+        _ if expected.starts_with("enum ") => "a string".to_owned(),
+        _ if expected.starts_with("a ") || expected.starts_with("an ") => expected.to_owned(),
+        _ if expected.starts_with(['a', 'e', 'i', 'o', 'u']) => format!("an {expected}"),
+        _ => format!("a {expected}"),
     }
 }
 
@@ -267,6 +577,110 @@ mod tests {
         let weights = |name: &str| config.profiles[name].weights;
         assert!(weights("nearest").distance > 0.5 && weights("best_rated").rating > 0.5);
         assert!(weights("cheapest").price > 0.5 && weights("fastest_fix").downtime > 0.5);
+    }
+
+    #[test]
+    fn the_sample_catalog_is_only_loaded_when_asked_for() {
+        assert!(!Config::default().store.load_sample_when_empty);
+        let file = write("[store]\npath = \"data/other.redb\"\n");
+        assert!(!Config::load(Some(file.path())).unwrap().store.load_sample_when_empty);
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/repairmatch.toml");
+        assert!(Config::load(Some(&shipped)).unwrap().store.load_sample_when_empty, "the demo config asks for it");
+    }
+
+    /// Seven problems of every kind, two of them in one table.
+    const SEVEN_PROBLEMS: &str = r#"
+[server]
+listen = 42
+lisen = "127.0.0.1:1"
+
+[store]
+pth = "data/x.redb"
+
+[profiles.nearest.weights]
+distance = -1.0
+
+[profiles.nearest.distance_decay]
+decay = 1.5
+
+[tenants.who]
+role = "king"
+
+[tenants.icbc]
+role = "bank"
+key_sha256 = ["XYZ"]
+"#;
+
+    #[test]
+    fn every_problem_is_reported_in_one_pass_with_its_full_key() {
+        let file = write(SEVEN_PROBLEMS);
+        let error = Config::load(Some(file.path())).unwrap_err();
+        let problems = error.problems();
+        let expected = [
+            ("profiles.nearest.distance_decay.decay: ", "must be strictly between 0 and 1"),
+            ("profiles.nearest.weights.distance: ", "must be a finite number >= 0"),
+            ("server.lisen: ", "unknown key; known keys here: listen, "),
+            ("server.listen: ", "invalid type: found integer 42, expected a socket address"),
+            ("store.pth: ", "unknown key; known keys here: path, "),
+            ("tenants.icbc.key_sha256[0]: ", "must be 64 lower-case hex digits"),
+            ("tenants.who.role: ", "unknown value \"king\"; expected one of bank, manufacturer, provider, ops"),
+        ];
+        assert_eq!(problems.len(), expected.len(), "{problems:#?}");
+        for ((key, why), problem) in expected.iter().zip(&problems) {
+            assert!(problem.starts_with(key) && problem.contains(why), "{problem:?} is not {key}{why}");
+        }
+        assert!(!problems.iter().any(|p| p.starts_with("default.")), "{problems:#?}");
+        let message = error.to_string();
+        assert_eq!(message.lines().count(), 1 + expected.len(), "{message}");
+    }
+
+    #[test]
+    fn problems_that_follow_from_a_reported_one_are_not_reported_again() {
+        // Without the profile, the two names of it would be undefined; without
+        // its role, the tenant would lack one.
+        let file = write(
+            "[profiles]\nfast = 3\n[find]\ndefault_profile = \"fast\"\n\n\
+             [tenants.icbc]\nrole = \"bank\"\nprofiles = [\"fast\"]\n\n\
+             [tenants.who]\nrole = \"king\"\n",
+        );
+        let problems = Config::load(Some(file.path())).unwrap_err().problems();
+        assert_eq!(problems.len(), 2, "{problems:#?}");
+        assert!(problems[0].starts_with("profiles.fast: invalid type: found integer 3, expected a table"));
+        assert!(problems[1].starts_with("tenants.who.role: unknown value"));
+    }
+
+    #[test]
+    fn a_missing_required_key_is_reported_once_with_its_path() {
+        let file = write("[tenants.x]\nbrands = [\"PAX\"]\n");
+        let problems = Config::load(Some(file.path())).unwrap_err().problems();
+        assert_eq!(problems, ["tenants.x.role: required key is missing"]);
+    }
+
+    #[test]
+    fn problems_in_an_array_keep_the_index_the_file_has() {
+        let file = write("[tenants.ops]\nrole = \"ops\"\nkey_sha256 = [1, \"a\", 2, \"b\"]\n");
+        let problems = Config::load(Some(file.path())).unwrap_err().problems();
+        let keys: Vec<&str> = problems.iter().map(|p| p.split(": ").next().unwrap()).collect();
+        assert_eq!(
+            keys,
+            [
+                "tenants.ops.key_sha256[0]",
+                "tenants.ops.key_sha256[1]",
+                "tenants.ops.key_sha256[2]",
+                "tenants.ops.key_sha256[3]"
+            ]
+        );
+        assert!(problems[0].contains("found integer 1, expected a string"), "{problems:#?}");
+        assert!(problems[1].contains("64 lower-case hex digits"), "{problems:#?}");
+    }
+
+    #[test]
+    fn a_file_with_endless_problems_is_cut_short() {
+        let keys: String = (0..150).map(|i| format!("unknown_{i} = 1\n")).collect();
+        let file = write(&format!("[server]\n{keys}"));
+        let problems = Config::load(Some(file.path())).unwrap_err().problems();
+        assert_eq!(problems.len(), MAX_SHAPE_PROBLEMS + 1);
+        assert!(problems.last().unwrap().contains("stopped after 100 problems"), "{problems:?}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Prometheus metrics on their own HTTP listener (`server.metrics_listen`),
 //! apart from the gRPC port: config and catalog versions, whether the config
-//! file on disk is the one in force, and how many reloads were refused.
+//! file on disk is the one in force, how often the file was read for a reload
+//! and how many reloads were refused.
 
 use std::future::Future;
 
@@ -22,6 +23,10 @@ pub struct Metrics {
     registry: Registry,
     /// Reloads refused since start.
     pub config_reloads_refused: IntCounter,
+    /// Times the config file was read for a reload (a change in its directory
+    /// or SIGHUP), whether or not it had changed: flat while nothing happens,
+    /// so a reload loop shows up here.
+    pub config_reload_attempts: IntCounter,
     config_version: IntGauge,
     config_in_force: IntGauge,
     catalog_version: IntGauge,
@@ -39,6 +44,10 @@ impl Default for Metrics {
         };
         let config_reloads_refused =
             counter("repairmatch_config_reloads_refused_total", "Config reloads refused since start");
+        let config_reload_attempts = counter(
+            "repairmatch_config_reload_attempts_total",
+            "Times the config file was read for a reload (file change or SIGHUP), changed or not",
+        );
         let gauge = |name: &str, help: &str| {
             let metric = IntGauge::new(name, help).expect("valid metric");
             registry.register(Box::new(metric.clone())).expect("registered once");
@@ -46,6 +55,7 @@ impl Default for Metrics {
         };
         Self {
             config_reloads_refused,
+            config_reload_attempts,
             config_version: gauge("repairmatch_config_version", "Version of the config in force"),
             config_in_force: gauge(
                 "repairmatch_config_file_in_force",

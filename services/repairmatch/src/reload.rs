@@ -3,75 +3,182 @@
 //! symlink there, so watching the file itself would miss it; a `subPath`
 //! mount never updates at all) and on SIGHUP.
 //!
+//! Only events that can change what the file says start a reload: writes,
+//! creations, renames and removals. Reading the file raises open and close
+//! events in its directory too, and reacting to those made every reload set
+//! off the next one. Bursts of events (a ConfigMap swap is several) are
+//! debounced into one read, and a file whose bytes are those of the previous
+//! attempt is not loaded again: a refused file counts one refusal however
+//! often it is seen, and an idle service reads nothing.
+//!
 //! A new file is validated whole before it is swapped in; a bad one is
 //! refused with every problem located (file, key, why), and the old config
 //! keeps serving. See [`crate::App::reload_from`].
 
-use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::io;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+use notify::event::{AccessKind, AccessMode, ModifyKind};
+use notify::{EventKind, RecommendedWatcher, RecursiveMode};
+use notify_debouncer_full::{DebounceEventResult, DebouncedEvent, Debouncer, RecommendedCache, new_debouncer};
 
 use crate::App;
+
+/// How long a directory must stay still before the file is read: long enough
+/// to cover a ConfigMap swap or an editor's save, short for a human.
+const DEBOUNCE: Duration = Duration::from_millis(250);
 
 /// Keeps the watch alive; dropping it stops watching.
 #[derive(Debug)]
 pub struct ConfigWatcher {
-    _watcher: RecommendedWatcher,
+    /// Always `Some` until dropped.
+    debouncer: Option<Debouncer<RecommendedWatcher, RecommendedCache>>,
+    reloader: Reloader,
 }
 
-/// How long a burst of file events (a ConfigMap swap is several) settles
-/// before the file is read.
-const SETTLE: Duration = Duration::from_millis(100);
+impl Drop for ConfigWatcher {
+    fn drop(&mut self) {
+        // Waits (a debounce tick at most) for the debouncer's thread, which
+        // holds the app: once the watcher is gone, so is every reload, and
+        // the store can be opened again.
+        if let Some(debouncer) = self.debouncer.take() {
+            debouncer.stop();
+        }
+    }
+}
+
+impl ConfigWatcher {
+    /// Also reloads on SIGHUP until the process ends, sharing the watcher's
+    /// memory of the last file read, so a file that both paths see counts once.
+    #[cfg(unix)]
+    pub fn reload_on_sighup(&self) -> io::Result<()> {
+        self.reloader.clone().reload_on_sighup()
+    }
+}
 
 /// Reloads `path` into `app` whenever its directory changes.
 pub fn watch(app: App, path: PathBuf) -> notify::Result<ConfigWatcher> {
-    let (events, received) = mpsc::channel();
-    let mut watcher = notify::recommended_watcher(move |event| {
-        let _ = events.send(event);
-    })?;
     let directory = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
         _ => PathBuf::from("."),
     };
-    watcher.watch(&directory, RecursiveMode::NonRecursive)?;
-    std::thread::Builder::new()
-        .name("config-watch".into())
-        .spawn(move || {
-            // Ends when the watcher (and with it the sender) is dropped.
-            while received.recv().is_ok() {
-                std::thread::sleep(SETTLE);
-                while received.try_recv().is_ok() {}
-                reload_logged(&app, &path);
+    let reloader = Reloader::new(app, path);
+    let on_events = reloader.clone();
+    // The handler runs on the debouncer's own thread, which ends when the
+    // debouncer is dropped.
+    let mut debouncer = new_debouncer(DEBOUNCE, None, move |result: DebounceEventResult| match result {
+        Ok(events) if events.iter().any(may_change_content) => on_events.reload(Trigger::FileChange),
+        Ok(_) => {}
+        Err(errors) => {
+            for error in errors {
+                tracing::warn!(%error, "watching the configuration directory");
             }
-        })
-        .map_err(notify::Error::io)?;
-    Ok(ConfigWatcher { _watcher: watcher })
-}
-
-/// Reloads on SIGHUP until the process ends.
-#[cfg(unix)]
-pub fn reload_on_sighup(app: App, path: PathBuf) -> std::io::Result<()> {
-    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
-    tokio::spawn(async move {
-        while hangups.recv().await.is_some() {
-            let (app, path) = (app.clone(), path.clone());
-            let _ = tokio::task::spawn_blocking(move || reload_logged(&app, &path)).await;
         }
-    });
-    Ok(())
+    })?;
+    debouncer.watch(&directory, RecursiveMode::NonRecursive)?;
+    Ok(ConfigWatcher { debouncer: Some(debouncer), reloader })
 }
 
-fn reload_logged(app: &App, path: &Path) {
-    match app.reload_from(path) {
-        Ok(Some(version)) => tracing::info!(file = %path.display(), version, "configuration reloaded"),
-        Ok(None) => tracing::debug!(file = %path.display(), "configuration unchanged"),
-        Err(problems) => tracing::error!(
-            file = %path.display(),
-            problems = %problems.join("; "),
-            refused_reloads = app.config_reloads_refused(),
-            "configuration refused; the previous one keeps serving"
-        ),
+/// Reloads on SIGHUP until the process ends: for a service that does not
+/// watch its file. With a watcher, use [`ConfigWatcher::reload_on_sighup`].
+#[cfg(unix)]
+pub fn reload_on_sighup(app: App, path: PathBuf) -> io::Result<()> {
+    Reloader::new(app, path).reload_on_sighup()
+}
+
+/// Whether an event in the config file's directory may have changed what the
+/// file says. Any file there counts, not only the config's name: the name may
+/// be a symlink into the directory (`..data/repairmatch.toml`), and reading an
+/// unchanged file costs less than missing a change.
+fn may_change_content(event: &DebouncedEvent) -> bool {
+    // Opening, reading and closing after a read are what a reload itself
+    // causes; metadata (chmod, touch) leaves the bytes alone. Closing after a
+    // write counts: a write through a memory map raises nothing else.
+    event.need_rescan()
+        || matches!(
+            event.kind,
+            EventKind::Any
+                | EventKind::Create(_)
+                | EventKind::Remove(_)
+                | EventKind::Modify(ModifyKind::Any | ModifyKind::Data(_) | ModifyKind::Name(_) | ModifyKind::Other)
+                | EventKind::Access(AccessKind::Close(AccessMode::Write))
+        )
+}
+
+/// What made the service read its file, for the logs.
+#[derive(Debug, Clone, Copy)]
+enum Trigger {
+    FileChange,
+    Hangup,
+}
+
+/// A read of the config file: its bytes, or why there are none.
+type FileRead = Result<Vec<u8>, io::ErrorKind>;
+
+/// Reads the file and reloads it when its bytes differ from the last attempt.
+#[derive(Debug, Clone)]
+struct Reloader {
+    app: App,
+    path: Arc<PathBuf>,
+    /// The file as read by the last attempt (or why it could not be read);
+    /// `None` until the first, so the first event always loads. The lock also
+    /// keeps the watcher and SIGHUP from reloading at once.
+    last_read: Arc<Mutex<Option<FileRead>>>,
+}
+
+impl Reloader {
+    fn new(app: App, path: PathBuf) -> Self {
+        Self { app, path: Arc::new(path), last_read: Arc::default() }
+    }
+
+    #[cfg(unix)]
+    fn reload_on_sighup(self) -> io::Result<()> {
+        let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+        tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                let reloader = self.clone();
+                let _ = tokio::task::spawn_blocking(move || reloader.reload(Trigger::Hangup)).await;
+            }
+        });
+        Ok(())
+    }
+
+    fn reload(&self, trigger: Trigger) {
+        let mut last_read = self.last_read.lock().unwrap_or_else(PoisonError::into_inner);
+        let read = std::fs::read(&*self.path).map_err(|error| error.kind());
+        if last_read.as_ref() == Some(&read) {
+            match trigger {
+                Trigger::Hangup => tracing::info!(file = %self.path.display(), ?trigger, "configuration unchanged"),
+                Trigger::FileChange => {
+                    tracing::debug!(file = %self.path.display(), ?trigger, "configuration unchanged")
+                }
+            }
+        } else {
+            // `reload_from` reads the file again: should it have changed in
+            // between, the change raises another event, and that read differs
+            // from this one, so nothing is missed.
+            *last_read = Some(read);
+            self.log(trigger, self.app.reload_from(&self.path));
+        }
+        // Counted once the attempt is over, so whoever sees the count can rely
+        // on its outcome.
+        self.app.metrics().config_reload_attempts.inc();
+    }
+
+    fn log(&self, trigger: Trigger, outcome: Result<Option<u64>, Vec<String>>) {
+        let file = self.path.display();
+        match outcome {
+            Ok(Some(version)) => tracing::info!(%file, ?trigger, version, "configuration reloaded"),
+            Ok(None) => tracing::info!(%file, ?trigger, "configuration reloaded, nothing changed"),
+            Err(problems) => tracing::error!(
+                %file,
+                ?trigger,
+                problems = %problems.join("; "),
+                refused_reloads = self.app.config_reloads_refused(),
+                "configuration refused; the previous one keeps serving"
+            ),
+        }
     }
 }

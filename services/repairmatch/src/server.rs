@@ -108,9 +108,10 @@ pub fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> {
         let listener = TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
         let _watcher = match &config_path {
             Some(path) => {
+                let watcher = reload::watch(app.clone(), path.clone()).context("cannot watch the config file")?;
                 #[cfg(unix)]
-                reload::reload_on_sighup(app.clone(), path.clone())?;
-                Some(reload::watch(app.clone(), path.clone()).context("cannot watch the config file")?)
+                watcher.reload_on_sighup()?;
+                Some(watcher)
             }
             None => None,
         };

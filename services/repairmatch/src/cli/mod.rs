@@ -28,7 +28,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the gRPC service. With no config: the embedded store in ./data,
-    /// seeded with the bundled sample catalog when empty.
+    /// empty until imported into (the demo config/repairmatch.toml loads a sample).
     Serve {
         /// Config file (TOML); REPAIRMATCH_* environment variables override it.
         #[arg(long)]
