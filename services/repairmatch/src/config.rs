@@ -24,7 +24,7 @@ use crate::auth::Role;
 pub struct Config {
     /// The gRPC listener.
     pub server: ServerConfig,
-    /// The embedded catalog store.
+    /// The catalog store.
     pub store: StoreConfig,
     /// Find defaults.
     pub find: FindConfig,
@@ -79,12 +79,40 @@ impl Default for ServerConfig {
     }
 }
 
-/// The embedded catalog store.
+/// Where the catalog lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreKind {
+    /// A redb file that one process opens: the single-process default.
+    Embedded,
+    /// A Redis server that every replica shares, with a change feed.
+    Redis,
+}
+
+/// The catalog store.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
-    /// The redb database file; its directory is created when missing.
+    /// `embedded` (one process, a redb file) or `redis` (replicas share it).
+    pub kind: StoreKind,
+    /// The redb database file (kind = "embedded"); its directory is created
+    /// when missing.
     pub path: PathBuf,
+    /// The Redis server (kind = "redis"): `redis://host:port/db` or
+    /// `rediss://…` for TLS. Keep passwords out of it: see `password_env`.
+    pub url: String,
+    /// The environment variable holding the Redis password, if any: read at
+    /// connect time, never stored in the config or logged.
+    pub password_env: String,
+    /// Prefix of every Redis key, so several deployments can share a server.
+    pub key_prefix: String,
+    /// Longest a Redis command may take before it counts as failed, ms.
+    pub command_timeout_ms: u64,
+    /// How long a replica's feed read waits for new changes, ms.
+    pub feed_block_ms: u64,
+    /// About how many catalog versions the change feed keeps (`XADD MAXLEN ~`);
+    /// a replica further behind reloads the whole catalog.
+    pub feed_max_len: u64,
     /// Load the bundled sample catalog when the store is empty at start: a
     /// demo setting, off by default so that a production instance whose
     /// store is empty or lost serves nothing rather than invented centers.
@@ -98,7 +126,14 @@ pub struct StoreConfig {
 impl Default for StoreConfig {
     fn default() -> Self {
         Self {
+            kind: StoreKind::Embedded,
             path: PathBuf::from("data/repairmatch.redb"),
+            url: "redis://127.0.0.1:6379/0".to_owned(),
+            password_env: "REPAIRMATCH_REDIS_PASSWORD".to_owned(),
+            key_prefix: "repairmatch".to_owned(),
+            command_timeout_ms: 1_000,
+            feed_block_ms: 2_000,
+            feed_max_len: 100_000,
             load_sample_when_empty: false,
             sample_centers: 5_000,
             sample_seed: 1,

@@ -68,6 +68,7 @@ impl ServiceError {
             ServiceError::Unauthenticated(_) => (Code::Unauthenticated, "UNAUTHENTICATED"),
             ServiceError::PermissionDenied(_) => (Code::PermissionDenied, "PERMISSION_DENIED"),
             ServiceError::Aborted(_) => (Code::Aborted, "STALE_ETAG"),
+            ServiceError::Storage(error) if error.is_unavailable() => (Code::Unavailable, "STORE_UNAVAILABLE"),
             ServiceError::Storage(_) => (Code::Internal, "STORAGE_FAILURE"),
             ServiceError::Internal(_) => (Code::Internal, "INTERNAL"),
         }
@@ -98,6 +99,10 @@ impl From<ServiceError> for Status {
         details.set_error_info(reason, ERROR_DOMAIN, metadata);
         let message = match &error {
             // Internal details stay in the logs, not on the wire.
+            ServiceError::Storage(store) if store.is_unavailable() => {
+                tracing::warn!(error = %Chain(&error), "request failed");
+                "the catalog store is unavailable: nothing was written; retry later".to_owned()
+            }
             ServiceError::Storage(_) => {
                 tracing::error!(error = %Chain(&error), "request failed");
                 "internal storage failure".to_owned()

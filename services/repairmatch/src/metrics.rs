@@ -27,6 +27,12 @@ pub struct Metrics {
     /// or SIGHUP), whether or not it had changed: flat while nothing happens,
     /// so a reload loop shows up here.
     pub config_reload_attempts: IntCounter,
+    /// Store calls that failed (Redis unreachable or erroring).
+    pub store_errors: IntCounter,
+    /// Whole-catalog reloads by the feed follower.
+    pub feed_reloads: IntCounter,
+    feed_applied_version: IntGauge,
+    feed_seconds_since_current: IntGauge,
     config_version: IntGauge,
     config_in_force: IntGauge,
     catalog_version: IntGauge,
@@ -53,9 +59,23 @@ impl Default for Metrics {
             registry.register(Box::new(metric.clone())).expect("registered once");
             metric
         };
+        let store_errors =
+            counter("repairmatch_store_errors_total", "Store calls that failed (Redis down or erroring)");
+        let feed_reloads =
+            counter("repairmatch_feed_reloads_total", "Whole-catalog reloads after falling behind the change feed");
         Self {
             config_reloads_refused,
             config_reload_attempts,
+            store_errors,
+            feed_reloads,
+            feed_applied_version: gauge(
+                "repairmatch_feed_applied_version",
+                "Last catalog version applied from the shared store's change feed",
+            ),
+            feed_seconds_since_current: gauge(
+                "repairmatch_feed_lag_seconds",
+                "Seconds since the change feed last confirmed this replica was current (0 on the embedded store)",
+            ),
             config_version: gauge("repairmatch_config_version", "Version of the config in force"),
             config_in_force: gauge(
                 "repairmatch_config_file_in_force",
@@ -77,6 +97,10 @@ impl Metrics {
     pub fn render(&self, app: &App) -> String {
         self.config_version.set(app.config().version as i64);
         self.config_in_force.set(i64::from(*app.config_status().borrow() == ConfigStatus::Current));
+        let (applied, since_current, _) = app.feed_state();
+        self.feed_applied_version.set(applied as i64);
+        let follows_a_feed = app.config().config.store.kind == crate::config::StoreKind::Redis;
+        self.feed_seconds_since_current.set(if follows_a_feed { since_current.as_secs() as i64 } else { 0 });
         let catalog = app.catalog();
         self.catalog_version.set(catalog.version() as i64);
         self.catalog_centers.set(catalog.len() as i64);

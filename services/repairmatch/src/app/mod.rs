@@ -5,6 +5,7 @@
 //! - [`queries`]: reads: the one owner of a Find, lookups and listings.
 //! - [`writer`]: catalog writes through the store, and publishing them as
 //!   new snapshots (with background compaction).
+//! - [`follower`]: on a shared store, applying what other replicas wrote.
 //!
 //! Reads take the current snapshot (an `ArcSwap` load: no lock, no wait) and
 //! rank against it. Writes go one at a time through the writer: checked,
@@ -13,6 +14,7 @@
 //! write entirely or not at all, and sees it before the writer is answered.
 
 pub mod config_state;
+pub mod follower;
 pub mod queries;
 pub mod writer;
 
@@ -26,9 +28,9 @@ pub use config_state::{ConfigStatus, LiveConfig};
 pub use queries::ListFilter;
 pub use writer::{CheckedItem, ItemOutcome, ItemResult};
 
-use crate::config::Config;
+use crate::config::{Config, StoreKind};
 use crate::metrics::Metrics;
-use crate::store::{CatalogStore, EmbeddedStore, StoreError, WriteBatch};
+use crate::store::{CatalogStore, StoreError, WriteBatch};
 use writer::{LiveCatalog, Writer};
 
 /// The service's shared state.
@@ -43,6 +45,7 @@ struct AppInner {
     metrics: Metrics,
     store: Arc<dyn CatalogStore>,
     live: Arc<LiveCatalog>,
+    feed: Mutex<follower::FeedState>,
 }
 
 impl std::fmt::Debug for App {
@@ -52,10 +55,17 @@ impl std::fmt::Debug for App {
 }
 
 impl App {
-    /// Opens the embedded store the config names and serves from it.
+    /// Opens the store the config names and serves from it; on a shared
+    /// store, follows what other replicas write.
     pub fn open(config: Config) -> Result<Self, StoreError> {
-        let store = EmbeddedStore::open(&config.store.path)?;
-        Self::with_store(config, Arc::new(store))
+        let store = crate::store::open(&config.store)?;
+        let follows_a_feed = config.store.kind == StoreKind::Redis;
+        let app = Self::with_store(config, store)?;
+        if follows_a_feed {
+            app.follow(app.catalog().version())
+                .map_err(|e| StoreError::Config(format!("cannot start the feed thread: {e}")))?;
+        }
+        Ok(app)
     }
 
     /// Serves from `store`: loads the bundled sample into it first when it is
@@ -90,6 +100,11 @@ impl App {
                 config_status: tokio::sync::watch::Sender::new(ConfigStatus::Current),
                 metrics: Metrics::default(),
                 store,
+                feed: Mutex::new(follower::FeedState {
+                    applied_version: catalog.version(),
+                    current_at: std::time::Instant::now(),
+                    failing: false,
+                }),
                 live: Arc::new(LiveCatalog { catalog: ArcSwap::from_pointee(catalog), writer: Mutex::new(writer) }),
             }),
         })
@@ -98,6 +113,12 @@ impl App {
     /// The service's metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+
+    /// Where this replica stands on the store's change feed.
+    pub fn feed_state(&self) -> (u64, std::time::Duration, bool) {
+        let state = self.inner.feed.lock().unwrap_or_else(|p| p.into_inner());
+        (state.applied_version, state.current_at.elapsed(), state.failing)
     }
 
     /// The current catalog snapshot.

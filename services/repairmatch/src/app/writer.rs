@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use arc_swap::ArcSwap;
 use repairmatch_core::Catalog;
-use repairmatch_core::model::{Brand, RepairCenter};
+use repairmatch_core::model::{Bank, Brand, RepairCenter};
 use tonic_types::FieldViolation;
 
 use super::App;
@@ -30,9 +30,13 @@ pub(super) struct LiveCatalog {
 /// bulk import, which publishes now and then rather than per batch).
 #[derive(Default)]
 pub(super) struct Writer {
-    version: u64,
+    pub(super) version: u64,
     centers: HashMap<String, Option<RepairCenter>>,
     brands: Vec<Brand>,
+    banks: Vec<Bank>,
+    /// Bumped when the whole catalog is replaced (a feed reload), so a
+    /// compaction of the replaced one is thrown away rather than swapped in.
+    generation: u64,
     /// While a background compaction runs: the ids published since it started,
     /// to re-apply on top of the compacted base.
     compacting: Option<HashSet<String>>,
@@ -57,7 +61,7 @@ impl LiveCatalog {
     /// Publishes committed writes as a new snapshot (only its delta layer is
     /// rebuilt), and starts a background compaction once the delta is large.
     fn publish(live: &Arc<Self>, writer: &mut Writer) {
-        if writer.centers.is_empty() && writer.brands.is_empty() {
+        if writer.centers.is_empty() && writer.brands.is_empty() && writer.banks.is_empty() {
             return;
         }
         let started = std::time::Instant::now();
@@ -72,7 +76,8 @@ impl LiveCatalog {
             }
         }
         let brands = std::mem::take(&mut writer.brands);
-        let snapshot = Arc::new(live.catalog.load().apply(writer.version, upserts, &deletes, brands, vec![]));
+        let banks = std::mem::take(&mut writer.banks);
+        let snapshot = Arc::new(live.catalog.load().apply(writer.version, upserts, &deletes, brands, banks));
         live.catalog.store(Arc::clone(&snapshot));
         tracing::debug!(
             version = writer.version,
@@ -82,7 +87,10 @@ impl LiveCatalog {
         if snapshot.needs_compaction() && writer.compacting.is_none() {
             writer.compacting = Some(HashSet::new());
             let live = Arc::clone(live);
-            let spawned = std::thread::Builder::new().name("compaction".into()).spawn(move || live.compact(&snapshot));
+            let generation = writer.generation;
+            let spawned = std::thread::Builder::new()
+                .name("compaction".into())
+                .spawn(move || live.compact(&snapshot, generation));
             if let Err(error) = spawned {
                 writer.compacting = None;
                 tracing::error!(%error, "cannot start a compaction; the delta keeps growing");
@@ -92,11 +100,15 @@ impl LiveCatalog {
 
     /// Builds a single-layer snapshot from `from` off the write path, then
     /// swaps it in with the writes published meanwhile re-applied on top.
-    fn compact(&self, from: &Catalog) {
+    fn compact(&self, from: &Catalog, generation: u64) {
         let started = std::time::Instant::now();
         let compacted = from.compacted();
         let build_ms = started.elapsed().as_millis() as u64;
         let mut writer = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if writer.generation != generation {
+            tracing::info!(build_ms, "compaction dropped: the catalog was reloaded meanwhile");
+            return;
+        }
         let changed = writer.compacting.take().unwrap_or_default();
         let current = self.catalog.load();
         let (mut upserts, mut deletes) = (Vec::new(), Vec::new());
@@ -117,7 +129,7 @@ impl LiveCatalog {
         if next.needs_compaction() {
             writer.compacting = Some(HashSet::new());
             drop(writer);
-            self.compact(&next);
+            self.compact(&next, generation);
         }
     }
 }
@@ -214,6 +226,34 @@ impl App {
     /// Makes committed writes visible to readers: one new snapshot.
     fn publish(&self, writer: &mut Writer) {
         LiveCatalog::publish(&self.inner.live, writer);
+    }
+
+    /// Applies changes another process committed (read from the store's
+    /// feed): each record in its latest state, published as one snapshot.
+    pub(super) fn apply_feed(&self, changes: crate::store::ChangeSet) {
+        let mut writer = self.writer();
+        for center in changes.centers {
+            writer.centers.insert(center.id.clone(), Some(center));
+        }
+        for id in changes.deleted_center_ids {
+            writer.centers.insert(id, None);
+        }
+        writer.brands.extend(changes.brands);
+        writer.banks.extend(changes.banks);
+        writer.version = writer.version.max(changes.version);
+        self.publish(&mut writer);
+    }
+
+    /// Replaces the whole catalog (a follower that fell behind the feed).
+    pub(super) fn replace_catalog(&self, catalog: Catalog) {
+        let mut writer = self.writer();
+        writer.generation += 1;
+        writer.compacting = None;
+        writer.centers.clear();
+        writer.brands.clear();
+        writer.banks.clear();
+        writer.version = writer.version.max(catalog.version());
+        self.inner.live.catalog.store(Arc::new(catalog));
     }
 
     /// A writing tenant, or the reason it cannot write at all.

@@ -11,8 +11,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use repairmatch_datagen as datagen;
 
-use crate::config::Config;
-use crate::store::{CatalogStore, EmbeddedStore, WriteBatch};
+use crate::config::{Config, StoreKind};
+use crate::store::WriteBatch;
 use crate::{auth, convert, ndjson, server};
 
 /// Finds who can repair a broken card terminal, as a gRPC service.
@@ -217,15 +217,18 @@ pub fn import(
     );
     anyhow::ensure!(!write.is_empty(), "nothing to import: name a centers file, --brands or --banks");
     let counts = (write.upserts.len(), write.brands.len(), write.banks.len());
-    let store = EmbeddedStore::open(&config.store.path)
-        .with_context(|| format!("cannot open the store {} (is a server using it?)", config.store.path.display()))?;
+    let store = crate::store::open(&config.store).with_context(|| match config.store.kind {
+        StoreKind::Embedded => format!("cannot open the store {} (is a server using it?)", config.store.path.display()),
+        StoreKind::Redis => format!("cannot use the Redis store (prefix {})", config.store.key_prefix),
+    })?;
     let version = store.apply(write)?.version;
+    let place = match config.store.kind {
+        StoreKind::Embedded => config.store.path.display().to_string(),
+        StoreKind::Redis => format!("Redis (prefix {})", config.store.key_prefix),
+    };
     println!(
-        "imported {} centers, {} brands, {} banks into {} (catalog version {version})",
-        counts.0,
-        counts.1,
-        counts.2,
-        config.store.path.display()
+        "imported {} centers, {} brands, {} banks into {place} (catalog version {version})",
+        counts.0, counts.1, counts.2
     );
     Ok(())
 }

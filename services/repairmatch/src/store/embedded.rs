@@ -12,11 +12,11 @@ use std::path::Path;
 use chrono::Utc;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use repairmatch_core::model::{RepairCenter, match_key};
-use serde::{Deserialize, Serialize};
 
 use super::records::{decode_bank, decode_brand, decode_center, encode_bank, encode_brand, encode_center};
 use super::{
-    AppliedBatch, CatalogStore, ChangeSet, Changes, ItemStatus, Precondition, StoreError, StoredCatalog, WriteBatch,
+    AppliedBatch, CatalogStore, ChangeSet, ChangedKeys, Changes, ItemStatus, Precondition, StoreError, StoredCatalog,
+    WriteBatch,
 };
 
 const CENTERS: TableDefinition<&str, &[u8]> = TableDefinition::new("repair_centers");
@@ -30,44 +30,6 @@ const CATALOG_VERSION: &str = "catalog_version";
 /// How many versions of history `changes_since` can answer from; a follower
 /// further behind reloads everything.
 const HISTORY_VERSIONS: u64 = 10_000;
-/// A batch touching more keys than this (a bulk import) is recorded as
-/// "everything may have changed": listing a million ids helps no follower.
-const MAX_LISTED_KEYS: usize = 10_000;
-
-/// The keys one version changed.
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct ChangedKeys {
-    /// Too many to list: a follower reloads.
-    #[serde(default)]
-    everything: bool,
-    #[serde(default)]
-    centers: Vec<String>,
-    #[serde(default)]
-    brands: Vec<String>,
-    #[serde(default)]
-    banks: Vec<String>,
-}
-
-impl ChangedKeys {
-    fn of(changes: &ChangeSet) -> Self {
-        let listed =
-            changes.centers.len() + changes.deleted_center_ids.len() + changes.brands.len() + changes.banks.len();
-        if listed > MAX_LISTED_KEYS {
-            return Self { everything: true, ..Self::default() };
-        }
-        Self {
-            everything: false,
-            centers: changes
-                .centers
-                .iter()
-                .map(|c| c.id.clone())
-                .chain(changes.deleted_center_ids.iter().cloned())
-                .collect(),
-            brands: changes.brands.iter().map(|b| match_key(&b.name)).collect(),
-            banks: changes.banks.iter().map(|b| b.id.clone()).collect(),
-        }
-    }
-}
 
 /// A handle on the store file.
 #[derive(Debug)]
@@ -394,7 +356,7 @@ mod tests {
     #[test]
     fn a_follower_behind_a_bulk_load_or_the_trimmed_history_reloads() {
         let (_dir, store) = store();
-        let bulk = datagen::generate(MAX_LISTED_KEYS + 1, 2);
+        let bulk = datagen::generate(crate::store::MAX_LISTED_KEYS + 1, 2);
         store.apply(WriteBatch::load(bulk.centers, vec![], vec![])).unwrap();
         assert!(matches!(store.changes_since(0).unwrap(), Changes::ReloadAll), "the bulk load is not listed");
         let center = datagen::generate(1, 3).centers.remove(0);

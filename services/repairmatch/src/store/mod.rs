@@ -2,6 +2,7 @@
 //! through, and its implementations.
 //!
 //! - [`embedded`]: a redb file, for one process (the default).
+//! - [`redis`]: Redis, shared by replicas, with a change feed.
 //! - [`records`]: how domain records are kept as `repairmatch.v1` bytes, with
 //!   no request validation in the way.
 //!
@@ -12,10 +13,13 @@
 
 pub mod embedded;
 pub mod records;
+pub mod redis;
 
-use repairmatch_core::model::{Bank, Brand, RepairCenter};
+use repairmatch_core::model::{Bank, Brand, RepairCenter, match_key};
+use serde::{Deserialize, Serialize};
 
 pub use embedded::EmbeddedStore;
+pub use redis::RedisStore;
 
 /// A store failure.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +37,15 @@ pub enum StoreError {
         /// What is wrong.
         why: String,
     },
+    /// Redis answered with an error.
+    #[error("redis failed")]
+    Redis(#[from] ::redis::RedisError),
+    /// Redis could not be reached in time (down, paused, or the network).
+    #[error("redis is unavailable: {0}")]
+    Unavailable(String),
+    /// The store's settings are unusable.
+    #[error("{0}")]
+    Config(String),
     /// The store's directory could not be created.
     #[error("cannot create {path}: {source}")]
     Directory {
@@ -61,6 +74,61 @@ redb_errors_are_database_errors!(
     redb::StorageError,
     redb::CommitError
 );
+
+impl StoreError {
+    /// Whether the store could not be reached: worth retrying later, unlike a
+    /// corrupt record.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+/// A batch touching more keys than this (a bulk import) is recorded as
+/// "everything may have changed": listing a million ids helps no follower.
+pub const MAX_LISTED_KEYS: usize = 10_000;
+
+/// The keys one version changed, as a store's history records them.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(crate) struct ChangedKeys {
+    /// Too many to list: a follower reloads.
+    #[serde(default)]
+    pub(crate) everything: bool,
+    #[serde(default)]
+    pub(crate) centers: Vec<String>,
+    #[serde(default)]
+    pub(crate) brands: Vec<String>,
+    #[serde(default)]
+    pub(crate) banks: Vec<String>,
+}
+
+impl ChangedKeys {
+    pub(crate) fn of(changes: &ChangeSet) -> Self {
+        let listed =
+            changes.centers.len() + changes.deleted_center_ids.len() + changes.brands.len() + changes.banks.len();
+        if listed > MAX_LISTED_KEYS {
+            return Self { everything: true, ..Self::default() };
+        }
+        Self {
+            everything: false,
+            centers: changes
+                .centers
+                .iter()
+                .map(|c| c.id.clone())
+                .chain(changes.deleted_center_ids.iter().cloned())
+                .collect(),
+            brands: changes.brands.iter().map(|b| match_key(&b.name)).collect(),
+            banks: changes.banks.iter().map(|b| b.id.clone()).collect(),
+        }
+    }
+}
+
+/// The store `config` names: the embedded file, or the shared Redis.
+pub fn open(config: &crate::config::StoreConfig) -> Result<std::sync::Arc<dyn CatalogStore>, StoreError> {
+    Ok(match config.kind {
+        crate::config::StoreKind::Embedded => std::sync::Arc::new(EmbeddedStore::open(&config.path)?),
+        crate::config::StoreKind::Redis => std::sync::Arc::new(RedisStore::new(config)?),
+    })
+}
 
 /// Everything a store holds.
 #[derive(Debug, Default)]
@@ -209,4 +277,11 @@ pub trait CatalogStore: Send + Sync + std::fmt::Debug + 'static {
 
     /// What changed after `version`.
     fn changes_since(&self, version: u64) -> Result<Changes, StoreError>;
+
+    /// What changed after `version`, waiting a while (the store's feed block)
+    /// for a first change when there is none yet. A store only this process
+    /// writes has nothing to wait for and answers at once.
+    fn wait_for_changes(&self, version: u64) -> Result<Changes, StoreError> {
+        self.changes_since(version)
+    }
 }

@@ -1,0 +1,90 @@
+//! Following a shared store: a replica applies what other replicas wrote,
+//! read from the store's change feed, and reloads the whole catalog when it
+//! fell further behind than the feed reaches.
+
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use repairmatch_core::Catalog;
+
+use super::{App, AppInner};
+use crate::store::{CatalogStore, Changes};
+
+/// The longest pause between attempts while the store is unreachable.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// Where a replica stands on the feed.
+#[derive(Debug)]
+pub struct FeedState {
+    /// The last catalog version this replica applied from the feed (its own
+    /// writes may be served sooner).
+    pub applied_version: u64,
+    /// When the feed last confirmed there was nothing newer.
+    pub current_at: Instant,
+    /// Whether the last attempt to read the feed failed.
+    pub failing: bool,
+}
+
+impl App {
+    /// Starts following the store's feed from `version` on a thread of its
+    /// own, which ends once the app is dropped.
+    pub(super) fn follow(&self, version: u64) -> std::io::Result<()> {
+        let weak = Arc::downgrade(&self.inner);
+        let store = Arc::clone(&self.inner.store);
+        std::thread::Builder::new().name("catalog-feed".into()).spawn(move || follow(&weak, &*store, version))?;
+        Ok(())
+    }
+}
+
+fn follow(app: &Weak<AppInner>, store: &dyn CatalogStore, mut version: u64) {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        // Waits up to the feed block: holds no reference to the app meanwhile.
+        let outcome = store.wait_for_changes(version);
+        let Some(inner) = app.upgrade() else { return };
+        let app = App { inner };
+        let result = match outcome {
+            Ok(Changes::Since(changes)) => {
+                let lag = changes.version.saturating_sub(version);
+                version = changes.version;
+                if !changes.is_empty() {
+                    app.apply_feed(changes);
+                    tracing::debug!(version, lag, "applied changes from the feed");
+                }
+                Ok(())
+            }
+            Ok(Changes::ReloadAll) => store.load().map(|stored| {
+                let started = Instant::now();
+                let catalog = Catalog::build(stored.version, stored.centers, stored.brands, stored.banks);
+                tracing::warn!(
+                    from = version,
+                    to = stored.version,
+                    build_ms = started.elapsed().as_millis() as u64,
+                    "fell behind the change feed: reloaded the whole catalog"
+                );
+                version = stored.version;
+                app.replace_catalog(catalog);
+                app.metrics().feed_reloads.inc();
+            }),
+            Err(error) => Err(error),
+        };
+        let mut state = app.inner.feed.lock().unwrap_or_else(|p| p.into_inner());
+        match result {
+            Ok(()) => {
+                backoff = Duration::from_millis(50);
+                *state = FeedState { applied_version: version, current_at: Instant::now(), failing: false };
+            }
+            Err(error) => {
+                if !state.failing {
+                    tracing::warn!(%error, "cannot read the change feed; serving the catalog as it is");
+                }
+                state.failing = true;
+                app.metrics().store_errors.inc();
+                drop(state);
+                drop(app);
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}

@@ -1,0 +1,276 @@
+//! Real processes for the scale-out tests: `redis-server` on a free port
+//! (killable, restartable, with AOF when a test needs it) and `repairmatch
+//! serve` replicas sharing it, called over real gRPC.
+
+#![allow(dead_code)] // each test file uses part of this
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use repairmatch_proto::v1 as pb;
+use repairmatch_proto::v1::catalog_service_client::CatalogServiceClient;
+use repairmatch_proto::v1::repair_match_service_client::RepairMatchServiceClient;
+use tonic::transport::Channel;
+
+/// The `repairmatch` binary under test.
+pub const BINARY: &str = env!("CARGO_BIN_EXE_repairmatch");
+
+/// The ops key every replica's config accepts.
+pub const OPS_KEY: &str = "rmk_test_ops";
+
+/// A port nobody listens on now (bind, read, release).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A `redis-server` process of the test's own.
+pub struct Redis {
+    pub port: u16,
+    dir: PathBuf,
+    aof: bool,
+    child: Option<Child>,
+}
+
+impl Redis {
+    /// Starts one on a free port; with `aof`, every write is fsynced before
+    /// Redis answers (`appendfsync always`).
+    pub fn start(dir: &Path, aof: bool) -> Self {
+        let mut redis = Self { port: free_port(), dir: dir.to_owned(), aof, child: None };
+        redis.spawn();
+        redis
+    }
+
+    fn spawn(&mut self) {
+        let mut command = Command::new("redis-server");
+        command
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if self.aof {
+            command.args(["--appendonly", "yes", "--appendfsync", "always"]);
+        } else {
+            command.args(["--appendonly", "no"]);
+        }
+        self.child = Some(command.spawn().expect("redis-server starts (apt-get install redis-server)"));
+        let started = Instant::now();
+        while self.ping().is_err() {
+            assert!(started.elapsed() < Duration::from_secs(20), "redis-server did not answer on {}", self.port);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `redis://127.0.0.1:PORT/0`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// A plain connection, for the test's own commands.
+    pub fn connection(&self) -> redis::RedisResult<redis::Connection> {
+        redis::Client::open(self.url())?.get_connection_with_timeout(Duration::from_secs(2))
+    }
+
+    fn ping(&self) -> redis::RedisResult<()> {
+        redis::cmd("PING").exec(&mut self.connection()?)
+    }
+
+    /// `kill -9`: no shutdown, no final save.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port and directory (reading its AOF).
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A `repairmatch serve` process.
+pub struct Replica {
+    pub addr: SocketAddr,
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    pub seen: Vec<String>,
+}
+
+/// A config for a replica of the catalog under `prefix` on `redis`.
+pub fn replica_config(dir: &Path, name: &str, redis_url: &str, prefix: &str, extra: &str) -> PathBuf {
+    let file = dir.join(format!("{name}.toml"));
+    let hash = repairmatch::auth::key_hash(OPS_KEY);
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n\n[store]\nkind = \"redis\"\nurl = \"{redis_url}\"\nkey_prefix = \"{prefix}\"\n\
+         command_timeout_ms = 300\nfeed_block_ms = 500\n{extra}\n\n[auth]\nallow_anonymous_find = true\n\n\
+         [tenants.ops]\nrole = \"ops\"\nkey_sha256 = [\"{hash}\"]\n"
+    );
+    std::fs::write(&file, config).unwrap();
+    file
+}
+
+impl Replica {
+    /// Starts `repairmatch serve --config FILE` and waits until it serves.
+    pub fn start(config: &Path) -> Self {
+        let mut child = Command::new(BINARY)
+            .args(["serve", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the binary starts");
+        let (send, lines) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = send.send(line);
+            }
+        });
+        let mut replica = Self { addr: "127.0.0.1:1".parse().unwrap(), child, lines, seen: Vec::new() };
+        let line = replica.wait_for("serving gRPC");
+        let addr = line.rsplit("listen=").next().unwrap().trim();
+        replica.addr = addr.parse().unwrap_or_else(|_| panic!("an address in {line:?}"));
+        replica
+    }
+
+    /// Waits (bounded) for a logged line containing `text`.
+    pub fn wait_for(&mut self, text: &str) -> String {
+        if let Some(line) = self.seen.iter().find(|l| l.contains(text)) {
+            return line.clone();
+        }
+        loop {
+            match self.lines.recv_timeout(Duration::from_secs(60)) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(text) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!("no line with {text:?} within 60 s; saw:\n{}", self.seen.join("\n")),
+            }
+        }
+    }
+
+    /// Everything it logged so far.
+    pub fn log(&mut self) -> &[String] {
+        self.seen.extend(self.lines.try_iter());
+        &self.seen
+    }
+
+    /// Sends a signal (`STOP`, `CONT`, `TERM`).
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill").args([&format!("-{signal}"), &pid]).status().unwrap().success());
+    }
+
+    /// A channel to it.
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .timeout(Duration::from_secs(5))
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    /// A Find client.
+    pub async fn finder(&self) -> RepairMatchServiceClient<Channel> {
+        RepairMatchServiceClient::new(self.channel().await)
+    }
+
+    /// A catalog client (add the ops key to each call with [`as_ops`]).
+    pub async fn catalog(&self) -> CatalogServiceClient<Channel> {
+        CatalogServiceClient::new(self.channel().await)
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A request with the ops key.
+pub fn as_ops<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert("authorization", format!("Bearer {OPS_KEY}").parse().unwrap());
+    request
+}
+
+/// An active PAX walk-in repairer near People's Square, Shanghai.
+pub fn center(id: &str, km_east: f64) -> pb::RepairCenter {
+    pb::RepairCenter {
+        id: id.into(),
+        name: format!("Center {id}"),
+        kind: pb::RepairCenterKind::ThirdParty as i32,
+        location: Some(pb::LatLng { latitude: 31.2304, longitude: 121.4737 + km_east / 95.0 }),
+        coverage: Some(pb::Coverage { radius_km: 400.0, polygon: None }),
+        service_modes: vec![pb::ServiceMode::WalkIn as i32],
+        brands: vec![pb::BrandSupport { brand: "PAX".into(), authorized: false, models: vec![] }],
+        fault_categories: vec![pb::FaultCategory::Screen as i32],
+        rating: Some(pb::Rating { average: 4.5, count: 10 }),
+        active: true,
+        ..Default::default()
+    }
+}
+
+/// A Find for PAX screens at People's Square, `page_size` deep.
+pub fn find(page_size: i32) -> pb::FindRepairCenterRequest {
+    pb::FindRepairCenterRequest {
+        location: Some(pb::LatLng { latitude: 31.2304, longitude: 121.4737 }),
+        terminal: Some(pb::Terminal { brand: "PAX".into(), ..Default::default() }),
+        fault: Some(pb::Fault { category: pb::FaultCategory::Screen as i32, description: String::new() }),
+        max_distance_km: 20_000.0,
+        page_size,
+        ..Default::default()
+    }
+}
+
+/// Upserts one center through `catalog` as ops.
+pub async fn upsert(
+    catalog: &mut CatalogServiceClient<Channel>,
+    center: pb::RepairCenter,
+) -> Result<u64, tonic::Status> {
+    let response =
+        catalog.upsert_repair_centers(as_ops(pb::UpsertRepairCentersRequest { centers: vec![center] })).await?;
+    let response = response.into_inner();
+    assert_eq!(response.results[0].outcome(), pb::ItemOutcome::Ok, "{response:?}");
+    Ok(response.catalog_version)
+}
+
+/// Whether `id` is among what `finder` finds now.
+pub async fn finds(finder: &mut RepairMatchServiceClient<Channel>, id: &str) -> bool {
+    let response =
+        finder.find_repair_center(pb::FindRepairCenterRequest { explain_center_ids: vec![id.into()], ..find(1) }).await;
+    // Explained = not matched; matched ones are not explained.
+    response.is_ok_and(|r| r.into_inner().exclusions.is_empty())
+}
+
+/// How many centers `finder` finds now.
+pub async fn total(finder: &mut RepairMatchServiceClient<Channel>) -> i32 {
+    finder.find_repair_center(find(1)).await.unwrap().into_inner().total_size
+}
+
+/// Waits until `check` holds, up to `limit`; how long it took.
+pub async fn eventually(what: &str, limit: Duration, mut check: impl AsyncFnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while !check().await {
+        assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    started.elapsed()
+}
