@@ -17,6 +17,7 @@ use repairmatch_core::RankingProfile;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Role;
+pub use crate::cache::CacheConfig;
 
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -28,6 +29,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// Find defaults.
     pub find: FindConfig,
+    /// The Find result cache.
+    pub cache: CacheConfig,
     /// Authentication.
     pub auth: AuthConfig,
     /// Tenants by name: the owners of what they write.
@@ -42,6 +45,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             store: StoreConfig::default(),
             find: FindConfig::default(),
+            cache: CacheConfig::default(),
             auth: AuthConfig::default(),
             tenants: BTreeMap::new(),
             profiles: BTreeMap::from([("default".to_owned(), RankingProfile::default())]),
@@ -318,6 +322,19 @@ impl Config {
         );
         check(self.server.default_timeout_ms > 0, "server.default_timeout_ms", "must be at least 1");
         check(self.server.max_request_bytes >= 4096, "server.max_request_bytes", "must be at least 4096");
+        check(self.store.command_timeout_ms > 0, "store.command_timeout_ms", "must be at least 1");
+        check(self.store.feed_block_ms > 0, "store.feed_block_ms", "must be at least 1");
+        check(self.store.feed_max_len > 0, "store.feed_max_len", "must be at least 1");
+        if self.store.kind == StoreKind::Redis
+            && let Err(error) = redis::IntoConnectionInfo::into_connection_info(self.store.url.as_str())
+        {
+            // The URL is not echoed: it may hold a password.
+            problems
+                .push(ValueProblem::new("store.url".to_owned(), format!("is not a Redis URL: {}", error.category())));
+        }
+        for (key, why) in self.cache.problems() {
+            problems.push(ValueProblem::new(key, why));
+        }
         problems
     }
 }
@@ -656,7 +673,7 @@ key_sha256 = ["XYZ"]
             ("profiles.nearest.weights.distance: ", "must be a finite number >= 0"),
             ("server.lisen: ", "unknown key; known keys here: listen, "),
             ("server.listen: ", "invalid type: found integer 42, expected a socket address"),
-            ("store.pth: ", "unknown key; known keys here: path, "),
+            ("store.pth: ", "unknown key; known keys here: kind, path, "),
             ("tenants.icbc.key_sha256[0]: ", "must be 64 lower-case hex digits"),
             ("tenants.who.role: ", "unknown value \"king\"; expected one of bank, manufacturer, provider, ops"),
         ];

@@ -55,6 +55,24 @@ impl ServiceError {
         Self::InvalidArgument(vec![FieldViolation::new(field, description)])
     }
 
+    /// An equivalent error, for each caller that waited on one failed
+    /// computation (a store error itself cannot be cloned).
+    pub fn duplicate(&self) -> Self {
+        match self {
+            ServiceError::InvalidArgument(violations) => ServiceError::InvalidArgument(violations.clone()),
+            ServiceError::RepairCenterNotFound(id) => ServiceError::RepairCenterNotFound(id.clone()),
+            ServiceError::BrandNotFound(name) => ServiceError::BrandNotFound(name.clone()),
+            ServiceError::Unauthenticated(why) => ServiceError::Unauthenticated(why.clone()),
+            ServiceError::PermissionDenied(why) => ServiceError::PermissionDenied(why.clone()),
+            ServiceError::Aborted(why) => ServiceError::Aborted(why.clone()),
+            ServiceError::Storage(store) if store.is_unavailable() => {
+                ServiceError::Storage(StoreError::Unavailable(Chain(store).to_string()))
+            }
+            ServiceError::Storage(store) => ServiceError::Internal(Chain(store).to_string()),
+            ServiceError::Internal(why) => ServiceError::Internal(why.clone()),
+        }
+    }
+
     /// The stable `ErrorInfo` reason.
     pub fn reason(&self) -> &'static str {
         self.code_and_reason().1

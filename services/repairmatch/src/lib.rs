@@ -9,6 +9,7 @@
 //! - [`app`]: the application: config in force, reads (one owner of a Find),
 //!   writes and snapshot publishing.
 //! - [`store`]: the `CatalogStore` seam and the embedded redb store.
+//! - [`cache`]: the Find result cache (in-process and Redis tiers).
 //! - [`auth`]: tenants, API keys and who may do what.
 //! - [`config`], [`reload`]: typed configuration and live reload.
 //! - [`error`]: the error enum and its single mapping to gRPC statuses.
@@ -20,6 +21,7 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod convert;

@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use prometheus::{Encoder, IntCounter, IntGauge, Registry, TextEncoder};
+use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 use tokio::net::TcpListener;
 
 use crate::App;
@@ -27,6 +27,12 @@ pub struct Metrics {
     /// or SIGHUP), whether or not it had changed: flat while nothing happens,
     /// so a reload loop shows up here.
     pub config_reload_attempts: IntCounter,
+    /// Find answers served from a cache tier (`tier` = local | redis).
+    pub cache_hits: IntCounterVec,
+    /// Find lookups a cache tier could not answer.
+    pub cache_misses: IntCounterVec,
+    /// Find answers computed (not served from a cache).
+    pub find_computed: IntCounter,
     /// Store calls that failed (Redis unreachable or erroring).
     pub store_errors: IntCounter,
     /// Whole-catalog reloads by the feed follower.
@@ -63,7 +69,21 @@ impl Default for Metrics {
             counter("repairmatch_store_errors_total", "Store calls that failed (Redis down or erroring)");
         let feed_reloads =
             counter("repairmatch_feed_reloads_total", "Whole-catalog reloads after falling behind the change feed");
+        let counter_vec = |name: &str, help: &str, label: &str| {
+            let metric = IntCounterVec::new(Opts::new(name, help), &[label]).expect("valid metric");
+            registry.register(Box::new(metric.clone())).expect("registered once");
+            metric
+        };
+        let find_computed =
+            counter("repairmatch_find_computed_total", "Find answers computed rather than served from a cache");
         Self {
+            cache_hits: counter_vec("repairmatch_cache_hits_total", "Find answers served from a cache tier", "tier"),
+            cache_misses: counter_vec(
+                "repairmatch_cache_misses_total",
+                "Find lookups a cache tier could not answer",
+                "tier",
+            ),
+            find_computed,
             config_reloads_refused,
             config_reload_attempts,
             store_errors,

@@ -189,3 +189,44 @@ async fn a_paused_redis_holds_up_no_find_and_a_write_fails_within_its_timeout() 
     assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
     println!("a write against a paused Redis is refused after {:?} (command timeout 300 ms)", started.elapsed());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_serves_what_another_computed_from_the_redis_tier() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = Redis::start(dir.path(), false);
+    let a = Replica::start(&replica_config(dir.path(), "a", &redis.url(), "shared-cache", ""));
+    let b = Replica::start(&replica_config(dir.path(), "b", &redis.url(), "shared-cache", ""));
+    let mut writer = a.catalog().await;
+    for i in 0..30 {
+        upsert(&mut writer, center(&format!("s-{i}"), 1.0 + f64::from(i))).await.unwrap();
+    }
+    let mut finder_b = b.finder().await;
+    eventually("b has the catalog", Duration::from_secs(10), async || total(&mut finder_b).await == 30).await;
+    let computed_before = (a.metric("repairmatch_find_computed_total"), b.metric("repairmatch_find_computed_total"));
+
+    let request = || find(10);
+    let from_a = a.finder().await.find_repair_center(request()).await.unwrap().into_inner();
+    let from_b = finder_b.find_repair_center(request()).await.unwrap().into_inner();
+    assert_eq!(from_a, from_b, "the same answer from either replica");
+    assert_eq!(a.metric("repairmatch_find_computed_total"), computed_before.0 + 1.0);
+    assert_eq!(b.metric("repairmatch_find_computed_total"), computed_before.1, "b computed nothing");
+    assert_eq!(b.metric("repairmatch_cache_hits_total{tier=\"redis\"}"), 1.0);
+
+    // 500 identical new misses, spread over both replicas at once.
+    let other = || find(7);
+    let (finder_a, finder_b) = (a.finder().await, b.finder().await);
+    let calls: Vec<_> = (0..500)
+        .map(|i| {
+            let mut finder = if i % 2 == 0 { finder_a.clone() } else { finder_b.clone() };
+            tokio::spawn(async move { finder.find_repair_center(other()).await.unwrap().into_inner() })
+        })
+        .collect();
+    for call in calls {
+        call.await.unwrap();
+    }
+    let computed = a.metric("repairmatch_find_computed_total") + b.metric("repairmatch_find_computed_total")
+        - computed_before.0
+        - computed_before.1
+        - 1.0;
+    assert!((1.0..=2.0).contains(&computed), "at most one computation per replica: {computed}");
+}

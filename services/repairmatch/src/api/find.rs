@@ -31,7 +31,8 @@ impl RepairMatchService for RepairMatchGrpc {
         request: Request<pb::FindRepairCenterRequest>,
     ) -> Result<Response<pb::FindRepairCenterResponse>, Status> {
         let caller = caller_of(&request);
-        Ok(Response::new(self.app.find(&caller, request.get_ref(), Utc::now())?))
+        let answer = self.app.find(&caller, request.get_ref(), Utc::now()).await?;
+        Ok(Response::new(std::sync::Arc::unwrap_or_clone(answer)))
     }
 
     async fn get_repair_center(

@@ -28,6 +28,7 @@ pub use config_state::{ConfigStatus, LiveConfig};
 pub use queries::ListFilter;
 pub use writer::{CheckedItem, ItemOutcome, ItemResult};
 
+use crate::cache::FindCache;
 use crate::config::{Config, StoreKind};
 use crate::metrics::Metrics;
 use crate::store::{CatalogStore, StoreError, WriteBatch};
@@ -46,6 +47,7 @@ struct AppInner {
     store: Arc<dyn CatalogStore>,
     live: Arc<LiveCatalog>,
     feed: Mutex<follower::FeedState>,
+    cache: Option<FindCache>,
 }
 
 impl std::fmt::Debug for App {
@@ -94,6 +96,7 @@ impl App {
             tracing::warn!("anonymous FindRepairCenter is allowed: fine for a demo, not for production");
         }
         let writer = Writer::new(catalog.version());
+        let cache = FindCache::new(&config.cache, &config.store);
         Ok(Self {
             inner: Arc::new(AppInner {
                 config: ArcSwap::from_pointee(LiveConfig::new(1, config)),
@@ -105,6 +108,7 @@ impl App {
                     current_at: std::time::Instant::now(),
                     failing: false,
                 }),
+                cache,
                 live: Arc::new(LiveCatalog { catalog: ArcSwap::from_pointee(catalog), writer: Mutex::new(writer) }),
             }),
         })

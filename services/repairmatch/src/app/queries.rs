@@ -10,6 +10,7 @@ use repairmatch_proto::v1 as pb;
 
 use super::{App, LiveConfig};
 use crate::auth::{Caller, Role, Tenant};
+use crate::cache::CacheKey;
 use crate::convert;
 use crate::error::ServiceError;
 
@@ -33,16 +34,13 @@ pub fn authorize_read(config: &LiveConfig, caller: &Caller) -> Result<(), Servic
     }
 }
 
-/// `FindRepairCenter`, whole: who may ask, what the request means under the
-/// config it started with, the ranking as of `now`, and the answer. The gRPC
-/// adapter and `repairmatch explain` both call this, so they cannot differ.
-pub fn find(
+/// Who may ask, and the profile their request ranks with: what a Find
+/// depends on besides the request, the catalog and the config.
+pub fn resolve_profile(
     live: &LiveConfig,
-    catalog: &Catalog,
     caller: &Caller,
     request: &pb::FindRepairCenterRequest,
-    now: DateTime<Utc>,
-) -> Result<pb::FindRepairCenterResponse, ServiceError> {
+) -> Result<String, ServiceError> {
     authorize_read(live, caller)?;
     let config = &live.config;
     let default_profile = match caller {
@@ -50,21 +48,39 @@ pub fn find(
         Caller::Anonymous => None,
     }
     .unwrap_or(&config.find.default_profile);
+    let profile = if request.ranking_profile.is_empty() { default_profile } else { &request.ranking_profile };
+    if let Caller::Tenant(tenant) = caller
+        && config.profiles.contains_key(profile)
+        && !tenant.may_use_profile(profile)
+    {
+        return Err(ServiceError::PermissionDenied(format!(
+            "tenant {} may not use ranking profile {profile:?}",
+            tenant.name
+        )));
+    }
+    Ok(profile.to_owned())
+}
+
+/// `FindRepairCenter`, whole: who may ask, what the request means under the
+/// config it started with, the ranking as of `now`, and the answer. The gRPC
+/// adapter (through the cache) and `repairmatch explain` both call this, so
+/// they cannot differ.
+pub fn find(
+    live: &LiveConfig,
+    catalog: &Catalog,
+    caller: &Caller,
+    request: &pb::FindRepairCenterRequest,
+    now: DateTime<Utc>,
+) -> Result<pb::FindRepairCenterResponse, ServiceError> {
+    let profile_name = resolve_profile(live, caller, request)?;
+    let config = &live.config;
     let query = convert::find::find_query_from_proto(
         request,
-        default_profile,
+        &profile_name,
         |name| config.profiles.contains_key(name),
         now.date_naive(),
     )
     .map_err(ServiceError::InvalidArgument)?;
-    if let Caller::Tenant(tenant) = caller
-        && !tenant.may_use_profile(&query.profile_name)
-    {
-        return Err(ServiceError::PermissionDenied(format!(
-            "tenant {} may not use ranking profile {:?}",
-            tenant.name, query.profile_name
-        )));
-    }
     let profile = &config.profiles[&query.profile_name];
     // Naming a bank the catalog does not know would rank no designated
     // service point first and name an unknown bank in the guidance: refuse it.
@@ -79,14 +95,25 @@ pub fn find(
 }
 
 impl App {
-    /// Answers a Find under the config in force and the current snapshot.
-    pub fn find(
+    /// Answers a Find under the config in force and the current snapshot,
+    /// from the result cache when it holds the answer.
+    pub async fn find(
         &self,
         caller: &Caller,
         request: &pb::FindRepairCenterRequest,
         now: DateTime<Utc>,
-    ) -> Result<pb::FindRepairCenterResponse, ServiceError> {
-        find(&self.config(), &self.inner.live.catalog.load(), caller, request, now)
+    ) -> Result<Arc<pb::FindRepairCenterResponse>, ServiceError> {
+        let live = self.config();
+        let catalog = self.catalog();
+        let Some(cache) = &self.inner.cache else {
+            self.metrics().find_computed.inc();
+            return find(&live, &catalog, caller, request, now).map(Arc::new);
+        };
+        // Who may ask, and with which profile, depends on the caller: decided
+        // before the cache, and part of the key.
+        let profile = resolve_profile(&live, caller, request)?;
+        let key = CacheKey::new(request, &profile, now.date_naive(), catalog.version(), live.version);
+        cache.get_or_compute(key, self.metrics(), || find(&live, &catalog, caller, request, now)).await
     }
 
     /// One center by id.

@@ -182,14 +182,16 @@ pub fn render_table(label: &str, response: &pb::FindRepairCenterResponse) -> Str
         .first()
         .map(|m| m.score_breakdown.iter().map(|c| c.factor.as_str()).collect())
         .unwrap_or_default();
-    let _ = write!(out, "{:>4}  {:<14} {:>4} {:>6} {:>8}", "rank", "id", "tier", "score", "km");
+    // Ids longer than the sample's (rc-0000001) widen the column, not shift the row.
+    let id_width = response.matches.iter().map(|m| center_of(m).0.chars().count()).max().unwrap_or(0).max(14);
+    let _ = write!(out, "{:>4}  {:<id_width$} {:>4} {:>6} {:>8}", "rank", "id", "tier", "score", "km");
     for factor in &factors {
         let _ = write!(out, "  {:<28}", format!("{factor} raw→norm×w=contrib"));
     }
     let _ = writeln!(out, "  name");
     for m in &response.matches {
         let (id, name) = center_of(m);
-        let _ = write!(out, "{:>4}  {:<14} {:>4} {:>6.3} {:>8.2}", m.rank, id, m.tier, m.score, m.distance_km);
+        let _ = write!(out, "{:>4}  {id:<id_width$} {:>4} {:>6.3} {:>8.2}", m.rank, m.tier, m.score, m.distance_km);
         for c in &m.score_breakdown {
             let cell = format!("{:.4}→{:.3}×{:.2}={:.3}", c.raw_value, c.normalized_value, c.weight, c.contribution);
             let _ = write!(out, "  {cell:<28}");

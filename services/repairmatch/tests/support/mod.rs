@@ -103,6 +103,7 @@ impl Drop for Redis {
 /// A `repairmatch serve` process.
 pub struct Replica {
     pub addr: SocketAddr,
+    pub metrics_addr: Option<SocketAddr>,
     child: Child,
     lines: mpsc::Receiver<String>,
     pub seen: Vec<String>,
@@ -112,8 +113,9 @@ pub struct Replica {
 pub fn replica_config(dir: &Path, name: &str, redis_url: &str, prefix: &str, extra: &str) -> PathBuf {
     let file = dir.join(format!("{name}.toml"));
     let hash = repairmatch::auth::key_hash(OPS_KEY);
+    let metrics_port = free_port();
     let config = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\n\n[store]\nkind = \"redis\"\nurl = \"{redis_url}\"\nkey_prefix = \"{prefix}\"\n\
+        "[server]\nlisten = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:{metrics_port}\"\n\n[store]\nkind = \"redis\"\nurl = \"{redis_url}\"\nkey_prefix = \"{prefix}\"\n\
          command_timeout_ms = 300\nfeed_block_ms = 500\n{extra}\n\n[auth]\nallow_anonymous_find = true\n\n\
          [tenants.ops]\nrole = \"ops\"\nkey_sha256 = [\"{hash}\"]\n"
     );
@@ -139,8 +141,15 @@ impl Replica {
                 let _ = send.send(line);
             }
         });
-        let mut replica = Self { addr: "127.0.0.1:1".parse().unwrap(), child, lines, seen: Vec::new() };
+        let mut replica =
+            Self { addr: "127.0.0.1:1".parse().unwrap(), metrics_addr: None, child, lines, seen: Vec::new() };
         let line = replica.wait_for("serving gRPC");
+        replica.metrics_addr = replica
+            .seen
+            .iter()
+            .find(|l| l.contains("serving metrics"))
+            .and_then(|l| l.rsplit("listen=").next())
+            .and_then(|addr| addr.trim().parse().ok());
         let addr = line.rsplit("listen=").next().unwrap().trim();
         replica.addr = addr.parse().unwrap_or_else(|_| panic!("an address in {line:?}"));
         replica
@@ -273,4 +282,20 @@ pub async fn eventually(what: &str, limit: Duration, mut check: impl AsyncFnMut(
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     started.elapsed()
+}
+
+impl Replica {
+    /// A counter or gauge from its `/metrics`, by its full name with labels
+    /// (`repairmatch_cache_hits_total{tier="redis"}`); 0 when absent.
+    pub fn metric(&self, name: &str) -> f64 {
+        use std::io::{Read, Write};
+        let addr = self.metrics_addr.expect("the replica serves metrics");
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+        let mut text = String::new();
+        stream.read_to_string(&mut text).unwrap();
+        text.lines()
+            .find_map(|line| line.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+            .map_or(0.0, |value| value.trim().parse().unwrap())
+    }
 }

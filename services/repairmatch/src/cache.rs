@@ -1,0 +1,311 @@
+//! The Find result cache, in two tiers: in-process (`moka`, bounded by
+//! bytes) and, on a shared Redis store, Redis itself, so a replica can serve
+//! what another computed.
+//!
+//! An answer is cached under a key made of the request as sent, everything
+//! else that shapes the answer (the profile it resolved to, the UTC date that
+//! warranty decisions use) and the catalog and config versions it was
+//! computed at. A write or a config reload changes a version, so a stale
+//! answer is never looked up again; it simply ages out. Concurrent identical
+//! misses in one process compute once (moka's single-flight `try_get_with`).
+//!
+//! The Redis tier is an optimization only: every call has a timeout, a
+//! failure opens a circuit breaker for a while, and a Find then goes on
+//! without it.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use prost::Message;
+use redis::AsyncCommands;
+use redis::aio::MultiplexedConnection;
+use repairmatch_proto::v1 as pb;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::config::{StoreConfig, StoreKind};
+use crate::error::ServiceError;
+use crate::metrics::Metrics;
+
+/// The result cache's settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// Turns every tier off (`REPAIRMATCH_CACHE__ENABLED=false`).
+    pub enabled: bool,
+    /// Most memory the in-process tier holds, bytes of encoded answers.
+    pub local_max_bytes: u64,
+    /// How long an answer lives, ms, before jitter.
+    pub ttl_ms: u64,
+    /// Each entry's lifetime is spread by up to this fraction either way, so
+    /// entries made together do not expire together.
+    pub ttl_jitter: f64,
+    /// Use Redis as a shared second tier when the store is Redis.
+    pub redis: bool,
+    /// Longest a Redis cache call may take, ms: past it the Find computes.
+    pub redis_timeout_ms: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            local_max_bytes: 64 * 1024 * 1024,
+            ttl_ms: 60_000,
+            ttl_jitter: 0.1,
+            redis: true,
+            redis_timeout_ms: 50,
+        }
+    }
+}
+
+impl CacheConfig {
+    /// Problems with the values, by key.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        if self.ttl_ms == 0 {
+            problems.push(("cache.ttl_ms".to_owned(), "must be at least 1".to_owned()));
+        }
+        if !(self.ttl_jitter.is_finite() && (0.0..1.0).contains(&self.ttl_jitter)) {
+            problems.push(("cache.ttl_jitter".to_owned(), "must be a fraction from 0 to below 1".to_owned()));
+        }
+        if self.redis_timeout_ms == 0 {
+            problems.push(("cache.redis_timeout_ms".to_owned(), "must be at least 1".to_owned()));
+        }
+        problems
+    }
+}
+
+/// What an answer is cached under.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CacheKey([u8; 32]);
+
+impl CacheKey {
+    /// The key of `request` answered with `profile` on `date`, at catalog
+    /// version `catalog` and config version `config`.
+    pub fn new(
+        request: &pb::FindRepairCenterRequest,
+        profile: &str,
+        date: chrono::NaiveDate,
+        catalog: u64,
+        config: u64,
+    ) -> Self {
+        let mut hash = Sha256::new();
+        hash.update(b"find/v1\0");
+        hash.update(catalog.to_be_bytes());
+        hash.update(config.to_be_bytes());
+        hash.update(date.to_string().as_bytes());
+        hash.update(b"\0");
+        hash.update(profile.as_bytes());
+        hash.update(b"\0");
+        // prost encodes a message the same way every time.
+        hash.update(request.encode_to_vec());
+        Self(hash.finalize().into())
+    }
+
+    fn hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// Per-entry lifetimes with jitter.
+struct Jittered {
+    ttl: Duration,
+    jitter: f64,
+}
+
+impl moka::Expiry<CacheKey, Arc<pb::FindRepairCenterResponse>> for Jittered {
+    fn expire_after_create(&self, _: &CacheKey, _: &Arc<pb::FindRepairCenterResponse>, _: Instant) -> Option<Duration> {
+        Some(jittered(self.ttl, self.jitter))
+    }
+}
+
+fn jittered(ttl: Duration, jitter: f64) -> Duration {
+    ttl.mul_f64(1.0 + jitter * (fastrand::f64() * 2.0 - 1.0))
+}
+
+/// The Redis tier: one multiplexed connection, made lazily, dropped on error.
+struct SharedTier {
+    client: redis::Client,
+    prefix: String,
+    timeout: Duration,
+    connection: tokio::sync::Mutex<Option<MultiplexedConnection>>,
+    /// Until when calls are skipped after a failure.
+    open_until: Mutex<Option<Instant>>,
+}
+
+impl SharedTier {
+    fn new(store: &StoreConfig, timeout: Duration) -> Result<Self, String> {
+        let mut info =
+            redis::IntoConnectionInfo::into_connection_info(store.url.as_str()).map_err(|e| e.to_string())?;
+        if let Ok(password) = std::env::var(&store.password_env)
+            && !password.is_empty()
+        {
+            let settings = info.redis_settings().clone().set_password(password);
+            info = info.set_redis_settings(settings);
+        }
+        Ok(Self {
+            client: redis::Client::open(info).map_err(|e| e.to_string())?,
+            prefix: format!("{}:cache:", store.key_prefix),
+            timeout,
+            connection: tokio::sync::Mutex::new(None),
+            open_until: Mutex::new(None),
+        })
+    }
+
+    fn open(&self) -> bool {
+        let open_until = self.open_until.lock().unwrap_or_else(|p| p.into_inner());
+        open_until.is_some_and(|until| Instant::now() < until)
+    }
+
+    fn failed(&self) {
+        // One pause, no doubling: a cache is worth probing again soon.
+        *self.open_until.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now() + Duration::from_secs(1));
+    }
+
+    async fn connection(&self) -> Option<MultiplexedConnection> {
+        let mut slot = self.connection.lock().await;
+        if slot.is_none() {
+            let connecting = self.client.get_multiplexed_async_connection();
+            match tokio::time::timeout(self.timeout * 4, connecting).await {
+                Ok(Ok(connection)) => *slot = Some(connection),
+                _ => {
+                    self.failed();
+                    return None;
+                }
+            }
+        }
+        slot.clone()
+    }
+
+    /// Runs `call` under the timeout; `None` (and the breaker opened) when
+    /// Redis did not answer well in time.
+    async fn call<T>(&self, call: impl AsyncFnOnce(MultiplexedConnection) -> redis::RedisResult<T>) -> Option<T> {
+        if self.open() {
+            return None;
+        }
+        let connection = self.connection().await?;
+        match tokio::time::timeout(self.timeout, call(connection)).await {
+            Ok(Ok(value)) => Some(value),
+            _ => {
+                *self.connection.lock().await = None;
+                self.failed();
+                None
+            }
+        }
+    }
+
+    async fn get(&self, key: &CacheKey) -> Option<pb::FindRepairCenterResponse> {
+        let name = format!("{}{}", self.prefix, key.hex());
+        let bytes: Option<Vec<u8>> = self.call(async |mut c| c.get(name).await).await.flatten();
+        bytes.and_then(|bytes| pb::FindRepairCenterResponse::decode(bytes.as_slice()).ok())
+    }
+
+    async fn set(&self, key: &CacheKey, response: &pb::FindRepairCenterResponse, ttl: Duration) {
+        let name = format!("{}{}", self.prefix, key.hex());
+        let bytes = response.encode_to_vec();
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let _: Option<()> = self.call(async |mut c| c.pset_ex(name, bytes, ttl_ms).await).await;
+    }
+}
+
+/// The result cache.
+pub struct FindCache {
+    local: moka::future::Cache<CacheKey, Arc<pb::FindRepairCenterResponse>>,
+    shared: Option<SharedTier>,
+    ttl: Duration,
+    jitter: f64,
+}
+
+impl std::fmt::Debug for FindCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FindCache").field("shared", &self.shared.is_some()).finish_non_exhaustive()
+    }
+}
+
+impl FindCache {
+    /// The tiers `config` asks for; `None` when caching is off.
+    pub fn new(config: &CacheConfig, store: &StoreConfig) -> Option<Self> {
+        if !config.enabled {
+            return None;
+        }
+        let ttl = Duration::from_millis(config.ttl_ms);
+        let local = moka::future::Cache::builder()
+            .max_capacity(config.local_max_bytes)
+            .weigher(|_, response: &Arc<pb::FindRepairCenterResponse>| {
+                u32::try_from(response.encoded_len()).unwrap_or(u32::MAX)
+            })
+            .expire_after(Jittered { ttl, jitter: config.ttl_jitter })
+            .build();
+        let shared = (config.redis && store.kind == StoreKind::Redis)
+            .then(|| SharedTier::new(store, Duration::from_millis(config.redis_timeout_ms)))
+            .and_then(|tier| tier.map_err(|error| tracing::warn!(%error, "no Redis cache tier")).ok());
+        Some(Self { local, shared, ttl, jitter: config.ttl_jitter })
+    }
+
+    /// The cached answer for `key`, or `compute`'s, cached. Concurrent calls
+    /// for one key wait for one computation.
+    pub async fn get_or_compute(
+        &self,
+        key: CacheKey,
+        metrics: &Metrics,
+        compute: impl FnOnce() -> Result<pb::FindRepairCenterResponse, ServiceError>,
+    ) -> Result<Arc<pb::FindRepairCenterResponse>, ServiceError> {
+        let mut missed = false;
+        let outcome = self
+            .local
+            .try_get_with(key.clone(), async {
+                missed = true;
+                metrics.cache_misses.with_label_values(&["local"]).inc();
+                if let Some(shared) = &self.shared {
+                    if let Some(response) = shared.get(&key).await {
+                        metrics.cache_hits.with_label_values(&["redis"]).inc();
+                        return Ok(Arc::new(response));
+                    }
+                    metrics.cache_misses.with_label_values(&["redis"]).inc();
+                }
+                let response = compute()?;
+                metrics.find_computed.inc();
+                if let Some(shared) = &self.shared {
+                    shared.set(&key, &response, jittered(self.ttl, self.jitter)).await;
+                }
+                Ok(Arc::new(response))
+            })
+            .await;
+        if !missed {
+            metrics.cache_hits.with_label_values(&["local"]).inc();
+        }
+        // Errors are not cached; each waiter of a failed computation gets it.
+        outcome.map_err(|error: Arc<ServiceError>| {
+            Arc::try_unwrap(error).unwrap_or_else(|shared| shared.as_ref().duplicate())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_differ_by_every_input_and_agree_otherwise() {
+        let request = pb::FindRepairCenterRequest { page_size: 3, ..Default::default() };
+        let date = chrono::NaiveDate::from_ymd_opt(2026, 11, 25).unwrap();
+        let key = CacheKey::new(&request, "default", date, 7, 1);
+        assert_eq!(key, CacheKey::new(&request.clone(), "default", date, 7, 1));
+        assert_ne!(key, CacheKey::new(&request, "default", date, 8, 1), "a write changes the key");
+        assert_ne!(key, CacheKey::new(&request, "default", date, 7, 2), "a reload changes the key");
+        assert_ne!(key, CacheKey::new(&request, "nearest", date, 7, 1));
+        assert_ne!(key, CacheKey::new(&request, "default", date.succ_opt().unwrap(), 7, 1));
+        let other = pb::FindRepairCenterRequest { page_size: 4, ..Default::default() };
+        assert_ne!(key, CacheKey::new(&other, "default", date, 7, 1));
+    }
+
+    #[test]
+    fn lifetimes_spread_within_the_jitter() {
+        let ttl = Duration::from_secs(60);
+        for _ in 0..1_000 {
+            let lifetime = jittered(ttl, 0.1);
+            assert!(lifetime >= Duration::from_secs(54) && lifetime <= Duration::from_secs(66), "{lifetime:?}");
+        }
+    }
+}
