@@ -325,7 +325,12 @@ impl Config {
         check(self.store.command_timeout_ms > 0, "store.command_timeout_ms", "must be at least 1");
         check(self.store.feed_block_ms > 0, "store.feed_block_ms", "must be at least 1");
         check(self.store.feed_max_len > 0, "store.feed_max_len", "must be at least 1");
-        if self.store.kind == StoreKind::Redis
+        if self.store.kind == StoreKind::Redis && self.store.url.starts_with("rediss://") {
+            problems.push(ValueProblem::new(
+                "store.url".to_owned(),
+                "rediss:// (TLS to Redis) is not supported by this build yet: use redis:// on a trusted network",
+            ));
+        } else if self.store.kind == StoreKind::Redis
             && let Err(error) = redis::IntoConnectionInfo::into_connection_info(self.store.url.as_str())
         {
             // The URL is not echoed: it may hold a password.

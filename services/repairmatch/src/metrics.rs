@@ -38,6 +38,9 @@ pub struct Metrics {
     /// Whole-catalog reloads by the feed follower.
     pub feed_reloads: IntCounter,
     feed_applied_version: IntGauge,
+    /// How many versions behind the feed's head this replica was at its last
+    /// read (0 when current).
+    pub feed_lag_versions: IntGauge,
     feed_seconds_since_current: IntGauge,
     config_version: IntGauge,
     config_in_force: IntGauge,
@@ -91,6 +94,10 @@ impl Default for Metrics {
             feed_applied_version: gauge(
                 "repairmatch_feed_applied_version",
                 "Last catalog version applied from the shared store's change feed",
+            ),
+            feed_lag_versions: gauge(
+                "repairmatch_feed_lag_versions",
+                "Catalog versions this replica was behind the change feed at its last read (0 when current)",
             ),
             feed_seconds_since_current: gauge(
                 "repairmatch_feed_lag_seconds",

@@ -11,6 +11,7 @@ use anyhow::Context;
 use repairmatch_proto::v1::catalog_service_server::CatalogServiceServer;
 use repairmatch_proto::v1::repair_match_service_server::RepairMatchServiceServer;
 use tokio::net::TcpListener;
+use tonic::server::NamedService;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
@@ -52,6 +53,28 @@ pub async fn serve(listener: TcpListener, app: App, shutdown: impl Future<Output
         }
     });
 
+    // Readiness of the match service follows the change feed on a shared
+    // store: see `ready`.
+    let feed_health = health_reporter.clone();
+    let feed_app = app.clone();
+    let follows_a_feed = server_follows_a_feed(&app);
+    tokio::spawn(async move {
+        let mut last = None;
+        loop {
+            let (_, since_current, failing) = feed_app.feed_state();
+            let status = if ready(follows_a_feed, since_current, failing) {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
+            if last != Some(status) {
+                feed_health.set_service_status(RepairMatchServiceServer::<RepairMatchGrpc>::NAME, status).await;
+                last = Some(status);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
+
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(repairmatch_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -85,6 +108,25 @@ pub async fn serve(listener: TcpListener, app: App, shutdown: impl Future<Output
         .serve_with_incoming_shutdown(connections(listener), shutdown)
         .await?;
     Ok(())
+}
+
+/// How long a replica may go without the feed confirming it is current
+/// before it stops taking Finds: longer than a feed read blocks, shorter than
+/// anyone should be served a stale catalog for.
+const MAX_FEED_SILENCE: Duration = Duration::from_secs(10);
+
+fn server_follows_a_feed(app: &App) -> bool {
+    app.config().config.store.kind == crate::config::StoreKind::Redis
+}
+
+/// Whether the match service is ready for traffic. On the embedded store it
+/// always is. On a shared store it is while the feed keeps confirming this
+/// replica is current; a replica that is catching up (a full reload, a long
+/// pause) is not. But while the store itself cannot be reached every replica
+/// is equally behind, and taking them all out of service would turn a Redis
+/// outage into a full one: they stay ready and serve the catalog they have.
+fn ready(follows_a_feed: bool, since_current: Duration, feed_failing: bool) -> bool {
+    !follows_a_feed || feed_failing || since_current < MAX_FEED_SILENCE
 }
 
 /// The connections `listener` accepts, each set up for RPCs. The server's
@@ -156,6 +198,15 @@ mod tests {
     use tokio_stream::StreamExt;
 
     use super::*;
+
+    #[test]
+    fn readiness_follows_the_feed_but_survives_a_store_outage() {
+        let second = Duration::from_secs(1);
+        assert!(ready(false, second * 3600, false), "the embedded store has no feed to fall behind");
+        assert!(ready(true, second, false), "current");
+        assert!(!ready(true, MAX_FEED_SILENCE + second, false), "reachable store, replica behind: not ready");
+        assert!(ready(true, MAX_FEED_SILENCE + second, true), "store unreachable: everyone is behind; keep serving");
+    }
 
     #[tokio::test]
     async fn accepted_connections_skip_nagle_and_are_kept_alive() {

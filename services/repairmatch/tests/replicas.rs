@@ -127,6 +127,7 @@ async fn redis_killed_under_load_fails_no_read_refuses_writes_and_loses_nothing_
     }
 
     redis.kill();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(b.channel().await);
     let refused = upsert(&mut writer, center("during", 4.0)).await.unwrap_err();
     assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
     let started = std::time::Instant::now();
@@ -134,6 +135,15 @@ async fn redis_killed_under_load_fails_no_read_refuses_writes_and_loses_nothing_
     assert_eq!(fast.code(), tonic::Code::Unavailable);
     println!("a write while Redis is down is refused in {:?}", started.elapsed());
     tokio::time::sleep(Duration::from_secs(2)).await;
+    for service in ["", "repairmatch.v1.RepairMatchService"] {
+        let request = tonic_health::pb::HealthCheckRequest { service: service.into() };
+        let status = health.check(request).await.unwrap().into_inner().status();
+        assert_eq!(
+            status,
+            tonic_health::pb::health_check_response::ServingStatus::Serving,
+            "{service:?} stays SERVING through a Redis outage"
+        );
+    }
 
     redis.restart();
     // Writes come back by themselves once the breaker lets a call through.
@@ -229,4 +239,26 @@ async fn a_replica_serves_what_another_computed_from_the_redis_tier() {
         - computed_before.1
         - 1.0;
     assert!((1.0..=2.0).contains(&computed), "at most one computation per replica: {computed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_notices_when_redis_lost_its_data_and_reloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = Redis::start(dir.path(), false);
+    let a = Replica::start(&replica_config(dir.path(), "a", &redis.url(), "lost", ""));
+    let mut b = Replica::start(&replica_config(dir.path(), "b", &redis.url(), "lost", ""));
+    let mut writer = a.catalog().await;
+    for i in 0..5 {
+        upsert(&mut writer, center(&format!("old-{i}"), 1.0)).await.unwrap();
+    }
+    let mut finder_b = b.finder().await;
+    eventually("b has the first catalog", Duration::from_secs(10), async || total(&mut finder_b).await == 5).await;
+    // As a Redis restarted without persistence would come back: empty.
+    redis::cmd("FLUSHALL").exec(&mut redis.connection().unwrap()).unwrap();
+    upsert(&mut writer, center("new", 1.0)).await.unwrap();
+    eventually("b serves what Redis holds now", Duration::from_secs(20), async || {
+        finds(&mut finder_b, "new").await && total(&mut finder_b).await == 1
+    })
+    .await;
+    assert!(b.log().iter().any(|line| line.contains("reloaded the whole catalog")), "{:#?}", b.log());
 }

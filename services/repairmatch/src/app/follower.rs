@@ -46,6 +46,7 @@ fn follow(app: &Weak<AppInner>, store: &dyn CatalogStore, mut version: u64) {
         let result = match outcome {
             Ok(Changes::Since(changes)) => {
                 let lag = changes.version.saturating_sub(version);
+                app.metrics().feed_lag_versions.set(i64::try_from(lag).unwrap_or(i64::MAX));
                 version = changes.version;
                 if !changes.is_empty() {
                     app.apply_feed(changes);

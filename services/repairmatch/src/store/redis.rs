@@ -204,6 +204,28 @@ impl RedisStore {
         Ok(connection.get::<_, Option<u64>>(&keys.version)?.unwrap_or(0))
     }
 
+    /// What "the feed had nothing after `since`" means when the version is
+    /// `current`: nothing new, unless versions after `since` exist whose
+    /// entries are gone. A write landing between the two reads is not that:
+    /// its entry is there on a second look.
+    fn nothing_after(&self, connection: &mut Connection, since: u64, current: u64) -> RedisResult<Changes> {
+        if current <= since {
+            return Ok(Changes::Since(ChangeSet { version: since, ..ChangeSet::default() }));
+        }
+        let again: StreamRangeReply = redis::cmd("XRANGE")
+            .arg(&self.keys.changes)
+            .arg(format!("({since}-0"))
+            .arg("+")
+            .arg("COUNT")
+            .arg(1)
+            .query(connection)?;
+        Ok(if again.ids.is_empty() {
+            Changes::ReloadAll
+        } else {
+            Changes::Since(ChangeSet { version: since, ..ChangeSet::default() })
+        })
+    }
+
     /// The latest state of the keys the feed `entries` list, when they follow
     /// `since` without a gap.
     fn changes_from(&self, connection: &mut Connection, since: u64, entries: &[StreamId]) -> RedisResult<Changes> {
@@ -450,13 +472,12 @@ impl CatalogStore for RedisStore {
         self.with(&self.connection, self.command_timeout * 10, |connection| {
             let reply: StreamRangeReply =
                 redis::cmd("XRANGE").arg(&self.keys.changes).arg(format!("({since}-0")).arg("+").query(connection)?;
+            let current = Self::version(connection, &self.keys)?;
+            if current < since {
+                return Ok(Changes::ReloadAll);
+            }
             if reply.ids.is_empty() {
-                let current = Self::version(connection, &self.keys)?;
-                return Ok(if current > since {
-                    Changes::ReloadAll
-                } else {
-                    Changes::Since(ChangeSet { version: current, ..ChangeSet::default() })
-                });
+                return self.nothing_after(connection, since, current);
             }
             self.changes_from(connection, since, &reply.ids)
         })
@@ -477,13 +498,14 @@ impl CatalogStore for RedisStore {
                 .arg(format!("{since}-0"))
                 .query(connection)?;
             let entries: Vec<StreamId> = reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids).collect();
+            let current = Self::version(connection, &self.keys)?;
+            if current < since {
+                // Redis lost what this replica saw (restarted without its
+                // data): versions start again below ours, so start over.
+                return Ok(Changes::ReloadAll);
+            }
             if entries.is_empty() {
-                let current = Self::version(connection, &self.keys)?;
-                return Ok(if current > since {
-                    Changes::ReloadAll
-                } else {
-                    Changes::Since(ChangeSet { version: since, ..ChangeSet::default() })
-                });
+                return self.nothing_after(connection, since, current);
             }
             self.changes_from(connection, since, &entries)
         })
