@@ -656,7 +656,7 @@ key_sha256 = ["XYZ"]
             ("profiles.nearest.weights.distance: ", "must be a finite number >= 0"),
             ("server.lisen: ", "unknown key; known keys here: listen, "),
             ("server.listen: ", "invalid type: found integer 42, expected a socket address"),
-            ("store.pth: ", "unknown key; known keys here: path, "),
+            ("store.pth: ", "unknown key; known keys here: kind, path, "),
             ("tenants.icbc.key_sha256[0]: ", "must be 64 lower-case hex digits"),
             ("tenants.who.role: ", "unknown value \"king\"; expected one of bank, manufacturer, provider, ops"),
         ];
