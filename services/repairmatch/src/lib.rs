@@ -10,6 +10,7 @@
 //!   writes and snapshot publishing.
 //! - [`store`]: the `CatalogStore` seam and the embedded redb store.
 //! - [`auth`]: tenants, API keys and who may do what.
+//! - [`limits`]: per-tenant rate limits (GCRA), shared through Redis.
 //! - [`config`], [`reload`]: typed configuration and live reload.
 //! - [`error`]: the error enum and its single mapping to gRPC statuses.
 //! - [`metrics`]: Prometheus metrics on their own listener.
@@ -24,6 +25,7 @@ pub mod cli;
 pub mod config;
 pub mod convert;
 pub mod error;
+pub mod limits;
 pub mod list_token;
 pub mod metrics;
 pub mod ndjson;

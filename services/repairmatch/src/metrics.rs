@@ -1,7 +1,8 @@
 //! Prometheus metrics on their own HTTP listener (`server.metrics_listen`),
 //! apart from the gRPC port: config and catalog versions, whether the config
 //! file on disk is the one in force, how often the file was read for a reload
-//! and how many reloads were refused.
+//! and how many reloads were refused; calls refused by rate limits, and limit
+//! checks that fell back to this replica's own share.
 
 use std::future::Future;
 
@@ -10,7 +11,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use prometheus::{Encoder, IntCounter, IntGauge, Registry, TextEncoder};
+use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 use tokio::net::TcpListener;
 
 use crate::App;
@@ -31,6 +32,11 @@ pub struct Metrics {
     pub store_errors: IntCounter,
     /// Whole-catalog reloads by the feed follower.
     pub feed_reloads: IntCounter,
+    /// Calls refused for being over their tenant's rate limit, by tenant.
+    pub rate_limited: IntCounterVec,
+    /// Rate-limit checks this replica decided alone, on its share of the
+    /// limit, because the shared limiter (Redis) was down, slow or failing.
+    pub rate_limit_fallbacks: IntCounter,
     feed_applied_version: IntGauge,
     feed_seconds_since_current: IntGauge,
     config_version: IntGauge,
@@ -63,11 +69,23 @@ impl Default for Metrics {
             counter("repairmatch_store_errors_total", "Store calls that failed (Redis down or erroring)");
         let feed_reloads =
             counter("repairmatch_feed_reloads_total", "Whole-catalog reloads after falling behind the change feed");
+        let rate_limited = IntCounterVec::new(
+            Opts::new("repairmatch_rate_limited_total", "Calls refused for being over their tenant's rate limit"),
+            &["tenant"],
+        )
+        .expect("valid metric");
+        registry.register(Box::new(rate_limited.clone())).expect("registered once");
+        let rate_limit_fallbacks = counter(
+            "repairmatch_rate_limit_fallbacks_total",
+            "Rate-limit checks decided on this replica's share of the limit because Redis was unavailable",
+        );
         Self {
             config_reloads_refused,
             config_reload_attempts,
             store_errors,
             feed_reloads,
+            rate_limited,
+            rate_limit_fallbacks,
             feed_applied_version: gauge(
                 "repairmatch_feed_applied_version",
                 "Last catalog version applied from the shared store's change feed",
