@@ -1,10 +1,12 @@
 //! The gRPC server: [`serve`] assembles the match and catalog services behind
-//! authentication, health checking, server reflection, deadlines and load
-//! shedding on a listener the caller binds (tests bind `127.0.0.1:0`); [`run`]
-//! is `repairmatch serve`: runtime, store, listeners, live reload, signals.
+//! authentication and rate limits, health checking, server reflection,
+//! deadlines and load shedding on a listener the caller binds (tests bind
+//! `127.0.0.1:0`); [`run`] is `repairmatch serve`: runtime, store, listeners,
+//! live reload, signals.
 
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -19,6 +21,7 @@ use crate::api::catalog::CatalogGrpc;
 use crate::api::find::RepairMatchGrpc;
 use crate::app::{App, ConfigStatus};
 use crate::config::Config;
+use crate::limits::Limiter;
 use crate::{metrics, reload};
 
 /// The health service name that reports whether the config file is in force.
@@ -61,13 +64,17 @@ pub async fn serve(listener: TcpListener, app: App, shutdown: impl Future<Output
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
 
+    // One limiter for both services: a tenant's limit counts all its calls.
+    let limiter = Arc::new(Limiter::new(&app.config().config, app.metrics().clone())?);
     let repair_match = Authenticate::new(
         app.clone(),
+        Arc::clone(&limiter),
         RepairMatchServiceServer::new(RepairMatchGrpc::new(app.clone()))
             .max_decoding_message_size(server_config.max_request_bytes),
     );
     let catalog = Authenticate::new(
         app.clone(),
+        limiter,
         CatalogServiceServer::new(CatalogGrpc::new(app)).max_decoding_message_size(server_config.max_request_bytes),
     );
 
