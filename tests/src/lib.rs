@@ -85,6 +85,7 @@ fn config_for(store_dir: &Path) -> Config {
                 brands: brands.iter().map(|b| (*b).into()).collect(),
                 profiles: profiles.iter().map(|p| (*p).into()).collect(),
                 default_profile: None,
+                rate_limit: None,
             },
         );
     }

@@ -33,6 +33,8 @@ pub struct Config {
     pub cache: CacheConfig,
     /// Authentication.
     pub auth: AuthConfig,
+    /// How per-tenant rate limits are enforced.
+    pub limits: LimitsConfig,
     /// Tenants by name: the owners of what they write.
     pub tenants: BTreeMap<String, TenantConfig>,
     /// Ranking profiles by name.
@@ -47,6 +49,7 @@ impl Default for Config {
             find: FindConfig::default(),
             cache: CacheConfig::default(),
             auth: AuthConfig::default(),
+            limits: LimitsConfig::default(),
             tenants: BTreeMap::new(),
             profiles: BTreeMap::from([("default".to_owned(), RankingProfile::default())]),
         }
@@ -168,6 +171,36 @@ pub struct AuthConfig {
     pub allow_anonymous_find: bool,
 }
 
+/// How per-tenant rate limits (`tenants.NAME.rate_limit`) are enforced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// How many replicas share the Redis store. While Redis cannot be
+    /// reached, each replica enforces this share of every limit on its own
+    /// (`per_second / replicas_assumed`), so the whole fleet stays near the
+    /// limit instead of allowing it once per replica. Must be 1 with the
+    /// embedded store: one process holds the whole limit.
+    pub replicas_assumed: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self { replicas_assumed: 1 }
+    }
+}
+
+/// A tenant's rate limit (GCRA): `burst` calls at once from idle, then
+/// `per_second` calls a second on average.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// The steady rate, calls a second (fractions allowed: 0.5 = one call
+    /// every two seconds).
+    pub per_second: f64,
+    /// Calls allowed at once after a quiet spell.
+    pub burst: u32,
+}
+
 /// One tenant.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -187,6 +220,9 @@ pub struct TenantConfig {
     /// The profile used when its requests name none.
     #[serde(default)]
     pub default_profile: Option<String>,
+    /// Its rate limit, shared by every replica; none = no limit.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimitConfig>,
 }
 
 impl Default for TenantConfig {
@@ -197,6 +233,7 @@ impl Default for TenantConfig {
             brands: Vec::new(),
             profiles: Vec::new(),
             default_profile: None,
+            rate_limit: None,
         }
     }
 }
@@ -309,6 +346,17 @@ impl Config {
                     format!("{default:?} is not among the tenant's profiles"),
                 ));
             }
+            if let Some(limit) = &tenant.rate_limit {
+                if !(limit.per_second.is_finite() && limit.per_second > 0.0) {
+                    problems.push(ValueProblem::new(
+                        format!("tenants.{name}.rate_limit.per_second"),
+                        "must be a finite number > 0",
+                    ));
+                }
+                if limit.burst == 0 {
+                    problems.push(ValueProblem::new(format!("tenants.{name}.rate_limit.burst"), "must be at least 1"));
+                }
+            }
         }
         let mut check = |ok: bool, key: &str, why: &str| {
             if !ok {
@@ -325,6 +373,12 @@ impl Config {
         check(self.store.command_timeout_ms > 0, "store.command_timeout_ms", "must be at least 1");
         check(self.store.feed_block_ms > 0, "store.feed_block_ms", "must be at least 1");
         check(self.store.feed_max_len > 0, "store.feed_max_len", "must be at least 1");
+        check(self.limits.replicas_assumed > 0, "limits.replicas_assumed", "must be at least 1");
+        check(
+            self.limits.replicas_assumed <= 1 || self.store.kind == StoreKind::Redis,
+            "limits.replicas_assumed",
+            "must be 1 with store.kind = \"embedded\": one process holds the whole limit",
+        );
         if self.store.kind == StoreKind::Redis && self.store.url.starts_with("rediss://") {
             problems.push(ValueProblem::new(
                 "store.url".to_owned(),
@@ -774,6 +828,45 @@ key_sha256 = ["XYZ"]
         let error = Config::load(Some(file.path())).unwrap_err().to_string();
         assert!(error.contains("tenants.icbc.key_sha256[0]"), "{error}");
         assert!(error.contains("\"ghost\""), "{error}");
+    }
+
+    #[test]
+    fn rate_limits_are_checked_with_their_key() {
+        let file = write(
+            "[tenants.icbc]\nrole = \"bank\"\nrate_limit = { per_second = 0, burst = 0 }\n\n\
+             [tenants.boc]\nrole = \"bank\"\nrate_limit = { per_second = 5 }\n\n\
+             [tenants.nan]\nrole = \"bank\"\nrate_limit = { per_second = nan, burst = 1 }\n\n\
+             [tenants.inf]\nrole = \"bank\"\nrate_limit = { per_second = inf, burst = 1 }\n\n\
+             [tenants.ok]\nrole = \"bank\"\nrate_limit = { per_second = 50, burst = 100 }\n",
+        );
+        let problems = Config::load(Some(file.path())).unwrap_err().problems();
+        assert_eq!(
+            problems,
+            [
+                "tenants.boc.rate_limit.burst: required key is missing",
+                "tenants.icbc.rate_limit.burst: must be at least 1",
+                "tenants.icbc.rate_limit.per_second: must be a finite number > 0",
+                "tenants.inf.rate_limit.per_second: must be a finite number > 0",
+                "tenants.nan.rate_limit.per_second: must be a finite number > 0",
+            ]
+        );
+        let file = write("[tenants.ok]\nrole = \"bank\"\nrate_limit = { per_second = 50, burst = 100 }\n");
+        let config = Config::load(Some(file.path())).unwrap();
+        assert_eq!(config.tenants["ok"].rate_limit, Some(RateLimitConfig { per_second: 50.0, burst: 100 }));
+        assert_eq!(config.limits.replicas_assumed, 1);
+    }
+
+    #[test]
+    fn the_replica_count_is_checked_against_the_store() {
+        let file = write("[limits]\nreplicas_assumed = 3\n");
+        let problems = Config::load(Some(file.path())).unwrap_err().problems();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].starts_with("limits.replicas_assumed: must be 1 with store.kind = \"embedded\""));
+        let file = write("[store]\nkind = \"redis\"\n\n[limits]\nreplicas_assumed = 0\n");
+        let problems = Config::load(Some(file.path())).unwrap_err().problems();
+        assert_eq!(problems, ["limits.replicas_assumed: must be at least 1"]);
+        let file = write("[store]\nkind = \"redis\"\n\n[limits]\nreplicas_assumed = 3\n");
+        assert_eq!(Config::load(Some(file.path())).unwrap().limits.replicas_assumed, 3);
     }
 
     #[test]

@@ -2,9 +2,11 @@
 //!
 //! Every status carries an `ErrorInfo` with a stable reason in the
 //! `repairmatch.v1` domain; validation failures also carry a `BadRequest`
-//! naming each bad field (AIP-193).
+//! naming each bad field (AIP-193); a call over its tenant's rate limit also
+//! carries a `RetryInfo` saying when the next one would be allowed.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
@@ -35,6 +37,14 @@ pub enum ServiceError {
     /// A stale etag.
     #[error("{0}")]
     Aborted(String),
+    /// The tenant is over its rate limit.
+    #[error("tenant {tenant:?} is over its rate limit; retry in {} ms", .retry_after.as_millis())]
+    RateLimited {
+        /// The tenant.
+        tenant: String,
+        /// When its next call would be allowed, from now.
+        retry_after: Duration,
+    },
     /// The store failed.
     #[error("storage failure")]
     Storage(#[from] StoreError),
@@ -65,6 +75,9 @@ impl ServiceError {
             ServiceError::Unauthenticated(why) => ServiceError::Unauthenticated(why.clone()),
             ServiceError::PermissionDenied(why) => ServiceError::PermissionDenied(why.clone()),
             ServiceError::Aborted(why) => ServiceError::Aborted(why.clone()),
+            ServiceError::RateLimited { tenant, retry_after } => {
+                ServiceError::RateLimited { tenant: tenant.clone(), retry_after: *retry_after }
+            }
             ServiceError::Storage(store) if store.is_unavailable() => {
                 ServiceError::Storage(StoreError::Unavailable(Chain(store).to_string()))
             }
@@ -86,6 +99,7 @@ impl ServiceError {
             ServiceError::Unauthenticated(_) => (Code::Unauthenticated, "UNAUTHENTICATED"),
             ServiceError::PermissionDenied(_) => (Code::PermissionDenied, "PERMISSION_DENIED"),
             ServiceError::Aborted(_) => (Code::Aborted, "STALE_ETAG"),
+            ServiceError::RateLimited { .. } => (Code::ResourceExhausted, "RATE_LIMITED"),
             ServiceError::Storage(error) if error.is_unavailable() => (Code::Unavailable, "STORE_UNAVAILABLE"),
             ServiceError::Storage(_) => (Code::Internal, "STORAGE_FAILURE"),
             ServiceError::Internal(_) => (Code::Internal, "INTERNAL"),
@@ -107,6 +121,10 @@ impl From<ServiceError> for Status {
             }
             ServiceError::BrandNotFound(name) => {
                 metadata.insert("name".to_owned(), name.clone());
+            }
+            ServiceError::RateLimited { tenant, retry_after } => {
+                metadata.insert("tenant".to_owned(), tenant.clone());
+                details.set_retry_info(Some(*retry_after));
             }
             ServiceError::Unauthenticated(_)
             | ServiceError::PermissionDenied(_)
@@ -147,5 +165,25 @@ impl std::fmt::Display for Chain<'_> {
             source = cause.source();
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tonic_types::StatusExt;
+
+    use super::*;
+
+    #[test]
+    fn a_rate_limited_call_is_resource_exhausted_with_when_to_retry() {
+        let error = ServiceError::RateLimited { tenant: "icbc".into(), retry_after: Duration::from_millis(40) };
+        let status = Status::from(error);
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        let info = status.get_details_error_info().expect("an ErrorInfo");
+        assert_eq!((info.reason.as_str(), info.domain.as_str()), ("RATE_LIMITED", ERROR_DOMAIN));
+        assert_eq!(info.metadata.get("tenant").map(String::as_str), Some("icbc"));
+        let retry = status.get_details_retry_info().expect("a RetryInfo");
+        assert_eq!(retry.retry_delay, Some(Duration::from_millis(40)));
+        assert!(status.message().contains("retry in 40 ms"), "{}", status.message());
     }
 }

@@ -11,6 +11,7 @@
 //! - [`store`]: the `CatalogStore` seam and the embedded redb store.
 //! - [`cache`]: the Find result cache (in-process and Redis tiers).
 //! - [`auth`]: tenants, API keys and who may do what.
+//! - [`limits`]: per-tenant rate limits (GCRA), shared through Redis.
 //! - [`config`], [`reload`]: typed configuration and live reload.
 //! - [`error`]: the error enum and its single mapping to gRPC statuses.
 //! - [`metrics`]: Prometheus metrics on their own listener.
@@ -26,6 +27,7 @@ pub mod cli;
 pub mod config;
 pub mod convert;
 pub mod error;
+pub mod limits;
 pub mod list_token;
 pub mod metrics;
 pub mod ndjson;

@@ -1,7 +1,8 @@
 //! Prometheus metrics on their own HTTP listener (`server.metrics_listen`),
 //! apart from the gRPC port: config and catalog versions, whether the config
 //! file on disk is the one in force, how often the file was read for a reload
-//! and how many reloads were refused.
+//! and how many reloads were refused; calls refused by rate limits, and limit
+//! checks that fell back to this replica's own share.
 
 use std::future::Future;
 
@@ -37,6 +38,11 @@ pub struct Metrics {
     pub store_errors: IntCounter,
     /// Whole-catalog reloads by the feed follower.
     pub feed_reloads: IntCounter,
+    /// Calls refused for being over their tenant's rate limit, by tenant.
+    pub rate_limited: IntCounterVec,
+    /// Rate-limit checks this replica decided alone, on its share of the
+    /// limit, because the shared limiter (Redis) was down, slow or failing.
+    pub rate_limit_fallbacks: IntCounter,
     feed_applied_version: IntGauge,
     /// How many versions behind the feed's head this replica was at its last
     /// read (0 when current).
@@ -79,6 +85,16 @@ impl Default for Metrics {
         };
         let find_computed =
             counter("repairmatch_find_computed_total", "Find answers computed rather than served from a cache");
+        let rate_limited = IntCounterVec::new(
+            Opts::new("repairmatch_rate_limited_total", "Calls refused for being over their tenant's rate limit"),
+            &["tenant"],
+        )
+        .expect("valid metric");
+        registry.register(Box::new(rate_limited.clone())).expect("registered once");
+        let rate_limit_fallbacks = counter(
+            "repairmatch_rate_limit_fallbacks_total",
+            "Rate-limit checks decided on this replica's share of the limit because Redis was unavailable",
+        );
         Self {
             cache_hits: counter_vec("repairmatch_cache_hits_total", "Find answers served from a cache tier", "tier"),
             cache_misses: counter_vec(
@@ -91,6 +107,8 @@ impl Default for Metrics {
             config_reload_attempts,
             store_errors,
             feed_reloads,
+            rate_limited,
+            rate_limit_fallbacks,
             feed_applied_version: gauge(
                 "repairmatch_feed_applied_version",
                 "Last catalog version applied from the shared store's change feed",

@@ -1,10 +1,12 @@
 //! The gRPC server: [`serve`] assembles the match and catalog services behind
-//! authentication, health checking, server reflection, deadlines and load
-//! shedding on a listener the caller binds (tests bind `127.0.0.1:0`); [`run`]
-//! is `repairmatch serve`: runtime, store, listeners, live reload, signals.
+//! authentication and rate limits, health checking, server reflection,
+//! deadlines and load shedding on a listener the caller binds (tests bind
+//! `127.0.0.1:0`); [`run`] is `repairmatch serve`: runtime, store, listeners,
+//! live reload, signals.
 
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -20,6 +22,7 @@ use crate::api::catalog::CatalogGrpc;
 use crate::api::find::RepairMatchGrpc;
 use crate::app::{App, ConfigStatus};
 use crate::config::Config;
+use crate::limits::Limiter;
 use crate::{metrics, reload};
 
 /// The health service name that reports whether the config file is in force.
@@ -55,25 +58,28 @@ pub async fn serve(listener: TcpListener, app: App, shutdown: impl Future<Output
 
     // Readiness of the match service follows the change feed on a shared
     // store: see `ready`.
-    let feed_health = health_reporter.clone();
-    let feed_app = app.clone();
-    let follows_a_feed = server_follows_a_feed(&app);
-    tokio::spawn(async move {
-        let mut last = None;
-        loop {
-            let (_, since_current, failing) = feed_app.feed_state();
-            let status = if ready(follows_a_feed, since_current, failing) {
-                ServingStatus::Serving
-            } else {
-                ServingStatus::NotServing
-            };
-            if last != Some(status) {
-                feed_health.set_service_status(RepairMatchServiceServer::<RepairMatchGrpc>::NAME, status).await;
-                last = Some(status);
+    if server_follows_a_feed(&app) {
+        let feed_health = health_reporter.clone();
+        // Holds the app weakly, so a stopped server's app (and its store) goes.
+        let weak = app.downgrade();
+        tokio::spawn(async move {
+            let mut last = None;
+            while let Some(app) = weak.upgrade() {
+                let (_, since_current, failing) = app.feed_state();
+                drop(app);
+                let status = if ready(true, since_current, failing) {
+                    ServingStatus::Serving
+                } else {
+                    ServingStatus::NotServing
+                };
+                if last != Some(status) {
+                    feed_health.set_service_status(RepairMatchServiceServer::<RepairMatchGrpc>::NAME, status).await;
+                    last = Some(status);
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
             }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    });
+        });
+    }
 
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(repairmatch_proto::FILE_DESCRIPTOR_SET)
@@ -84,13 +90,17 @@ pub async fn serve(listener: TcpListener, app: App, shutdown: impl Future<Output
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
 
+    // One limiter for both services: a tenant's limit counts all its calls.
+    let limiter = Arc::new(Limiter::new(&app.config().config, app.metrics().clone())?);
     let repair_match = Authenticate::new(
         app.clone(),
+        Arc::clone(&limiter),
         RepairMatchServiceServer::new(RepairMatchGrpc::new(app.clone()))
             .max_decoding_message_size(server_config.max_request_bytes),
     );
     let catalog = Authenticate::new(
         app.clone(),
+        limiter,
         CatalogServiceServer::new(CatalogGrpc::new(app)).max_decoding_message_size(server_config.max_request_bytes),
     );
 

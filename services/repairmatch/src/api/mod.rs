@@ -5,9 +5,10 @@
 //! - [`catalog`]: the `CatalogService` adapter.
 //!
 //! [`Authenticate`] wraps both: it finds the caller from the
-//! `authorization` metadata and refuses a call its method does not allow
-//! before the request body is read, so an unauthenticated caller cannot make
-//! the server decode a 16 MB message.
+//! `authorization` metadata and refuses a call its method does not allow,
+//! or one over its tenant's rate limit, before the request body is read, so
+//! an unauthenticated or throttled caller cannot make the server decode a
+//! 16 MB message.
 
 pub mod catalog;
 pub mod find;
@@ -15,6 +16,7 @@ pub mod find;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tonic::Status;
@@ -22,9 +24,10 @@ use tonic::body::Body;
 use tonic::codegen::{Service, http};
 use tonic::server::NamedService;
 
-use crate::app::{App, queries};
+use crate::app::{App, LiveConfig, queries};
 use crate::auth::Caller;
 use crate::error::ServiceError;
+use crate::limits::{Limiter, Quota, Verdict};
 
 /// The caller [`Authenticate`] found.
 pub fn caller_of<T>(request: &tonic::Request<T>) -> Caller {
@@ -60,31 +63,32 @@ fn access_of(path: &str) -> Access {
     }
 }
 
-/// Authenticates each call from its metadata alone, then hands it on with
-/// the [`Caller`] in its extensions.
+/// Authenticates each call from its metadata alone and checks its tenant's
+/// rate limit, then hands it on with the [`Caller`] in its extensions.
 #[derive(Debug, Clone)]
 pub struct Authenticate<S> {
     inner: S,
     app: App,
+    limiter: Arc<Limiter>,
 }
 
 impl<S> Authenticate<S> {
-    /// Guards `inner` with the tenants of `app`'s config in force.
-    pub fn new(app: App, inner: S) -> Self {
-        Self { inner, app }
+    /// Guards `inner` with the tenants of `app`'s config in force and their
+    /// rate limits, checked by `limiter`.
+    pub fn new(app: App, limiter: Arc<Limiter>, inner: S) -> Self {
+        Self { inner, app, limiter }
     }
 
-    fn caller(&self, request: &http::Request<Body>) -> Result<Caller, ServiceError> {
+    fn caller(&self, live: &LiveConfig, request: &http::Request<Body>) -> Result<Caller, ServiceError> {
         let header = match request.headers().get("authorization") {
             None => None,
             Some(value) => Some(value.to_str().map_err(|_| {
                 ServiceError::Unauthenticated("the authorization header must be 'Bearer <key>'".into())
             })?),
         };
-        let live = self.app.config();
         let caller = live.keyring.authenticate(header).map_err(|e| ServiceError::Unauthenticated(e.to_string()))?;
         match access_of(request.uri().path()) {
-            Access::Read => queries::authorize_read(&live, &caller)?,
+            Access::Read => queries::authorize_read(live, &caller)?,
             Access::Tenant if matches!(caller, Caller::Anonymous) => {
                 return Err(ServiceError::Unauthenticated("this call needs an API key".into()));
             }
@@ -115,16 +119,33 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
-        match self.caller(&request) {
-            Ok(caller) => {
-                request.extensions_mut().insert(caller);
-                Box::pin(self.inner.call(request))
+        let live = self.app.config();
+        let caller = match self.caller(&live, &request) {
+            Ok(caller) => caller,
+            Err(refusal) => return Box::pin(std::future::ready(Ok(Status::from(refusal).into_http()))),
+        };
+        // Anonymous callers (a demo setting) are not limited.
+        let limited = match &caller {
+            Caller::Tenant(tenant) => Quota::of(&live.config, &tenant.name).map(|quota| (tenant.name.clone(), quota)),
+            Caller::Anonymous => None,
+        };
+        request.extensions_mut().insert(caller);
+        let Some((tenant, quota)) = limited else {
+            return Box::pin(self.inner.call(request));
+        };
+        // `inner` was made ready for this call, which now waits on the
+        // limiter: take it along, and leave a fresh clone for the next call.
+        let fresh = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, fresh);
+        let limiter = Arc::clone(&self.limiter);
+        Box::pin(async move {
+            match limiter.check(&tenant, quota).await {
+                Verdict::Allowed => inner.call(request).await,
+                Verdict::Refused { retry_after } => {
+                    Ok(Status::from(ServiceError::RateLimited { tenant, retry_after }).into_http())
+                }
             }
-            Err(refusal) => {
-                let response = Status::from(refusal).into_http();
-                Box::pin(std::future::ready(Ok(response)))
-            }
-        }
+        })
     }
 }
 

@@ -50,6 +50,17 @@ struct AppInner {
     cache: Option<FindCache>,
 }
 
+/// An [`App`] handle for background tasks that must not keep it alive.
+#[derive(Clone)]
+pub struct WeakApp(std::sync::Weak<AppInner>);
+
+impl WeakApp {
+    /// The app, while anything else still holds it.
+    pub fn upgrade(&self) -> Option<App> {
+        self.0.upgrade().map(|inner| App { inner })
+    }
+}
+
 impl std::fmt::Debug for App {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("App").field("catalog_version", &self.catalog().version()).finish_non_exhaustive()
@@ -112,6 +123,11 @@ impl App {
                 live: Arc::new(LiveCatalog { catalog: ArcSwap::from_pointee(catalog), writer: Mutex::new(writer) }),
             }),
         })
+    }
+
+    /// A handle that does not keep the app alive.
+    pub fn downgrade(&self) -> WeakApp {
+        WeakApp(Arc::downgrade(&self.inner))
     }
 
     /// The service's metrics.

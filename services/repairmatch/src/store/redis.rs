@@ -55,14 +55,15 @@ const BREAKER_FIRST: Duration = Duration::from_millis(250);
 const BREAKER_MAX: Duration = Duration::from_secs(5);
 
 /// Fails calls fast while Redis is known to be down, probing it again after
-/// a pause that doubles with every failed probe.
+/// a pause that doubles with every failed probe. The rate limiter keeps one
+/// of its own (`crate::limits`).
 #[derive(Debug, Default)]
-struct Breaker {
+pub(crate) struct Breaker {
     state: Mutex<Option<(Instant, Duration)>>,
 }
 
 impl Breaker {
-    fn check(&self) -> Result<(), StoreError> {
+    pub(crate) fn check(&self) -> Result<(), StoreError> {
         match *self.state.lock().unwrap_or_else(|p| p.into_inner()) {
             Some((until, _)) if Instant::now() < until => {
                 Err(StoreError::Unavailable("redis failed a moment ago; not retrying yet".into()))
@@ -71,13 +72,13 @@ impl Breaker {
         }
     }
 
-    fn failed(&self) {
+    pub(crate) fn failed(&self) {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let pause = state.map_or(BREAKER_FIRST, |(_, pause)| (pause * 2).min(BREAKER_MAX));
         *state = Some((Instant::now() + pause, pause));
     }
 
-    fn succeeded(&self) {
+    pub(crate) fn succeeded(&self) {
         *self.state.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 }
@@ -132,25 +133,30 @@ impl std::fmt::Debug for RedisStore {
     }
 }
 
-fn unavailable(error: &redis::RedisError) -> bool {
+pub(crate) fn unavailable(error: &redis::RedisError) -> bool {
     error.is_io_error() || error.is_timeout() || error.is_connection_dropped() || error.is_connection_refusal()
+}
+
+/// A client for the Redis server `config` names, with the password from
+/// `password_env` when that is set. Connects lazily.
+pub(crate) fn client(config: &StoreConfig) -> Result<redis::Client, StoreError> {
+    let mut info = redis::IntoConnectionInfo::into_connection_info(config.url.as_str())
+        .map_err(|e| StoreError::Config(format!("store.url: {e}")))?;
+    if let Ok(password) = std::env::var(&config.password_env)
+        && !password.is_empty()
+    {
+        let settings = info.redis_settings().clone().set_password(password);
+        info = info.set_redis_settings(settings);
+    }
+    redis::Client::open(info).map_err(|e| StoreError::Config(format!("store.url: {e}")))
 }
 
 impl RedisStore {
     /// A store on the Redis server `config` names. Connects lazily: a replica
     /// starts (and fails its first load clearly) even when Redis is down.
     pub fn new(config: &StoreConfig) -> Result<Self, StoreError> {
-        let mut info = redis::IntoConnectionInfo::into_connection_info(config.url.as_str())
-            .map_err(|e| StoreError::Config(format!("store.url: {e}")))?;
-        if let Ok(password) = std::env::var(&config.password_env)
-            && !password.is_empty()
-        {
-            let settings = info.redis_settings().clone().set_password(password);
-            info = info.set_redis_settings(settings);
-        }
-        let client = redis::Client::open(info).map_err(|e| StoreError::Config(format!("store.url: {e}")))?;
         Ok(Self {
-            client,
+            client: client(config)?,
             keys: Keys::new(&config.key_prefix),
             command_timeout: Duration::from_millis(config.command_timeout_ms),
             feed_block: Duration::from_millis(config.feed_block_ms),

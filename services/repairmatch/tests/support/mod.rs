@@ -1,6 +1,7 @@
 //! Real processes for the scale-out tests: `redis-server` on a free port
 //! (killable, restartable, with AOF when a test needs it) and `repairmatch
-//! serve` replicas sharing it, called over real gRPC.
+//! serve` replicas sharing it (or on an embedded store of their own), called
+//! over real gRPC, with their Prometheus metrics scraped over real HTTP.
 
 #![allow(dead_code)] // each test file uses part of this
 
@@ -111,16 +112,87 @@ pub struct Replica {
 
 /// A config for a replica of the catalog under `prefix` on `redis`.
 pub fn replica_config(dir: &Path, name: &str, redis_url: &str, prefix: &str, extra: &str) -> PathBuf {
+    config_file_with_metrics(dir, name, &redis_store(redis_url, prefix, extra), "", Some(free_port()))
+}
+
+/// The `[store]` table body of a replica on `redis`, under `prefix`, with
+/// `extra` store keys.
+pub fn redis_store(redis_url: &str, prefix: &str, extra: &str) -> String {
+    format!(
+        "kind = \"redis\"\nurl = \"{redis_url}\"\nkey_prefix = \"{prefix}\"\ncommand_timeout_ms = 300\n\
+         feed_block_ms = 500\n{extra}"
+    )
+}
+
+/// The `[store]` table body of a process on its own embedded store in `dir`.
+pub fn embedded_store(dir: &Path) -> String {
+    format!("kind = \"embedded\"\npath = \"{}\"\n", dir.join("catalog.redb").display())
+}
+
+/// A config file `name.toml` in `dir`: `store` is the body of its `[store]`
+/// table, `tables` comes last (`[limits]`, more `[tenants.…]`). Anonymous
+/// Find is on and the ops tenant has [`OPS_KEY`].
+pub fn config_file(dir: &Path, name: &str, store: &str, tables: &str) -> PathBuf {
+    config_file_with_metrics(dir, name, store, tables, None)
+}
+
+/// [`config_file`], serving metrics on `127.0.0.1:metrics_port` when given.
+pub fn config_file_with_metrics(
+    dir: &Path,
+    name: &str,
+    store: &str,
+    tables: &str,
+    metrics_port: Option<u16>,
+) -> PathBuf {
     let file = dir.join(format!("{name}.toml"));
     let hash = repairmatch::auth::key_hash(OPS_KEY);
-    let metrics_port = free_port();
+    let metrics = metrics_port.map(|port| format!("metrics_listen = \"127.0.0.1:{port}\"\n")).unwrap_or_default();
     let config = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:{metrics_port}\"\n\n[store]\nkind = \"redis\"\nurl = \"{redis_url}\"\nkey_prefix = \"{prefix}\"\n\
-         command_timeout_ms = 300\nfeed_block_ms = 500\n{extra}\n\n[auth]\nallow_anonymous_find = true\n\n\
-         [tenants.ops]\nrole = \"ops\"\nkey_sha256 = [\"{hash}\"]\n"
+        "[server]\nlisten = \"127.0.0.1:0\"\n{metrics}\n[store]\n{store}\n\n[auth]\nallow_anonymous_find = true\n\n\
+         [tenants.ops]\nrole = \"ops\"\nkey_sha256 = [\"{hash}\"]\n\n{tables}\n"
     );
     std::fs::write(&file, config).unwrap();
     file
+}
+
+/// The API key of test tenant `name`.
+pub fn tenant_key(name: &str) -> String {
+    format!("rmk_test_{name}")
+}
+
+/// A `[tenants.NAME]` table for a bank holding [`tenant_key`]`(name)`,
+/// limited to `per_second` calls a second with bursts of `burst`.
+pub fn limited_bank(name: &str, per_second: f64, burst: u32) -> String {
+    let hash = repairmatch::auth::key_hash(&tenant_key(name));
+    format!(
+        "[tenants.{name}]\nrole = \"bank\"\nkey_sha256 = [\"{hash}\"]\n\
+         rate_limit = {{ per_second = {per_second:?}, burst = {burst} }}\n\n"
+    )
+}
+
+/// A request with tenant `name`'s key.
+pub fn as_tenant<T>(name: &str, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert("authorization", format!("Bearer {}", tenant_key(name)).parse().unwrap());
+    request
+}
+
+/// `GET /metrics` from `addr`, over a plain HTTP/1.1 connection.
+pub fn scrape(addr: SocketAddr) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response
+}
+
+/// The value of `series` (a metric name with its labels, as exposed) in a
+/// scrape; 0 when absent, as a counter never incremented is.
+pub fn metric(scraped: &str, series: &str) -> f64 {
+    scraped.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok()).unwrap_or(0.0)
 }
 
 impl Replica {
@@ -288,14 +360,6 @@ impl Replica {
     /// A counter or gauge from its `/metrics`, by its full name with labels
     /// (`repairmatch_cache_hits_total{tier="redis"}`); 0 when absent.
     pub fn metric(&self, name: &str) -> f64 {
-        use std::io::{Read, Write};
-        let addr = self.metrics_addr.expect("the replica serves metrics");
-        let mut stream = std::net::TcpStream::connect(addr).unwrap();
-        stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
-        let mut text = String::new();
-        stream.read_to_string(&mut text).unwrap();
-        text.lines()
-            .find_map(|line| line.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
-            .map_or(0.0, |value| value.trim().parse().unwrap())
+        metric(&scrape(self.metrics_addr.expect("the replica serves metrics")), name)
     }
 }
