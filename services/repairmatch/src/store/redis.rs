@@ -168,7 +168,8 @@ impl RedisStore {
     }
 
     /// Runs `work` on the connection in `slot` (made when missing), with
-    /// `read_timeout` on replies. A connection that failed is dropped.
+    /// `timeout` on each socket read and write. A connection that failed is
+    /// dropped.
     fn with<T>(
         &self,
         slot: &Mutex<Option<Connection>>,
@@ -182,11 +183,11 @@ impl RedisStore {
                 Some(connection) => connection,
                 None => {
                     let connection = self.client.get_connection_with_timeout(self.command_timeout)?;
-                    connection.set_write_timeout(Some(self.command_timeout))?;
                     slot.insert(connection)
                 }
             };
             connection.set_read_timeout(Some(read_timeout))?;
+            connection.set_write_timeout(Some(read_timeout))?;
             work(connection)
         })();
         match outcome {
@@ -354,7 +355,11 @@ impl CatalogStore for RedisStore {
             .collect();
         let brand_keys: Vec<String> = batch.brands.iter().map(|brand| match_key(&brand.name)).collect();
         let watched = [keys.version.as_str(), keys.etags.as_str()];
-        self.with(&self.connection, self.command_timeout, |connection| {
+        // A bulk load sends hundreds of megabytes in one transaction: allow a
+        // second per 20 MB on top of the command timeout.
+        let bytes: usize = batch.upserts.iter().map(|u| u.center.name.len() + 1_000).sum();
+        let timeout = self.command_timeout + Duration::from_secs((bytes / 20_000_000) as u64);
+        self.with(&self.connection, timeout, |connection| {
             redis::transaction(connection, &watched, |connection, pipe| {
                 let current = Self::version(connection, keys)?;
                 let version = current + 1;
