@@ -48,6 +48,9 @@ struct AppInner {
     live: Arc<LiveCatalog>,
     feed: Mutex<follower::FeedState>,
     cache: Option<FindCache>,
+    /// A snapshot version that does not yet hold every write numbered up to
+    /// it (see `App::advance`), or 0. Answers from it are not cached.
+    inexact_version: std::sync::atomic::AtomicU64,
 }
 
 /// An [`App`] handle for background tasks that must not keep it alive.
@@ -120,6 +123,7 @@ impl App {
                     failing: false,
                 }),
                 cache,
+                inexact_version: std::sync::atomic::AtomicU64::new(0),
                 live: Arc::new(LiveCatalog { catalog: ArcSwap::from_pointee(catalog), writer: Mutex::new(writer) }),
             }),
         })

@@ -105,7 +105,8 @@ impl App {
     ) -> Result<Arc<pb::FindRepairCenterResponse>, ServiceError> {
         let live = self.config();
         let catalog = self.catalog();
-        let Some(cache) = &self.inner.cache else {
+        let exact = self.inner.inexact_version.load(std::sync::atomic::Ordering::SeqCst) != catalog.version();
+        let Some(cache) = self.inner.cache.as_ref().filter(|_| exact) else {
             self.metrics().find_computed.inc();
             return find(&live, &catalog, caller, request, now).map(Arc::new);
         };

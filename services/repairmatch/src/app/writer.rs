@@ -240,8 +240,26 @@ impl App {
         }
         writer.brands.extend(changes.brands);
         writer.banks.extend(changes.banks);
-        writer.version = writer.version.max(changes.version);
+        let version = changes.version;
+        writer.version = writer.version.max(version);
         self.publish(&mut writer);
+        // In order from the feed, the snapshot now holds everything up to its version.
+        let inexact = &self.inner.inexact_version;
+        if inexact.load(std::sync::atomic::Ordering::SeqCst) <= version {
+            inexact.store(0, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// Moves the writer to `version`, the one the store gave this process's
+    /// own write. On a shared store, versions in between may be other
+    /// replicas' writes not applied here yet: the snapshot about to be
+    /// published then holds version `version` without all it stands for,
+    /// and must not be cached under that number until the feed fills the gap.
+    fn advance(&self, writer: &mut Writer, version: u64) {
+        if version > writer.version + 1 {
+            self.inner.inexact_version.store(version, std::sync::atomic::Ordering::SeqCst);
+        }
+        writer.version = writer.version.max(version);
     }
 
     /// Replaces the whole catalog (a follower that fell behind the feed).
@@ -254,6 +272,7 @@ impl App {
         writer.banks.clear();
         writer.version = writer.version.max(catalog.version());
         self.inner.live.catalog.store(Arc::new(catalog));
+        self.inner.inexact_version.store(0, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// A writing tenant, or the reason it cannot write at all.
@@ -351,7 +370,7 @@ impl App {
         }
         if !upserts.is_empty() {
             let applied = self.inner.store.apply(WriteBatch { upserts, ..WriteBatch::default() })?;
-            writer.version = applied.version;
+            self.advance(writer, applied.version);
             let mut written = applied.changes.centers.into_iter();
             for ((position, path), status) in sent.into_iter().zip(applied.upserts) {
                 let id = results[position].id.clone();
@@ -392,7 +411,7 @@ impl App {
                 Some(ItemStatus::NotOwner) => return Err(not_owner()),
                 Some(ItemStatus::StaleEtag(_)) | None => return Err(stale()),
             }
-            writer.version = applied.version;
+            self.advance(&mut writer, applied.version);
             writer.centers.insert(id.to_owned(), None);
             Ok(applied.version)
         })();
@@ -413,7 +432,7 @@ impl App {
         brand.owner.clone_from(&tenant.name);
         let applied = self.inner.store.apply(WriteBatch { brands: vec![brand], ..WriteBatch::default() })?;
         audit(tenant, "upsert_brand", &name, "ok", applied.version);
-        writer.version = applied.version;
+        self.advance(&mut writer, applied.version);
         let written = applied.changes.brands.into_iter().next().expect("the store returns the brand it wrote");
         writer.brands.push(written.clone());
         self.publish(&mut writer);
