@@ -13,6 +13,17 @@ fn hits(server: &TestServer, tier: &str) -> u64 {
     server.app.metrics().cache_hits.with_label_values(&[tier]).get()
 }
 
+/// Waits (bounded) until `count` answers were computed: pages after a fresh
+/// one are ranked in the background.
+async fn eventually_computed(server: &TestServer, count: u64) {
+    let started = std::time::Instant::now();
+    while computed(server) < count {
+        assert!(started.elapsed() < std::time::Duration::from_secs(20), "{} computed, not {count}", computed(server));
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(computed(server), count);
+}
+
 #[tokio::test]
 async fn a_hit_is_the_answer_a_miss_computed() {
     let server = TestServer::start(&Fixture::with_centers(vec![center_east("a", 3.0), center_east("b", 6.0)])).await;
@@ -25,7 +36,8 @@ async fn a_hit_is_the_answer_a_miss_computed() {
     other.page_size = 1;
     let paged = client.find_repair_center(other).await.unwrap().into_inner();
     assert_eq!(match_ids(&paged), ["a"], "another request is another entry");
-    assert_eq!(computed(&server), 2);
+    // ...and its second page is ranked ahead, in the background.
+    eventually_computed(&server, 3).await;
     server.stop().await;
 }
 
@@ -49,7 +61,8 @@ async fn a_write_is_never_answered_from_before_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_hundred_identical_concurrent_misses_compute_once() {
-    let centers = (0..200).map(|i| center_east(&format!("c{i}"), 1.0 + f64::from(i) / 10.0)).collect();
+    // One page (of 100) holds them all: no next page is ranked ahead.
+    let centers = (0..60).map(|i| center_east(&format!("c{i}"), 1.0 + f64::from(i) / 10.0)).collect();
     let server = TestServer::start(&Fixture::with_centers(centers)).await;
     let client = server.client().await;
     let calls: Vec<_> = (0..500)
@@ -79,5 +92,38 @@ async fn with_the_cache_off_every_find_computes() {
         client.find_repair_center(find_request()).await.unwrap();
     }
     assert_eq!((computed(&server), hits(&server, "local")), (3, 0));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paging_goes_on_through_the_ranking_it_started_with_while_the_catalog_changes() {
+    let centers = vec![center_east("a", 2.0), center_east("b", 4.0), center_east("c", 6.0)];
+    let server = TestServer::start(&Fixture::with_centers(centers)).await;
+    let mut client = server.client().await;
+    let mut request = find_request();
+    request.page_size = 1;
+    let first = client.find_repair_center(request.clone()).await.unwrap().into_inner();
+    assert_eq!(match_ids(&first), ["a"]);
+    eventually_computed(&server, 3).await; // pages 2 and 3, ranked ahead at the same version
+
+    // A closer center arrives, and a would-be second one leaves.
+    let mut ops = server.catalog("ops").await;
+    ops.upsert_repair_centers(pb::UpsertRepairCentersRequest { centers: vec![center_east("new", 1.0)] }).await.unwrap();
+    ops.delete_repair_center(pb::DeleteRepairCenterRequest { id: "b".into(), etag: String::new() }).await.unwrap();
+
+    request.page_token = first.next_page_token.clone();
+    let second = client.find_repair_center(request.clone()).await.unwrap().into_inner();
+    assert_eq!((match_ids(&second), second.matches[0].rank), (vec!["b".to_owned()], 2), "the ranking page 1 came from");
+    assert_eq!(second.catalog_version, first.catalog_version);
+    request.page_token = second.next_page_token.clone();
+    let third = client.find_repair_center(request.clone()).await.unwrap().into_inner();
+    assert_eq!((match_ids(&third), third.matches[0].rank), (vec!["c".to_owned()], 3));
+    assert!(third.next_page_token.is_empty());
+
+    // A fresh first page ranks the catalog as it is now.
+    request.page_token.clear();
+    request.page_size = 10;
+    let now = client.find_repair_center(request).await.unwrap().into_inner();
+    assert_eq!(match_ids(&now), ["new", "a", "c"]);
     server.stop().await;
 }

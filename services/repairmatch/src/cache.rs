@@ -243,6 +243,32 @@ impl FindCache {
         Some(Self { local, shared, ttl, jitter: config.ttl_jitter })
     }
 
+    /// The answer cached under `key` in either tier, if any; computes nothing.
+    pub async fn get(&self, key: &CacheKey, metrics: &Metrics) -> Option<Arc<pb::FindRepairCenterResponse>> {
+        if let Some(hit) = self.local.get(key).await {
+            metrics.cache_hits.with_label_values(&["local"]).inc();
+            return Some(hit);
+        }
+        let shared = self.shared.as_ref()?;
+        let hit = Arc::new(shared.get(key).await?);
+        metrics.cache_hits.with_label_values(&["redis"]).inc();
+        self.local.insert(key.clone(), Arc::clone(&hit)).await;
+        Some(hit)
+    }
+
+    /// Whether `key` is held in process (a prefetch skips those).
+    pub fn holds(&self, key: &CacheKey) -> bool {
+        self.local.contains_key(key)
+    }
+
+    /// Caches `response` under `key` in every tier.
+    pub async fn insert(&self, key: CacheKey, response: Arc<pb::FindRepairCenterResponse>) {
+        if let Some(shared) = &self.shared {
+            shared.set(&key, &response, jittered(self.ttl, self.jitter)).await;
+        }
+        self.local.insert(key, response).await;
+    }
+
     /// The cached answer for `key`, or `compute`'s, cached. Concurrent calls
     /// for one key wait for one computation.
     pub async fn get_or_compute(

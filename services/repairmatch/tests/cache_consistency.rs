@@ -62,5 +62,4 @@ async fn a_snapshot_with_a_gap_in_its_versions_is_not_cached() {
     for _ in 0..2 {
         b.find(&caller, &request, now).await.unwrap();
     }
-
 }

@@ -213,9 +213,10 @@ async fn a_replica_serves_what_another_computed_from_the_redis_tier() {
     }
     let mut finder_b = b.finder().await;
     eventually("b has the catalog", Duration::from_secs(10), async || total(&mut finder_b).await == 30).await;
-    let computed_before = (a.metric("repairmatch_find_computed_total"), b.metric("repairmatch_find_computed_total"));
+    let computed_before = (settled_computations(&a).await, settled_computations(&b).await);
 
-    let request = || find(10);
+    // One page holds all 30: no later page is ranked ahead to muddy the counts.
+    let request = || find(40);
     let from_a = a.finder().await.find_repair_center(request()).await.unwrap().into_inner();
     let from_b = finder_b.find_repair_center(request()).await.unwrap().into_inner();
     assert_eq!(from_a, from_b, "the same answer from either replica");
@@ -224,7 +225,7 @@ async fn a_replica_serves_what_another_computed_from_the_redis_tier() {
     assert_eq!(b.metric("repairmatch_cache_hits_total{tier=\"redis\"}"), 1.0);
 
     // 500 identical new misses, spread over both replicas at once.
-    let other = || find(7);
+    let other = || find(35);
     let (finder_a, finder_b) = (a.finder().await, b.finder().await);
     let calls: Vec<_> = (0..500)
         .map(|i| {
@@ -262,4 +263,59 @@ async fn a_replica_notices_when_redis_lost_its_data_and_reloads() {
     })
     .await;
     assert!(b.log().iter().any(|line| line.contains("reloaded the whole catalog")), "{:#?}", b.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_replica_serves_the_next_page_from_the_ranking_the_first_came_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = Redis::start(dir.path(), false);
+    let a = Replica::start(&replica_config(dir.path(), "a", &redis.url(), "paging", ""));
+    let b = Replica::start(&replica_config(dir.path(), "b", &redis.url(), "paging", ""));
+    let mut writer = a.catalog().await;
+    for i in 0..5 {
+        upsert(&mut writer, center(&format!("p-{i}"), 2.0 + f64::from(i))).await.unwrap();
+    }
+    let (mut finder_a, mut finder_b) = (a.finder().await, b.finder().await);
+    eventually("b has the catalog", Duration::from_secs(10), async || total(&mut finder_b).await == 5).await;
+    let computed_on_a = a.metric("repairmatch_find_computed_total");
+    let first = finder_a.find_repair_center(find(2)).await.unwrap().into_inner();
+    // Page 1 and the two after it, ranked at one version on a.
+    eventually("pages ranked ahead on a", Duration::from_secs(10), async || {
+        a.metric("repairmatch_find_computed_total") == computed_on_a + 3.0
+    })
+    .await;
+
+    upsert(&mut writer, center("closest", 0.5)).await.unwrap();
+    eventually("b has the write", Duration::from_secs(10), async || finds(&mut finder_b, "closest").await).await;
+    let redis_hits_on_b = b.metric("repairmatch_cache_hits_total{tier=\"redis\"}");
+    let second = finder_b
+        .find_repair_center(repairmatch_proto::v1::FindRepairCenterRequest {
+            page_token: first.next_page_token.clone(),
+            ..find(2)
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let ids: Vec<&str> = second.matches.iter().map(|m| m.center.as_ref().unwrap().id.as_str()).collect();
+    assert_eq!(ids, ["p-2", "p-3"], "the second page of the ranking a made before the write");
+    assert_eq!(second.matches[0].rank, 3);
+    assert_eq!(second.catalog_version, first.catalog_version);
+    // b holds the catalog with the write; the page came from the Redis tier,
+    // where a put the ranking it made before the write.
+    assert_eq!(b.metric("repairmatch_cache_hits_total{tier=\"redis\"}"), redis_hits_on_b + 1.0);
+}
+
+/// A replica's count of computed answers once the pages its earlier answers
+/// had ranked ahead in the background are done (unchanged for 300 ms).
+async fn settled_computations(replica: &Replica) -> f64 {
+    let mut last = replica.metric("repairmatch_find_computed_total");
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = replica.metric("repairmatch_find_computed_total");
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+    panic!("computations never settled");
 }

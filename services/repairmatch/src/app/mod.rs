@@ -6,6 +6,7 @@
 //! - [`writer`]: catalog writes through the store, and publishing them as
 //!   new snapshots (with background compaction).
 //! - [`follower`]: on a shared store, applying what other replicas wrote.
+//! - [`page_token`]: page tokens that remember the ranking they page through.
 //!
 //! Reads take the current snapshot (an `ArcSwap` load: no lock, no wait) and
 //! rank against it. Writes go one at a time through the writer: checked,
@@ -15,6 +16,7 @@
 
 pub mod config_state;
 pub mod follower;
+pub mod page_token;
 pub mod queries;
 pub mod writer;
 

@@ -8,11 +8,14 @@ use repairmatch_core::Catalog;
 use repairmatch_core::model::{Brand, CenterKind, RepairCenter, match_key};
 use repairmatch_proto::v1 as pb;
 
-use super::{App, LiveConfig};
+use super::{App, LiveConfig, page_token};
 use crate::auth::{Caller, Role, Tenant};
 use crate::cache::CacheKey;
 use crate::convert;
 use crate::error::ServiceError;
+
+/// How many pages after a freshly ranked one are ranked ahead and cached.
+const PREFETCHED_PAGES: usize = 4;
 
 /// Filters of a catalog listing.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
@@ -74,6 +77,16 @@ pub fn find(
 ) -> Result<pb::FindRepairCenterResponse, ServiceError> {
     let profile_name = resolve_profile(live, caller, request)?;
     let config = &live.config;
+    // The core pages by keyset; the version the token also carries matters
+    // only to the cache (see `App::find`).
+    let keyset_request;
+    let request = if request.page_token.is_empty() {
+        request
+    } else {
+        let (_, keyset) = page_token::unwrap(&request.page_token)?;
+        keyset_request = pb::FindRepairCenterRequest { page_token: keyset, ..request.clone() };
+        &keyset_request
+    };
     let query = convert::find::find_query_from_proto(
         request,
         &profile_name,
@@ -91,7 +104,11 @@ pub fn find(
     }
     let outcome = repairmatch_core::find(catalog, &query, profile, now)
         .map_err(|error| ServiceError::invalid("page_token", error.to_string()))?;
-    Ok(convert::find::find_response_to_proto(&outcome, &query.profile_name, live.version))
+    let mut response = convert::find::find_response_to_proto(&outcome, &query.profile_name, live.version);
+    if !response.next_page_token.is_empty() {
+        response.next_page_token = page_token::wrap(catalog.version(), &response.next_page_token);
+    }
+    Ok(response)
 }
 
 impl App {
@@ -113,8 +130,74 @@ impl App {
         // Who may ask, and with which profile, depends on the caller: decided
         // before the cache, and part of the key.
         let profile = resolve_profile(&live, caller, request)?;
-        let key = CacheKey::new(request, &profile, now.date_naive(), catalog.version(), live.version);
-        cache.get_or_compute(key, self.metrics(), || find(&live, &catalog, caller, request, now)).await
+        let date = now.date_naive();
+        if !request.page_token.is_empty() {
+            // A later page belongs to the ranking its first page came from:
+            // served from that ranking while any tier still holds it, even
+            // though the catalog has changed since.
+            let (ranked_at, _) = page_token::unwrap(&request.page_token)?;
+            if ranked_at != catalog.version() {
+                let key = CacheKey::new(request, &profile, date, ranked_at, live.version);
+                if let Some(page) = cache.get(&key, self.metrics()).await {
+                    return Ok(page);
+                }
+            }
+        }
+        let key = CacheKey::new(request, &profile, date, catalog.version(), live.version);
+        let mut computed = false;
+        let page = cache
+            .get_or_compute(key, self.metrics(), || {
+                computed = true;
+                find(&live, &catalog, caller, request, now)
+            })
+            .await?;
+        if computed && !page.next_page_token.is_empty() {
+            self.prefetch_pages(live, catalog, caller.clone(), request.clone(), profile, now, &page);
+        }
+        Ok(page)
+    }
+
+    /// Ranks the pages after `page` on the same snapshot, in the background,
+    /// and caches them, so a caller paging on while the catalog changes gets
+    /// the rest of the ranking it started with, from any replica.
+    #[allow(clippy::too_many_arguments)] // one call site, every argument distinct
+    fn prefetch_pages(
+        &self,
+        live: Arc<LiveConfig>,
+        catalog: Arc<Catalog>,
+        caller: Caller,
+        mut request: pb::FindRepairCenterRequest,
+        profile: String,
+        now: DateTime<Utc>,
+        page: &pb::FindRepairCenterResponse,
+    ) {
+        let app = self.clone();
+        let mut token = page.next_page_token.clone();
+        tokio::spawn(async move {
+            let Some(cache) = app.inner.cache.as_ref() else { return };
+            for _ in 0..PREFETCHED_PAGES {
+                request.page_token = std::mem::take(&mut token);
+                let key = CacheKey::new(&request, &profile, now.date_naive(), catalog.version(), live.version);
+                let next = match cache.holds(&key) {
+                    true => cache.get(&key, app.metrics()).await,
+                    false => {
+                        let (live, catalog, caller, request) =
+                            (Arc::clone(&live), Arc::clone(&catalog), caller.clone(), request.clone());
+                        let computed =
+                            tokio::task::spawn_blocking(move || find(&live, &catalog, &caller, &request, now)).await;
+                        let Ok(Ok(next)) = computed else { return };
+                        app.metrics().find_computed.inc();
+                        let next = Arc::new(next);
+                        cache.insert(key, Arc::clone(&next)).await;
+                        Some(next)
+                    }
+                };
+                match next {
+                    Some(next) if !next.next_page_token.is_empty() => token = next.next_page_token.clone(),
+                    _ => return,
+                }
+            }
+        });
     }
 
     /// One center by id.
