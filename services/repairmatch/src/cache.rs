@@ -136,16 +136,8 @@ struct SharedTier {
 
 impl SharedTier {
     fn new(store: &StoreConfig, timeout: Duration) -> Result<Self, String> {
-        let mut info =
-            redis::IntoConnectionInfo::into_connection_info(store.url.as_str()).map_err(|e| e.to_string())?;
-        if let Ok(password) = std::env::var(&store.password_env)
-            && !password.is_empty()
-        {
-            let settings = info.redis_settings().clone().set_password(password);
-            info = info.set_redis_settings(settings);
-        }
         Ok(Self {
-            client: redis::Client::open(info).map_err(|e| e.to_string())?,
+            client: crate::store::redis::client(store).map_err(|e| e.to_string())?,
             prefix: format!("{}:cache:", store.key_prefix),
             timeout,
             connection: tokio::sync::Mutex::new(None),

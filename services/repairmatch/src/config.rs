@@ -105,12 +105,15 @@ pub struct StoreConfig {
     /// The redb database file (kind = "embedded"); its directory is created
     /// when missing.
     pub path: PathBuf,
-    /// The Redis server (kind = "redis"): `redis://host:port/db` or
+    /// The Redis server (kind = "redis"): `redis://host:port/db`, or
     /// `rediss://…` for TLS. Keep passwords out of it: see `password_env`.
     pub url: String,
     /// The environment variable holding the Redis password, if any: read at
     /// connect time, never stored in the config or logged.
     pub password_env: String,
+    /// For `rediss://`: the CA certificate (PEM) that signed the server's;
+    /// none = the system's trusted roots.
+    pub tls_ca_file: Option<PathBuf>,
     /// Prefix of every Redis key, so several deployments can share a server.
     pub key_prefix: String,
     /// Longest a Redis command may take before it counts as failed, ms.
@@ -137,6 +140,7 @@ impl Default for StoreConfig {
             path: PathBuf::from("data/repairmatch.redb"),
             url: "redis://127.0.0.1:6379/0".to_owned(),
             password_env: "REPAIRMATCH_REDIS_PASSWORD".to_owned(),
+            tls_ca_file: None,
             key_prefix: "repairmatch".to_owned(),
             command_timeout_ms: 1_000,
             feed_block_ms: 2_000,
@@ -379,12 +383,15 @@ impl Config {
             "limits.replicas_assumed",
             "must be 1 with store.kind = \"embedded\": one process holds the whole limit",
         );
-        if self.store.kind == StoreKind::Redis && self.store.url.starts_with("rediss://") {
+        if let Some(path) = &self.store.tls_ca_file
+            && !path.is_file()
+        {
             problems.push(ValueProblem::new(
-                "store.url".to_owned(),
-                "rediss:// (TLS to Redis) is not supported by this build yet: use redis:// on a trusted network",
+                "store.tls_ca_file".to_owned(),
+                format!("{} is not a readable file", path.display()),
             ));
-        } else if self.store.kind == StoreKind::Redis
+        }
+        if self.store.kind == StoreKind::Redis
             && let Err(error) = redis::IntoConnectionInfo::into_connection_info(self.store.url.as_str())
         {
             // The URL is not echoed: it may hold a password.

@@ -319,3 +319,28 @@ async fn settled_computations(replica: &Replica) -> f64 {
     }
     panic!("computations never settled");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_reach_redis_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = Redis::start_tls(dir.path());
+    let ca = dir.path().join("ca.pem");
+    let extra = format!("tls_ca_file = \"{}\"", ca.display());
+    let a = Replica::start(&replica_config(dir.path(), "a", &redis.tls_url(), "tls", &extra));
+    let b = Replica::start(&replica_config(dir.path(), "b", &redis.tls_url(), "tls", &extra));
+    let mut writer = a.catalog().await;
+    upsert(&mut writer, center("over-tls", 1.0)).await.unwrap();
+    let mut finder_b = b.finder().await;
+    eventually("b has the write, through the feed over TLS", Duration::from_secs(10), async || {
+        finds(&mut finder_b, "over-tls").await
+    })
+    .await;
+    let refused = redis::Client::open(format!("redis://127.0.0.1:{}/0", redis.port))
+        .unwrap()
+        .get_connection_with_timeout(Duration::from_secs(2))
+        .and_then(|mut plain| {
+            plain.set_read_timeout(Some(Duration::from_secs(2)))?;
+            redis::cmd("PING").query::<String>(&mut plain)
+        });
+    assert!(refused.is_err(), "the port speaks TLS only: {refused:?}");
+}

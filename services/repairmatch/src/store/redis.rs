@@ -138,7 +138,8 @@ pub(crate) fn unavailable(error: &redis::RedisError) -> bool {
 }
 
 /// A client for the Redis server `config` names, with the password from
-/// `password_env` when that is set. Connects lazily.
+/// `password_env` when that is set, over TLS for a `rediss://` URL (trusting
+/// `tls_ca_file` when given, else the system's roots). Connects lazily.
 pub(crate) fn client(config: &StoreConfig) -> Result<redis::Client, StoreError> {
     let mut info = redis::IntoConnectionInfo::into_connection_info(config.url.as_str())
         .map_err(|e| StoreError::Config(format!("store.url: {e}")))?;
@@ -148,7 +149,20 @@ pub(crate) fn client(config: &StoreConfig) -> Result<redis::Client, StoreError> 
         let settings = info.redis_settings().clone().set_password(password);
         info = info.set_redis_settings(settings);
     }
-    redis::Client::open(info).map_err(|e| StoreError::Config(format!("store.url: {e}")))
+    if config.url.starts_with("rediss://") {
+        // rustls needs one crypto provider for the process; a second
+        // install (another client) is refused harmlessly.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+    let built = match &config.tls_ca_file {
+        Some(path) => {
+            let root_cert = std::fs::read(path)
+                .map_err(|e| StoreError::Config(format!("store.tls_ca_file: cannot read {}: {e}", path.display())))?;
+            redis::Client::build_with_tls(info, redis::TlsCertificates { client_tls: None, root_cert: Some(root_cert) })
+        }
+        None => redis::Client::open(info),
+    };
+    built.map_err(|e| StoreError::Config(format!("store.url: {e}")))
 }
 
 impl RedisStore {

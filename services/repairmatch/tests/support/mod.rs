@@ -33,6 +33,8 @@ pub struct Redis {
     pub port: u16,
     dir: PathBuf,
     aof: bool,
+    /// Serves TLS only, with the certificates in `dir` (see [`Redis::start_tls`]).
+    tls: bool,
     child: Option<Child>,
 }
 
@@ -40,9 +42,71 @@ impl Redis {
     /// Starts one on a free port; with `aof`, every write is fsynced before
     /// Redis answers (`appendfsync always`).
     pub fn start(dir: &Path, aof: bool) -> Self {
-        let mut redis = Self { port: free_port(), dir: dir.to_owned(), aof, child: None };
+        let mut redis = Self { port: free_port(), dir: dir.to_owned(), aof, tls: false, child: None };
         redis.spawn();
         redis
+    }
+
+    /// Starts one that speaks TLS only, with a fresh CA (`dir/ca.pem`) and a
+    /// server certificate for 127.0.0.1 made with the `openssl` command.
+    pub fn start_tls(dir: &Path) -> Self {
+        let openssl = |args: &[&str]| {
+            let status = Command::new("openssl").args(args).current_dir(dir).stderr(Stdio::null()).status();
+            assert!(status.expect("openssl runs").success(), "openssl {args:?}");
+        };
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=repairmatch test CA",
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ]);
+        std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+        ]);
+        let mut redis = Self { port: free_port(), dir: dir.to_owned(), aof: false, tls: true, child: None };
+        redis.spawn();
+        redis
+    }
+
+    /// `rediss://127.0.0.1:PORT/0`.
+    pub fn tls_url(&self) -> String {
+        format!("rediss://127.0.0.1:{}/0", self.port)
     }
 
     fn spawn(&mut self) {
@@ -58,9 +122,16 @@ impl Redis {
         } else {
             command.args(["--appendonly", "no"]);
         }
+        if self.tls {
+            let file = |name: &str| self.dir.join(name).display().to_string();
+            command
+                .args(["--port", "0", "--tls-port", &self.port.to_string(), "--tls-auth-clients", "no"])
+                .args(["--tls-cert-file", &file("server.pem"), "--tls-key-file", &file("server.key")])
+                .args(["--tls-ca-cert-file", &file("ca.pem")]);
+        }
         self.child = Some(command.spawn().expect("redis-server starts (apt-get install redis-server)"));
         let started = Instant::now();
-        while self.ping().is_err() {
+        while if self.tls { !self.tls_ready() } else { self.ping().is_err() } {
             assert!(started.elapsed() < Duration::from_secs(20), "redis-server did not answer on {}", self.port);
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -74,6 +145,12 @@ impl Redis {
     /// A plain connection, for the test's own commands.
     pub fn connection(&self) -> redis::RedisResult<redis::Connection> {
         redis::Client::open(self.url())?.get_connection_with_timeout(Duration::from_secs(2))
+    }
+
+    /// Whether the TLS port accepts connections (the handshake is the
+    /// replicas' to prove).
+    fn tls_ready(&self) -> bool {
+        std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
     }
 
     fn ping(&self) -> redis::RedisResult<()> {
