@@ -132,11 +132,14 @@ struct SharedTier {
     connection: tokio::sync::Mutex<Option<MultiplexedConnection>>,
     /// Until when calls are skipped after a failure.
     open_until: Mutex<Option<Instant>>,
+    /// Counts failed calls (the service's Redis error count).
+    errors: prometheus::IntCounter,
 }
 
 impl SharedTier {
-    fn new(store: &StoreConfig, timeout: Duration) -> Result<Self, String> {
+    fn new(store: &StoreConfig, timeout: Duration, errors: prometheus::IntCounter) -> Result<Self, String> {
         Ok(Self {
+            errors,
             client: crate::store::redis::client(store).map_err(|e| e.to_string())?,
             prefix: format!("{}:cache:", store.key_prefix),
             timeout,
@@ -151,6 +154,7 @@ impl SharedTier {
     }
 
     fn failed(&self) {
+        self.errors.inc();
         // One pause, no doubling: a cache is worth probing again soon.
         *self.open_until.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now() + Duration::from_secs(1));
     }
@@ -217,7 +221,8 @@ impl std::fmt::Debug for FindCache {
 
 impl FindCache {
     /// The tiers `config` asks for; `None` when caching is off.
-    pub fn new(config: &CacheConfig, store: &StoreConfig) -> Option<Self> {
+    /// Failed Redis calls count into `errors`.
+    pub fn new(config: &CacheConfig, store: &StoreConfig, errors: &prometheus::IntCounter) -> Option<Self> {
         if !config.enabled {
             return None;
         }
@@ -230,7 +235,7 @@ impl FindCache {
             .expire_after(Jittered { ttl, jitter: config.ttl_jitter })
             .build();
         let shared = (config.redis && store.kind == StoreKind::Redis)
-            .then(|| SharedTier::new(store, Duration::from_millis(config.redis_timeout_ms)))
+            .then(|| SharedTier::new(store, Duration::from_millis(config.redis_timeout_ms), errors.clone()))
             .and_then(|tier| tier.map_err(|error| tracing::warn!(%error, "no Redis cache tier")).ok());
         Some(Self { local, shared, ttl, jitter: config.ttl_jitter })
     }

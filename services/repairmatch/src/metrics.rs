@@ -74,8 +74,10 @@ impl Default for Metrics {
             registry.register(Box::new(metric.clone())).expect("registered once");
             metric
         };
-        let store_errors =
-            counter("repairmatch_store_errors_total", "Store calls that failed (Redis down or erroring)");
+        let store_errors = counter(
+            "repairmatch_store_errors_total",
+            "Store, feed and cache-tier calls that failed (Redis down, timing out or erroring)",
+        );
         let feed_reloads =
             counter("repairmatch_feed_reloads_total", "Whole-catalog reloads after falling behind the change feed");
         let counter_vec = |name: &str, help: &str, label: &str| {

@@ -163,6 +163,7 @@ async fn redis_killed_under_load_fails_no_read_refuses_writes_and_loses_nothing_
     }
     assert!(reads.load(Ordering::Relaxed) > 100, "the read load ran: {}", reads.load(Ordering::Relaxed));
     assert_eq!(failures.load(Ordering::Relaxed), 0, "no Find failed while Redis was gone");
+    assert!(b.metric("repairmatch_store_errors_total") > 0.0, "the outage shows in the Redis error count");
     let mut connection = redis.connection().unwrap();
     for id in &acknowledged {
         let stored: bool = redis::cmd("HEXISTS").arg("outage:center-etags").arg(id).query(&mut connection).unwrap();

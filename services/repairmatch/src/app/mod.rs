@@ -112,12 +112,13 @@ impl App {
             tracing::warn!("anonymous FindRepairCenter is allowed: fine for a demo, not for production");
         }
         let writer = Writer::new(catalog.version());
-        let cache = FindCache::new(&config.cache, &config.store);
+        let metrics = Metrics::default();
+        let cache = FindCache::new(&config.cache, &config.store, &metrics.store_errors);
         Ok(Self {
             inner: Arc::new(AppInner {
                 config: ArcSwap::from_pointee(LiveConfig::new(1, config)),
                 config_status: tokio::sync::watch::Sender::new(ConfigStatus::Current),
-                metrics: Metrics::default(),
+                metrics,
                 store,
                 feed: Mutex::new(follower::FeedState {
                     applied_version: catalog.version(),
