@@ -248,19 +248,14 @@ impl CatalogStore for EmbeddedStore {
     }
 }
 
+// The promises every store keeps (preconditions, changes since a version,
+// bulk loads) are checked on this store and on Redis alike in
+// tests/store_conformance.rs; these are this store's own.
 #[cfg(test)]
 mod tests {
     use repairmatch_datagen as datagen;
 
     use super::*;
-    use crate::store::{CenterDelete, CenterUpsert};
-
-    fn upsert(center: RepairCenter, etag: Option<&str>, owner: Option<&str>) -> CenterUpsert {
-        CenterUpsert {
-            center,
-            precondition: Precondition { etag: etag.map(str::to_owned), owner: owner.map(str::to_owned) },
-        }
-    }
 
     fn store() -> (tempfile::TempDir, EmbeddedStore) {
         let dir = tempfile::tempdir().unwrap();
@@ -288,69 +283,6 @@ mod tests {
         assert_eq!(loaded.brands.len(), sample.brands.len());
         let applied = store.apply(WriteBatch::load(vec![], sample.brands, vec![])).unwrap();
         assert_eq!(applied.version, 2);
-    }
-
-    #[test]
-    fn preconditions_are_checked_per_item_inside_the_batch() {
-        let (_dir, store) = store();
-        let mut centers = datagen::generate(3, 9).centers;
-        for center in &mut centers {
-            center.owner = "provider-a".into();
-        }
-        store.apply(WriteBatch::load(centers.clone(), vec![], vec![])).unwrap();
-
-        let mut renamed = centers[0].clone();
-        renamed.name = "Renamed".into();
-        renamed.owner = "provider-b".into();
-        let batch = WriteBatch {
-            upserts: vec![
-                upsert(renamed.clone(), Some("1"), Some("provider-a")),
-                upsert(centers[1].clone(), Some("stale"), Some("provider-a")),
-                upsert(centers[2].clone(), None, Some("provider-b")),
-            ],
-            deletes: vec![CenterDelete { id: "nowhere".into(), precondition: Precondition::default() }],
-            ..WriteBatch::default()
-        };
-        let applied = store.apply(batch).unwrap();
-        assert_eq!(applied.upserts, [ItemStatus::Applied, ItemStatus::StaleEtag("1".into()), ItemStatus::NotOwner]);
-        assert_eq!(applied.deletes, [ItemStatus::NotFound]);
-        assert_eq!(applied.version, 2);
-        let written = &applied.changes.centers[0];
-        assert_eq!(
-            (written.name.as_str(), written.owner.as_str(), written.etag.as_str()),
-            ("Renamed", "provider-a", "2")
-        );
-
-        let refused_only =
-            WriteBatch { upserts: vec![upsert(centers[1].clone(), Some("9"), None)], ..WriteBatch::default() };
-        let applied = store.apply(refused_only).unwrap();
-        assert_eq!(applied.version, 2, "a batch that writes nothing makes no version");
-        assert_eq!(store.load().unwrap().version, 2);
-    }
-
-    #[test]
-    fn changes_since_a_version_are_each_records_latest_state() {
-        let (_dir, store) = store();
-        let sample = datagen::generate(5, 2);
-        store.apply(WriteBatch::load(sample.centers.clone(), sample.brands.clone(), sample.banks.clone())).unwrap();
-        let mut renamed = sample.centers[0].clone();
-        renamed.name = "First rename".into();
-        store.apply(WriteBatch::load(vec![renamed.clone()], vec![], vec![])).unwrap();
-        renamed.name = "Second rename".into();
-        store.apply(WriteBatch::load(vec![renamed.clone()], vec![], vec![])).unwrap();
-        let delete = CenterDelete { id: sample.centers[1].id.clone(), precondition: Precondition::default() };
-        store.apply(WriteBatch { deletes: vec![delete], ..WriteBatch::default() }).unwrap();
-
-        let Changes::Since(changes) = store.changes_since(1).unwrap() else { panic!("history reaches back") };
-        assert_eq!(changes.version, 4);
-        assert_eq!(changes.centers.len(), 1);
-        assert_eq!(changes.centers[0].name, "Second rename");
-        assert_eq!(changes.deleted_center_ids, [sample.centers[1].id.clone()]);
-        let Changes::Since(none) = store.changes_since(4).unwrap() else { panic!() };
-        assert!(none.is_empty() && none.version == 4);
-        let Changes::Since(everything) = store.changes_since(0).unwrap() else { panic!() };
-        assert_eq!(everything.centers.len(), 4, "five loaded, one deleted");
-        assert_eq!(everything.brands.len(), sample.brands.len());
     }
 
     #[test]
