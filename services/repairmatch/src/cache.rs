@@ -13,7 +13,7 @@
 //! failure opens a circuit breaker for a while, and a Find then goes on
 //! without it.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use prost::Message;
@@ -26,6 +26,7 @@ use sha2::{Digest, Sha256};
 use crate::config::{StoreConfig, StoreKind};
 use crate::error::ServiceError;
 use crate::metrics::Metrics;
+use crate::store::redis::Breaker;
 
 /// The result cache's settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -130,8 +131,9 @@ struct SharedTier {
     prefix: String,
     timeout: Duration,
     connection: tokio::sync::Mutex<Option<MultiplexedConnection>>,
-    /// Until when calls are skipped after a failure.
-    open_until: Mutex<Option<Instant>>,
+    /// Skips calls for a second after a failure: no doubling, a cache is
+    /// worth probing again soon.
+    breaker: Breaker,
     /// Counts failed calls (the service's Redis error count).
     errors: prometheus::IntCounter,
 }
@@ -144,19 +146,13 @@ impl SharedTier {
             prefix: format!("{}:cache:", store.key_prefix),
             timeout,
             connection: tokio::sync::Mutex::new(None),
-            open_until: Mutex::new(None),
+            breaker: Breaker::new(Duration::from_secs(1), Duration::from_secs(1)),
         })
-    }
-
-    fn open(&self) -> bool {
-        let open_until = self.open_until.lock().unwrap_or_else(|p| p.into_inner());
-        open_until.is_some_and(|until| Instant::now() < until)
     }
 
     fn failed(&self) {
         self.errors.inc();
-        // One pause, no doubling: a cache is worth probing again soon.
-        *self.open_until.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now() + Duration::from_secs(1));
+        self.breaker.failed();
     }
 
     async fn connection(&self) -> Option<MultiplexedConnection> {
@@ -177,12 +173,15 @@ impl SharedTier {
     /// Runs `call` under the timeout; `None` (and the breaker opened) when
     /// Redis did not answer well in time.
     async fn call<T>(&self, call: impl AsyncFnOnce(MultiplexedConnection) -> redis::RedisResult<T>) -> Option<T> {
-        if self.open() {
+        if self.breaker.is_open() {
             return None;
         }
         let connection = self.connection().await?;
         match tokio::time::timeout(self.timeout, call(connection)).await {
-            Ok(Ok(value)) => Some(value),
+            Ok(Ok(value)) => {
+                self.breaker.succeeded();
+                Some(value)
+            }
             _ => {
                 *self.connection.lock().await = None;
                 self.failed();

@@ -50,31 +50,47 @@ pub fn shard_of(id: &str) -> u64 {
     hash % CENTER_SHARDS
 }
 
-/// How long calls fail fast after Redis failed, at first and at most.
+/// How long store calls fail fast after Redis failed, at first and at most.
 const BREAKER_FIRST: Duration = Duration::from_millis(250);
 const BREAKER_MAX: Duration = Duration::from_secs(5);
 
 /// Fails calls fast while Redis is known to be down, probing it again after
-/// a pause that doubles with every failed probe. The rate limiter keeps one
-/// of its own (`crate::limits`).
-#[derive(Debug, Default)]
+/// a pause that doubles with every failed probe, up to a most. The store,
+/// the rate limiter and the cache tier each keep one, with their own pauses.
+#[derive(Debug)]
 pub(crate) struct Breaker {
+    first: Duration,
+    max: Duration,
     state: Mutex<Option<(Instant, Duration)>>,
 }
 
+impl Default for Breaker {
+    fn default() -> Self {
+        Self::new(BREAKER_FIRST, BREAKER_MAX)
+    }
+}
+
 impl Breaker {
+    /// Pauses `first` after a failure, doubling up to `max` while probes fail.
+    pub(crate) fn new(first: Duration, max: Duration) -> Self {
+        Self { first, max, state: Mutex::new(None) }
+    }
+
+    /// Whether calls should fail fast now.
+    pub(crate) fn is_open(&self) -> bool {
+        matches!(*self.state.lock().unwrap_or_else(|p| p.into_inner()), Some((until, _)) if Instant::now() < until)
+    }
+
     pub(crate) fn check(&self) -> Result<(), StoreError> {
-        match *self.state.lock().unwrap_or_else(|p| p.into_inner()) {
-            Some((until, _)) if Instant::now() < until => {
-                Err(StoreError::Unavailable("redis failed a moment ago; not retrying yet".into()))
-            }
-            _ => Ok(()),
+        if self.is_open() {
+            return Err(StoreError::Unavailable("redis failed a moment ago; not retrying yet".into()));
         }
+        Ok(())
     }
 
     pub(crate) fn failed(&self) {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let pause = state.map_or(BREAKER_FIRST, |(_, pause)| (pause * 2).min(BREAKER_MAX));
+        let pause = state.map_or(self.first, |(_, pause)| (pause * 2).min(self.max));
         *state = Some((Instant::now() + pause, pause));
     }
 
