@@ -76,6 +76,18 @@ pub fn find(
     now: DateTime<Utc>,
 ) -> Result<pb::FindRepairCenterResponse, ServiceError> {
     let profile_name = resolve_profile(live, caller, request)?;
+    rank(live, catalog, &profile_name, request, now)
+}
+
+/// The rest of a Find once [`resolve_profile`] has allowed the caller and
+/// named the profile: the request validated, ranked on `catalog`, answered.
+fn rank(
+    live: &LiveConfig,
+    catalog: &Catalog,
+    profile_name: &str,
+    request: &pb::FindRepairCenterRequest,
+    now: DateTime<Utc>,
+) -> Result<pb::FindRepairCenterResponse, ServiceError> {
     let config = &live.config;
     // The core pages by keyset; the version the token also carries matters
     // only to the cache (see `App::find`).
@@ -89,7 +101,7 @@ pub fn find(
     };
     let query = convert::find::find_query_from_proto(
         request,
-        &profile_name,
+        profile_name,
         |name| config.profiles.contains_key(name),
         now.date_naive(),
     )
@@ -148,11 +160,11 @@ impl App {
         let page = cache
             .get_or_compute(key, self.metrics(), || {
                 computed = true;
-                find(&live, &catalog, caller, request, now)
+                rank(&live, &catalog, &profile, request, now)
             })
             .await?;
         if computed && !page.next_page_token.is_empty() {
-            self.prefetch_pages(live, catalog, caller.clone(), request.clone(), profile, now, &page);
+            self.prefetch_pages(live, catalog, request.clone(), profile, now, &page);
         }
         Ok(page)
     }
@@ -160,12 +172,10 @@ impl App {
     /// Ranks the pages after `page` on the same snapshot, in the background,
     /// and caches them, so a caller paging on while the catalog changes gets
     /// the rest of the ranking it started with, from any replica.
-    #[allow(clippy::too_many_arguments)] // one call site, every argument distinct
     fn prefetch_pages(
         &self,
         live: Arc<LiveConfig>,
         catalog: Arc<Catalog>,
-        caller: Caller,
         mut request: pb::FindRepairCenterRequest,
         profile: String,
         now: DateTime<Utc>,
@@ -181,10 +191,10 @@ impl App {
                 let next = match cache.holds(&key) {
                     true => cache.get(&key, app.metrics()).await,
                     false => {
-                        let (live, catalog, caller, request) =
-                            (Arc::clone(&live), Arc::clone(&catalog), caller.clone(), request.clone());
+                        let (live, catalog, profile, request) =
+                            (Arc::clone(&live), Arc::clone(&catalog), profile.clone(), request.clone());
                         let computed =
-                            tokio::task::spawn_blocking(move || find(&live, &catalog, &caller, &request, now)).await;
+                            tokio::task::spawn_blocking(move || rank(&live, &catalog, &profile, &request, now)).await;
                         let Ok(Ok(next)) = computed else { return };
                         app.metrics().find_computed.inc();
                         let next = Arc::new(next);
