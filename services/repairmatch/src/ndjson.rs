@@ -72,10 +72,6 @@ impl fmt::Display for InvalidReport<'_> {
     }
 }
 
-fn describe(violations: &[FieldViolation]) -> String {
-    violations.iter().map(|v| format!("{}: {}", v.field, v.description)).collect::<Vec<_>>().join("; ")
-}
-
 /// Reads and validates a file of messages `M`, converting each with `convert`
 /// and keying it with `key` to refuse duplicates.
 fn read_file<M, T>(
@@ -100,7 +96,7 @@ where
         }
         let outcome = serde_json::from_str::<M>(&line)
             .map_err(|e| format!("not a valid message: {e}"))
-            .and_then(|message| convert(&message).map_err(|v| describe(&v)))
+            .and_then(|message| convert(&message).map_err(|v| convert::describe(&v)))
             .and_then(|record| match first_line_of.insert(key(&record), line_number) {
                 Some(first) => Err(format!("duplicate of line {first}")),
                 None => Ok(record),

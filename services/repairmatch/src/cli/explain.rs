@@ -18,6 +18,7 @@ use super::{ExplainArgs, load_config};
 use crate::app::{LiveConfig, queries};
 use crate::auth::{Caller, Role, Tenant};
 use crate::config::Config;
+use crate::convert;
 use crate::store::{CatalogStore, EmbeddedStore};
 
 /// `repairmatch explain`: prints [`report`].
@@ -119,13 +120,9 @@ async fn rank_on_server(
     }
     let response = client.find_repair_center(call).await.map_err(|status| {
         use tonic_types::StatusExt;
-        let fields: Vec<String> = status
-            .get_details_bad_request()
-            .map(|bad| bad.field_violations.iter().map(|v| format!("{}: {}", v.field, v.description)).collect())
-            .unwrap_or_default();
-        match fields.is_empty() {
-            true => anyhow::anyhow!("{}: {}", status.code(), status.message()),
-            false => anyhow::anyhow!("{}: {}", status.code(), fields.join("; ")),
+        match status.get_details_bad_request().filter(|bad| !bad.field_violations.is_empty()) {
+            None => anyhow::anyhow!("{}: {}", status.code(), status.message()),
+            Some(bad) => anyhow::anyhow!("{}: {}", status.code(), convert::describe(&bad.field_violations)),
         }
     })?;
     Ok(response.into_inner())
@@ -147,8 +144,7 @@ pub fn rank_locally(
     }));
     queries::find(live, catalog, &operator, request, Utc::now()).map_err(|error| match error {
         crate::error::ServiceError::InvalidArgument(violations) => {
-            let fields: Vec<String> = violations.iter().map(|v| format!("{}: {}", v.field, v.description)).collect();
-            anyhow::anyhow!("the request is invalid: {}", fields.join("; "))
+            anyhow::anyhow!("the request is invalid: {}", convert::describe(&violations))
         }
         other => anyhow::anyhow!(other),
     })

@@ -132,6 +132,11 @@ impl Violations {
     }
 }
 
+/// Violations as one line: `field: why; field: why`.
+pub fn describe(violations: &[FieldViolation]) -> String {
+    violations.iter().map(|v| format!("{}: {}", v.field, v.description)).collect::<Vec<_>>().join("; ")
+}
+
 fn money_to_proto(money: &Money) -> pb::Money {
     pb::Money { currency_code: money.currency_code.to_string(), amount_minor_units: money.amount_minor_units }
 }

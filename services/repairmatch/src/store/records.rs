@@ -9,13 +9,8 @@
 use prost::Message;
 use repairmatch_core::model::{Bank, Brand, RepairCenter};
 use repairmatch_proto::v1 as pb;
-use tonic_types::FieldViolation;
 
 use crate::convert::{self, Limits};
-
-fn describe(violations: &[FieldViolation]) -> String {
-    violations.iter().map(|v| format!("{}: {}", v.field, v.description)).collect::<Vec<_>>().join("; ")
-}
 
 /// A center as stored bytes.
 pub fn encode_center(center: &RepairCenter) -> Vec<u8> {
@@ -25,7 +20,7 @@ pub fn encode_center(center: &RepairCenter) -> Vec<u8> {
 /// A center from stored bytes.
 pub fn decode_center(bytes: &[u8]) -> Result<RepairCenter, String> {
     let message = pb::RepairCenter::decode(bytes).map_err(|e| e.to_string())?;
-    convert::center_from_proto(&message, "", Limits::Stored).map_err(|v| describe(&v))
+    convert::center_from_proto(&message, "", Limits::Stored).map_err(|v| convert::describe(&v))
 }
 
 /// A brand as stored bytes.
@@ -36,7 +31,7 @@ pub fn encode_brand(brand: &Brand) -> Vec<u8> {
 /// A brand from stored bytes.
 pub fn decode_brand(bytes: &[u8]) -> Result<Brand, String> {
     let message = pb::Brand::decode(bytes).map_err(|e| e.to_string())?;
-    convert::brand_from_proto(&message, "", Limits::Stored).map_err(|v| describe(&v))
+    convert::brand_from_proto(&message, "", Limits::Stored).map_err(|v| convert::describe(&v))
 }
 
 /// A bank as stored bytes.
@@ -47,7 +42,7 @@ pub fn encode_bank(bank: &Bank) -> Vec<u8> {
 /// A bank from stored bytes.
 pub fn decode_bank(bytes: &[u8]) -> Result<Bank, String> {
     let message = pb::Bank::decode(bytes).map_err(|e| e.to_string())?;
-    convert::bank_from_proto(&message, "", Limits::Stored).map_err(|v| describe(&v))
+    convert::bank_from_proto(&message, "", Limits::Stored).map_err(|v| convert::describe(&v))
 }
 
 #[cfg(test)]
