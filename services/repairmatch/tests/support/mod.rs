@@ -279,6 +279,8 @@ impl Replica {
             .args(["serve", "--config"])
             .arg(config)
             .env("RUST_LOG", "info")
+            // The test's config decides, not an override in the test's environment.
+            .env_remove("REPAIRMATCH_STORE__LOAD_SAMPLE_WHEN_EMPTY")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -352,6 +354,20 @@ impl Replica {
     /// A catalog client (add the ops key to each call with [`as_ops`]).
     pub async fn catalog(&self) -> CatalogServiceClient<Channel> {
         CatalogServiceClient::new(self.channel().await)
+    }
+}
+
+impl Replica {
+    /// SIGTERM, then its exit status and every line it logged.
+    pub fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
+        self.signal("TERM");
+        let status = self.child.wait().unwrap();
+        // The reader thread ends with the pipe; collect what it still had.
+        self.seen.extend(self.lines.try_iter());
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
+            self.seen.push(line);
+        }
+        (status, std::mem::take(&mut self.seen))
     }
 }
 
