@@ -707,27 +707,7 @@ mod tests {
     }
 
     /// Seven problems of every kind, two of them in one table.
-    const SEVEN_PROBLEMS: &str = r#"
-[server]
-listen = 42
-lisen = "127.0.0.1:1"
-
-[store]
-pth = "data/x.redb"
-
-[profiles.nearest.weights]
-distance = -1.0
-
-[profiles.nearest.distance_decay]
-decay = 1.5
-
-[tenants.who]
-role = "king"
-
-[tenants.icbc]
-role = "bank"
-key_sha256 = ["XYZ"]
-"#;
+    const SEVEN_PROBLEMS: &str = include_str!("../tests/fixtures/seven-problems.toml");
 
     #[test]
     fn every_problem_is_reported_in_one_pass_with_its_full_key() {

@@ -7,27 +7,7 @@ use std::time::{Duration, Instant};
 
 /// Seven problems of every kind: unknown keys in two sections, a wrong type,
 /// a negative weight, a bad decay, an unknown role and a bad key hash.
-const SEVEN_PROBLEMS: &str = r#"
-[server]
-listen = 42
-lisen = "127.0.0.1:1"
-
-[store]
-pth = "data/x.redb"
-
-[profiles.nearest.weights]
-distance = -1.0
-
-[profiles.nearest.distance_decay]
-decay = 1.5
-
-[tenants.who]
-role = "king"
-
-[tenants.icbc]
-role = "bank"
-key_sha256 = ["XYZ"]
-"#;
+const SEVEN_PROBLEMS: &str = include_str!("fixtures/seven-problems.toml");
 
 const SEVEN_KEYS: [&str; 7] = [
     "profiles.nearest.distance_decay.decay: ",
