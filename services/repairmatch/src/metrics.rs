@@ -146,8 +146,7 @@ impl Metrics {
         self.config_in_force.set(i64::from(*app.config_status().borrow() == ConfigStatus::Current));
         let (applied, since_current, _) = app.feed_state();
         self.feed_applied_version.set(applied as i64);
-        let follows_a_feed = app.config().config.store.kind == crate::config::StoreKind::Redis;
-        self.feed_seconds_since_current.set(if follows_a_feed { since_current.as_secs() as i64 } else { 0 });
+        self.feed_seconds_since_current.set(if app.follows_a_feed() { since_current.as_secs() as i64 } else { 0 });
         let catalog = app.catalog();
         self.catalog_version.set(catalog.version() as i64);
         self.catalog_centers.set(catalog.len() as i64);

@@ -58,7 +58,7 @@ pub async fn serve(listener: TcpListener, app: App, shutdown: impl Future<Output
 
     // Readiness of the match service follows the change feed on a shared
     // store: see `ready`.
-    if server_follows_a_feed(&app) {
+    if app.follows_a_feed() {
         let feed_health = health_reporter.clone();
         // Holds the app weakly, so a stopped server's app (and its store) goes.
         let weak = app.downgrade();
@@ -124,10 +124,6 @@ pub async fn serve(listener: TcpListener, app: App, shutdown: impl Future<Output
 /// before it stops taking Finds: longer than a feed read blocks, shorter than
 /// anyone should be served a stale catalog for.
 const MAX_FEED_SILENCE: Duration = Duration::from_secs(10);
-
-fn server_follows_a_feed(app: &App) -> bool {
-    app.config().config.store.kind == crate::config::StoreKind::Redis
-}
 
 /// Whether the match service is ready for traffic. On the embedded store it
 /// always is. On a shared store it is while the feed keeps confirming this

@@ -142,6 +142,12 @@ impl App {
         &self.inner.metrics
     }
 
+    /// Whether this replica follows a shared store's change feed (the store
+    /// is read at start only, so this never changes).
+    pub fn follows_a_feed(&self) -> bool {
+        self.config().config.store.kind == StoreKind::Redis
+    }
+
     /// Where this replica stands on the store's change feed.
     pub fn feed_state(&self) -> (u64, std::time::Duration, bool) {
         let state = self.inner.feed.lock().unwrap_or_else(|p| p.into_inner());
