@@ -2,12 +2,12 @@
 //! read from the store's change feed, and reloads the whole catalog when it
 //! fell further behind than the feed reaches.
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use repairmatch_core::Catalog;
 
-use super::{App, AppInner};
+use super::{App, WeakApp};
 use crate::store::{CatalogStore, Changes};
 
 /// The longest pause between attempts while the store is unreachable.
@@ -29,20 +29,19 @@ impl App {
     /// Starts following the store's feed from `version` on a thread of its
     /// own, which ends once the app is dropped.
     pub(super) fn follow(&self, version: u64) -> std::io::Result<()> {
-        let weak = Arc::downgrade(&self.inner);
+        let weak = self.downgrade();
         let store = Arc::clone(&self.inner.store);
         std::thread::Builder::new().name("catalog-feed".into()).spawn(move || follow(&weak, &*store, version))?;
         Ok(())
     }
 }
 
-fn follow(app: &Weak<AppInner>, store: &dyn CatalogStore, mut version: u64) {
+fn follow(app: &WeakApp, store: &dyn CatalogStore, mut version: u64) {
     let mut backoff = Duration::from_millis(50);
     loop {
         // Waits up to the feed block: holds no reference to the app meanwhile.
         let outcome = store.wait_for_changes(version);
-        let Some(inner) = app.upgrade() else { return };
-        let app = App { inner };
+        let Some(app) = app.upgrade() else { return };
         let result = match outcome {
             Ok(Changes::Since(changes)) => {
                 let lag = changes.version.saturating_sub(version);

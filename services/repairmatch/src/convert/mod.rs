@@ -142,7 +142,7 @@ fn money_to_proto(money: &Money) -> pb::Money {
 }
 
 /// Whether `id` is a valid center or bank id.
-pub fn is_valid_id(id: &str) -> bool {
+fn is_valid_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= MAX_ID_CHARS
         && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
