@@ -20,7 +20,7 @@ use std::sync::Arc;
 use rstar::{AABB, RTree, RTreeObject};
 
 use crate::eligibility::CandidateFilter;
-use crate::geodesy::{Envelope, LatLng, MIN_RADIUS_OF_CURVATURE_KM, cap_envelope, envelope_intersection};
+use crate::geodesy::{Envelope, LatLng, MIN_RADIUS_OF_CURVATURE_KM, ReducedPoint, cap_envelope, envelope_intersection};
 use crate::model::{
     Bank, Brand, CenterKind, FaultSet, PriceRange, Rating, RepairCenter, ServiceMode, ServiceModeSet, match_key,
 };
@@ -33,6 +33,8 @@ pub type Slot = u32;
 pub struct MatchFacts {
     /// Where it is.
     pub location: LatLng,
+    /// The same place prepared for fast distances.
+    pub reduced: ReducedPoint,
     /// Coverage radius, km.
     pub radius_km: Option<f64>,
     /// Published reviews.
@@ -63,6 +65,7 @@ impl MatchFacts {
         }
         Self {
             location: center.location,
+            reduced: ReducedPoint::new(center.location),
             radius_km: center.coverage.radius_km,
             rating: center.rating,
             turnaround_hours,

@@ -5,7 +5,7 @@
 //! disagree.
 
 use crate::catalog::{BrandFacts, Candidate, Catalog, Slot};
-use crate::geodesy::{distance_km, within_km};
+use crate::geodesy::{ReducedPoint, within_km};
 use crate::hours::{OpenState, open_state};
 use crate::model::{
     Brand, BrandSupport, CenterKind, CurrencyCode, FaultCategory, FaultSet, Money, ServiceMode, ServiceModeSet,
@@ -186,7 +186,7 @@ impl Rejection {
 }
 
 /// A center that passed every rule, with what the rules learned about it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct Eligible {
     /// The center's slot in the snapshot.
     pub slot: Slot,
@@ -228,6 +228,7 @@ pub struct MatchContext<'a> {
     /// The warranty status acted on.
     pub warranty: WarrantyStatus,
     remote_faults: FaultSet,
+    merchant: ReducedPoint,
 }
 
 impl<'a> MatchContext<'a> {
@@ -245,6 +246,7 @@ impl<'a> MatchContext<'a> {
             distance_cap_km: query.max_distance_km.unwrap_or(profile.default_distance_cap_km),
             warranty,
             remote_faults: profile.policies.remote_fault_categories.iter().copied().collect(),
+            merchant: ReducedPoint::new(query.location),
         }
     }
 
@@ -313,7 +315,7 @@ impl<'a> MatchContext<'a> {
         {
             return Err(Rejection::Fault);
         }
-        let distance_km = distance_km(query.location, facts.location);
+        let distance_km = self.merchant.distance_km(&facts.reduced, query.location, facts.location);
         let inside_radius = || {
             facts.radius_km.is_none_or(|radius_km| within_km(query.location, facts.location, distance_km, radius_km))
         };

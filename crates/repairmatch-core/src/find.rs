@@ -7,12 +7,12 @@ use chrono::{DateTime, Utc};
 
 use crate::catalog::{Catalog, Slot};
 use crate::diagnosis::diagnose;
-use crate::eligibility::{BrandSupportLevel, Exclusion, ExclusionRule, MatchContext};
+use crate::eligibility::{BrandSupportLevel, Eligible, Exclusion, ExclusionRule, MatchContext};
 use crate::model::{FaultCategory, RepairCenter};
 use crate::paging::{self, PageTokenError};
 use crate::profile::{MAX_PAGE_SIZE, RankingProfile};
 use crate::query::{FindQuery, WarrantyStatus};
-use crate::ranking::{ScoreComponent, Scored, score_all};
+use crate::ranking::{CheapestQuotes, RankKey, ScoreComponent, Scored, score};
 
 /// Who runs a remote support channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,29 +91,43 @@ pub fn find(
     context.spell_as(brand);
 
     let filter = context.candidate_filter();
-    let eligible = catalog
+    let eligible: Vec<Eligible> = catalog
         .candidates(&context.brand_key, &filter)
-        .filter_map(|candidate| context.evaluate(catalog, candidate).ok());
-    let scored = score_all(eligible, profile, catalog);
-    let total_size = scored.len();
+        .filter_map(|candidate| context.evaluate(catalog, candidate).ok())
+        .collect();
+    let total_size = eligible.len();
+    let exclusions = explain(catalog, &context, &eligible);
 
-    let exclusions = explain(catalog, &context, &scored);
-
-    let mut remaining: Vec<Scored> = match &after {
-        Some(key) => scored.into_iter().filter(|m| m.is_after(key, catalog)).collect(),
-        None => scored,
-    };
-    let ranked_before = total_size - remaining.len();
+    // Rank small keys, not whole matches: only the returned page is scored
+    // with its breakdown and reasons.
+    let cheapest = CheapestQuotes::of(&eligible);
+    let weights = profile.weights.normalized().as_factor_array();
+    let id = |index: u32| catalog.center_at(eligible[index as usize].slot).id.as_str();
+    let mut keys: Vec<RankKey> = eligible
+        .iter()
+        .enumerate()
+        .map(|(index, candidate)| RankKey {
+            tier: candidate.tier,
+            score: score(*candidate, profile, &weights, &cheapest, catalog).score,
+            distance_km: candidate.distance_km,
+            index: index as u32,
+        })
+        .filter(|key| after.as_ref().is_none_or(|after| key.is_after(after, id(key.index))))
+        .collect();
+    let ranked_before = total_size - keys.len();
     let page_size = query.page_size.unwrap_or(profile.default_page_size).clamp(1, MAX_PAGE_SIZE) as usize;
-    let has_more = remaining.len() > page_size;
+    let has_more = keys.len() > page_size;
+    let rank_cmp = |a: &RankKey, b: &RankKey| a.cmp_without_id(b).then_with(|| id(a.index).cmp(id(b.index)));
     if has_more {
-        remaining.select_nth_unstable_by(page_size, |a, b| a.rank_cmp(b, catalog));
-        remaining.truncate(page_size);
+        keys.select_nth_unstable_by(page_size, rank_cmp);
+        keys.truncate(page_size);
     }
-    remaining.sort_unstable_by(|a, b| a.rank_cmp(b, catalog));
-    let next_page_token = has_more.then(|| paging::encode(fingerprint(), &remaining[page_size - 1].sort_key(catalog)));
+    keys.sort_unstable_by(rank_cmp);
+    let page: Vec<Scored> =
+        keys.iter().map(|key| score(eligible[key.index as usize], profile, &weights, &cheapest, catalog)).collect();
+    let next_page_token = has_more.then(|| paging::encode(fingerprint(), &page[page_size - 1].sort_key(catalog)));
 
-    let matches = remaining
+    let matches = page
         .into_iter()
         .enumerate()
         .map(|(index, scored)| {
@@ -144,12 +158,12 @@ pub fn find(
 }
 
 /// The first failed rule of each asked-about center that is not matched.
-fn explain(catalog: &Catalog, context: &MatchContext<'_>, scored: &[Scored]) -> Vec<Exclusion> {
+fn explain(catalog: &Catalog, context: &MatchContext<'_>, eligible: &[Eligible]) -> Vec<Exclusion> {
     let asked = &context.query.explain_center_ids;
     if asked.is_empty() {
         return Vec::new();
     }
-    let matched: HashSet<Slot> = scored.iter().map(|m| m.eligible.slot).collect();
+    let matched: HashSet<Slot> = eligible.iter().map(|m| m.slot).collect();
     let mut seen = HashSet::new();
     asked
         .iter()

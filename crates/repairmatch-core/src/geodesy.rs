@@ -65,25 +65,49 @@ pub const DISTANCE_RELATIVE_ERROR: f64 = 1e-4;
 /// see [`within_km`]. Near-antipodal pairs, where the formula degrades, take
 /// the exact geodesic.
 pub fn distance_km(from: LatLng, to: LatLng) -> f64 {
-    let f = WGS84_FLATTENING;
-    let reduced = |latitude: f64| ((1.0 - f) * latitude.to_radians().tan()).atan();
-    let (beta1, beta2) = (reduced(from.latitude), reduced(to.latitude));
-    let delta_lambda = (to.longitude - from.longitude).to_radians();
-    // Central angle between the reduced-latitude points, by the haversine form
-    // (well conditioned for short distances).
-    let h = ((beta2 - beta1) / 2.0).sin().powi(2) + beta1.cos() * beta2.cos() * (delta_lambda / 2.0).sin().powi(2);
-    let sigma = 2.0 * h.sqrt().clamp(0.0, 1.0).asin();
-    if sigma < 1e-15 {
-        return 0.0;
+    ReducedPoint::new(from).distance_km(&ReducedPoint::new(to), from, to)
+}
+
+/// A point on the sphere of *reduced* latitudes, as a unit vector: what
+/// Lambert's formula needs of a point, computed once per point (a catalog keeps
+/// one per center) so a distance costs one square root and one arcsine instead
+/// of a dozen trigonometric calls.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReducedPoint([f64; 3]);
+
+impl ReducedPoint {
+    /// The point's reduced latitude β = atan((1 − f)·tan φ), on the unit sphere.
+    pub fn new(point: LatLng) -> Self {
+        let beta = ((1.0 - WGS84_FLATTENING) * point.latitude.to_radians().tan()).atan();
+        let lambda = point.longitude.to_radians();
+        Self([beta.cos() * lambda.cos(), beta.cos() * lambda.sin(), beta.sin()])
     }
-    if sigma > 2.5 {
-        return geodesic_distance_km(from, to);
+
+    /// [`distance_km`] between this point and `other`, given both points'
+    /// coordinates too (the near-antipodal fallback needs them).
+    pub fn distance_km(&self, other: &ReducedPoint, from: LatLng, to: LatLng) -> f64 {
+        let (a, b) = (&self.0, &other.0);
+        // sin²(σ/2) is a quarter of the squared chord: the haversine of the
+        // central angle, well conditioned for short distances.
+        let half_chord_squared = ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2) + (a[2] - b[2]).powi(2)) / 4.0;
+        let sin_half = half_chord_squared.sqrt().clamp(0.0, 1.0);
+        let sigma = 2.0 * sin_half.asin();
+        if sigma < 1e-15 {
+            return 0.0;
+        }
+        if sigma > 2.5 {
+            return geodesic_distance_km(from, to);
+        }
+        let cos_half_squared = 1.0 - half_chord_squared;
+        let sin_sigma = 2.0 * sin_half * cos_half_squared.sqrt();
+        // With P = (β₁+β₂)/2 and Q = (β₂−β₁)/2: sin P·cos Q = (sin β₁ + sin β₂)/2
+        // and cos P·sin Q = (sin β₂ − sin β₁)/2, and sin β is the vector's z.
+        let sin_p_cos_q_squared = ((a[2] + b[2]) / 2.0).powi(2);
+        let cos_p_sin_q_squared = ((b[2] - a[2]) / 2.0).powi(2);
+        let x = (sigma - sin_sigma) * sin_p_cos_q_squared / cos_half_squared;
+        let y = (sigma + sin_sigma) * cos_p_sin_q_squared / half_chord_squared;
+        WGS84_EQUATORIAL_RADIUS_KM * (sigma - WGS84_FLATTENING / 2.0 * (x + y))
     }
-    let p = (beta1 + beta2) / 2.0;
-    let q = (beta2 - beta1) / 2.0;
-    let x = (sigma - sigma.sin()) * p.sin().powi(2) * q.cos().powi(2) / (sigma / 2.0).cos().powi(2);
-    let y = (sigma + sigma.sin()) * p.cos().powi(2) * q.sin().powi(2) / (sigma / 2.0).sin().powi(2);
-    WGS84_EQUATORIAL_RADIUS_KM * (sigma - f / 2.0 * (x + y))
 }
 
 /// Whether the geodesic distance between the points is at most `limit_km`,

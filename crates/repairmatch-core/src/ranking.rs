@@ -84,6 +84,34 @@ fn order(tier_a: u32, score_a: f64, distance_a: f64, tier_b: u32, score_b: f64, 
     tier_a.cmp(&tier_b).then_with(|| score_b.total_cmp(&score_a)).then_with(|| distance_a.total_cmp(&distance_b))
 }
 
+/// A match's place in the order without the match itself: what a query sorts
+/// so that only the returned page is carried around whole.
+#[derive(Debug, Clone, Copy)]
+pub struct RankKey {
+    /// Tier, ascending.
+    pub tier: u32,
+    /// Score, descending.
+    pub score: f64,
+    /// Distance, ascending.
+    pub distance_km: f64,
+    /// Where the match is in the query's own list.
+    pub index: u32,
+}
+
+impl RankKey {
+    /// The order up to the id, which breaks exact ties.
+    pub fn cmp_without_id(&self, other: &RankKey) -> Ordering {
+        order(self.tier, self.score, self.distance_km, other.tier, other.score, other.distance_km)
+    }
+
+    /// Whether this match, whose center's id is `id`, comes after `key`.
+    pub fn is_after(&self, key: &SortKey, id: &str) -> bool {
+        order(self.tier, self.score, self.distance_km, key.tier, key.score, key.distance_km)
+            .then_with(|| id.cmp(&key.center_id))
+            == Ordering::Greater
+    }
+}
+
 impl Scored {
     /// This match's key.
     pub fn sort_key(&self, catalog: &Catalog) -> SortKey {
@@ -111,35 +139,60 @@ impl Scored {
     }
 }
 
-/// Scores every eligible center. Price is relative: the cheapest eligible quote
-/// in a currency scores 1 and one twice as dear scores 0.5, so it is settled in
-/// a second pass once every quote is known.
-pub fn score_all(eligible: impl Iterator<Item = Eligible>, profile: &RankingProfile, catalog: &Catalog) -> Vec<Scored> {
-    let weights = profile.weights.normalized().as_factor_array();
-    let mut scored: Vec<Scored> = eligible
-        .map(|candidate| {
-            let facts = catalog.facts(candidate.slot);
-            score_one(candidate, profile, facts)
-        })
-        .collect();
-    let mut cheapest: Vec<(CurrencyCode, f64)> = Vec::new();
-    for m in &scored {
-        if let (Some((low, _)), false) = (&m.eligible.price, m.eligible.warranty_covered) {
-            match cheapest.iter_mut().find(|(currency, _)| *currency == low.currency_code) {
-                Some((_, price)) => *price = price.min(m.raw[PRICE]),
-                None => cheapest.push((low.currency_code, m.raw[PRICE])),
+/// The cheapest eligible quote midpoint per currency: the price factor's
+/// reference. Warranty-covered repairs cost the merchant nothing and are left
+/// out, as are centers without a quote.
+#[derive(Debug, Default, Clone)]
+pub struct CheapestQuotes(Vec<(CurrencyCode, f64)>);
+
+impl CheapestQuotes {
+    /// The cheapest quotes among `eligible`.
+    pub fn of<'a>(eligible: impl IntoIterator<Item = &'a Eligible>) -> Self {
+        let mut cheapest: Vec<(CurrencyCode, f64)> = Vec::new();
+        for candidate in eligible {
+            if let (Some((low, high)), false) = (&candidate.price, candidate.warranty_covered) {
+                let mid = midpoint(low.amount_minor_units, high.amount_minor_units);
+                match cheapest.iter_mut().find(|(currency, _)| *currency == low.currency_code) {
+                    Some((_, price)) => *price = price.min(mid),
+                    None => cheapest.push((low.currency_code, mid)),
+                }
             }
         }
+        Self(cheapest)
     }
-    for m in &mut scored {
-        if let (Some((low, _)), false) = (&m.eligible.price, m.eligible.warranty_covered) {
-            let mid = m.raw[PRICE];
-            let floor = cheapest.iter().find(|(currency, _)| *currency == low.currency_code).map_or(mid, |(_, c)| *c);
-            m.normalized[PRICE] = if mid <= 0.0 { 1.0 } else { floor.max(0.0) / mid };
-        }
-        // Summed in breakdown order, so the contributions add up to exactly this.
-        m.score = (0..5).map(|i| weights[i] * m.normalized[i]).sum();
+
+    fn floor(&self, currency_code: CurrencyCode) -> Option<f64> {
+        self.0.iter().find(|(currency, _)| *currency == currency_code).map(|(_, price)| *price)
     }
+}
+
+/// Scores every eligible center. Price is relative: the cheapest eligible quote
+/// in a currency scores 1 and one twice as dear scores 0.5, so every quote is
+/// known before the first score.
+pub fn score_all(eligible: impl Iterator<Item = Eligible>, profile: &RankingProfile, catalog: &Catalog) -> Vec<Scored> {
+    let eligible: Vec<Eligible> = eligible.collect();
+    let cheapest = CheapestQuotes::of(&eligible);
+    let weights = profile.weights.normalized().as_factor_array();
+    eligible.into_iter().map(|candidate| score(candidate, profile, &weights, &cheapest, catalog)).collect()
+}
+
+/// One eligible center's score under `profile`, whose normalized weights are
+/// `weights`, against the `cheapest` quotes of everything eligible.
+pub fn score(
+    eligible: Eligible,
+    profile: &RankingProfile,
+    weights: &[f64; 5],
+    cheapest: &CheapestQuotes,
+    catalog: &Catalog,
+) -> Scored {
+    let mut scored = score_one(eligible, profile, catalog.facts(eligible.slot));
+    if let (Some((low, _)), false) = (&scored.eligible.price, scored.eligible.warranty_covered) {
+        let mid = scored.raw[PRICE];
+        let floor = cheapest.floor(low.currency_code).unwrap_or(mid);
+        scored.normalized[PRICE] = if mid <= 0.0 { 1.0 } else { floor.max(0.0) / mid };
+    }
+    // Summed in breakdown order, so the contributions add up to exactly this.
+    scored.score = (0..5).map(|i| weights[i] * scored.normalized[i]).sum();
     scored
 }
 
