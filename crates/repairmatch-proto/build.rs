@@ -24,6 +24,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     tonic_prost_build::configure()
         .extern_path(".google.protobuf.Timestamp", "::pbjson_types::Timestamp")
+        .compile_fds(descriptor_set.clone())?;
+    // Server stubs again, over the same messages, except that a Find answers
+    // with bytes encoded ahead (see `EncodedFindRepairCenterResponse`).
+    let encoded_dir = out_dir.join("encoded");
+    std::fs::create_dir_all(&encoded_dir)?;
+    tonic_prost_build::configure()
+        .build_client(false)
+        .out_dir(&encoded_dir)
+        .extern_path(".google.protobuf.Timestamp", "::pbjson_types::Timestamp")
+        .extern_path(".repairmatch.v1", "crate::v1")
+        .extern_path(".repairmatch.v1.FindRepairCenterResponse", "crate::EncodedFindRepairCenterResponse")
         .compile_fds(descriptor_set)?;
     pbjson_build::Builder::new()
         .register_descriptors(&descriptor_bytes)?

@@ -23,7 +23,7 @@ fn main() {
     let sample = datagen::generate(size, 7);
     let started = Instant::now();
     let catalog = Catalog::build(1, sample.centers, sample.brands, sample.banks);
-    eprintln!("index build {:.2?}", started.elapsed());
+    eprintln!("index build {:.2?}, resident {}", started.elapsed(), resident());
     let mut query = FindQuery::new(location, "PAX");
     query.fault = Some(FaultCategory::Screen);
     query.page_size = Some(10);
@@ -39,4 +39,10 @@ fn main() {
         std::hint::black_box(find(&catalog, &query, &profile, now).expect("find"));
     }
     eprintln!("{:.1} µs per Find", started.elapsed().as_secs_f64() * 1e6 / runs as f64);
+}
+
+/// This process's resident set, as the kernel reports it.
+fn resident() -> String {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status.lines().find(|line| line.starts_with("VmRSS")).unwrap_or("VmRSS: ?").to_owned()
 }

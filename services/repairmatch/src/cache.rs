@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use prost::Message;
+use prost::bytes::Bytes;
 use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
 use repairmatch_proto::v1 as pb;
@@ -77,6 +78,37 @@ impl CacheConfig {
     }
 }
 
+/// A Find answer in its wire form, encoded once and sent as often as asked,
+/// with the one field the service reads back (to rank the next pages ahead).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FindAnswer {
+    /// The encoded `FindRepairCenterResponse`.
+    pub encoded: Bytes,
+    /// Its `next_page_token`.
+    pub next_page_token: String,
+}
+
+/// Only `next_page_token` of a `FindRepairCenterResponse`: decoding the
+/// answer into this skips every other field.
+#[derive(Clone, PartialEq, prost::Message)]
+struct NextPageTokenOnly {
+    #[prost(string, tag = "7")]
+    next_page_token: String,
+}
+
+impl FindAnswer {
+    /// Encodes `response`.
+    pub fn new(response: &pb::FindRepairCenterResponse) -> Self {
+        Self { encoded: response.encode_to_vec().into(), next_page_token: response.next_page_token.clone() }
+    }
+
+    /// An answer as another replica cached it.
+    fn from_encoded(encoded: Bytes) -> Result<Self, prost::DecodeError> {
+        let NextPageTokenOnly { next_page_token } = NextPageTokenOnly::decode(encoded.clone())?;
+        Ok(Self { encoded, next_page_token })
+    }
+}
+
 /// What an answer is cached under.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CacheKey([u8; 32]);
@@ -115,8 +147,8 @@ struct Jittered {
     jitter: f64,
 }
 
-impl moka::Expiry<CacheKey, Arc<pb::FindRepairCenterResponse>> for Jittered {
-    fn expire_after_create(&self, _: &CacheKey, _: &Arc<pb::FindRepairCenterResponse>, _: Instant) -> Option<Duration> {
+impl moka::Expiry<CacheKey, Arc<FindAnswer>> for Jittered {
+    fn expire_after_create(&self, _: &CacheKey, _: &Arc<FindAnswer>, _: Instant) -> Option<Duration> {
         Some(jittered(self.ttl, self.jitter))
     }
 }
@@ -190,15 +222,15 @@ impl SharedTier {
         }
     }
 
-    async fn get(&self, key: &CacheKey) -> Option<pb::FindRepairCenterResponse> {
+    async fn get(&self, key: &CacheKey) -> Option<FindAnswer> {
         let name = format!("{}{}", self.prefix, key.hex());
         let bytes: Option<Vec<u8>> = self.call(async |mut c| c.get(name).await).await.flatten();
-        bytes.and_then(|bytes| pb::FindRepairCenterResponse::decode(bytes.as_slice()).ok())
+        bytes.and_then(|bytes| FindAnswer::from_encoded(bytes.into()).ok())
     }
 
-    async fn set(&self, key: &CacheKey, response: &pb::FindRepairCenterResponse, ttl: Duration) {
+    async fn set(&self, key: &CacheKey, answer: &FindAnswer, ttl: Duration) {
         let name = format!("{}{}", self.prefix, key.hex());
-        let bytes = response.encode_to_vec();
+        let bytes = answer.encoded.as_ref();
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         let _: Option<()> = self.call(async |mut c| c.pset_ex(name, bytes, ttl_ms).await).await;
     }
@@ -206,7 +238,7 @@ impl SharedTier {
 
 /// The result cache.
 pub struct FindCache {
-    local: moka::future::Cache<CacheKey, Arc<pb::FindRepairCenterResponse>>,
+    local: moka::future::Cache<CacheKey, Arc<FindAnswer>>,
     shared: Option<SharedTier>,
     ttl: Duration,
     jitter: f64,
@@ -228,9 +260,7 @@ impl FindCache {
         let ttl = Duration::from_millis(config.ttl_ms);
         let local = moka::future::Cache::builder()
             .max_capacity(config.local_max_bytes)
-            .weigher(|_, response: &Arc<pb::FindRepairCenterResponse>| {
-                u32::try_from(response.encoded_len()).unwrap_or(u32::MAX)
-            })
+            .weigher(|_, answer: &Arc<FindAnswer>| u32::try_from(answer.encoded.len()).unwrap_or(u32::MAX))
             .expire_after(Jittered { ttl, jitter: config.ttl_jitter })
             .build();
         let shared = (config.redis && store.kind == StoreKind::Redis)
@@ -240,7 +270,7 @@ impl FindCache {
     }
 
     /// The answer cached under `key` in either tier, if any; computes nothing.
-    pub async fn get(&self, key: &CacheKey, metrics: &Metrics) -> Option<Arc<pb::FindRepairCenterResponse>> {
+    pub async fn get(&self, key: &CacheKey, metrics: &Metrics) -> Option<Arc<FindAnswer>> {
         if let Some(hit) = self.local.get(key).await {
             metrics.cache_hits.with_label_values(&["local"]).inc();
             return Some(hit);
@@ -257,12 +287,12 @@ impl FindCache {
         self.local.contains_key(key)
     }
 
-    /// Caches `response` under `key` in every tier.
-    pub async fn insert(&self, key: CacheKey, response: Arc<pb::FindRepairCenterResponse>) {
+    /// Caches `answer` under `key` in every tier.
+    pub async fn insert(&self, key: CacheKey, answer: Arc<FindAnswer>) {
         if let Some(shared) = &self.shared {
-            shared.set(&key, &response, jittered(self.ttl, self.jitter)).await;
+            shared.set(&key, &answer, jittered(self.ttl, self.jitter)).await;
         }
-        self.local.insert(key, response).await;
+        self.local.insert(key, answer).await;
     }
 
     /// The cached answer for `key`, or `compute`'s, cached. Concurrent calls
@@ -271,8 +301,8 @@ impl FindCache {
         &self,
         key: CacheKey,
         metrics: &Metrics,
-        compute: impl FnOnce() -> Result<pb::FindRepairCenterResponse, ServiceError>,
-    ) -> Result<Arc<pb::FindRepairCenterResponse>, ServiceError> {
+        compute: impl FnOnce() -> Result<FindAnswer, ServiceError>,
+    ) -> Result<Arc<FindAnswer>, ServiceError> {
         let mut missed = false;
         let outcome = self
             .local
@@ -280,18 +310,18 @@ impl FindCache {
                 missed = true;
                 metrics.cache_misses.with_label_values(&["local"]).inc();
                 if let Some(shared) = &self.shared {
-                    if let Some(response) = shared.get(&key).await {
+                    if let Some(answer) = shared.get(&key).await {
                         metrics.cache_hits.with_label_values(&["redis"]).inc();
-                        return Ok(Arc::new(response));
+                        return Ok(Arc::new(answer));
                     }
                     metrics.cache_misses.with_label_values(&["redis"]).inc();
                 }
-                let response = compute()?;
+                let answer = compute()?;
                 metrics.find_computed.inc();
                 if let Some(shared) = &self.shared {
-                    shared.set(&key, &response, jittered(self.ttl, self.jitter)).await;
+                    shared.set(&key, &answer, jittered(self.ttl, self.jitter)).await;
                 }
-                Ok(Arc::new(response))
+                Ok(Arc::new(answer))
             })
             .await;
         if !missed {
@@ -320,6 +350,21 @@ mod tests {
         assert_ne!(key, CacheKey::new(&request, "default", date.succ_opt().unwrap(), 7, 1));
         let other = pb::FindRepairCenterRequest { page_size: 4, ..Default::default() };
         assert_ne!(key, CacheKey::new(&other, "default", date, 7, 1));
+    }
+
+    #[test]
+    fn an_answer_read_back_keeps_its_bytes_and_next_page_token() {
+        let response = pb::FindRepairCenterResponse {
+            next_page_token: "page-2".into(),
+            guidance: vec!["call the hotline".into()],
+            total_size: 12,
+            ..Default::default()
+        };
+        let answer = FindAnswer::new(&response);
+        let read_back = FindAnswer::from_encoded(answer.encoded.clone()).unwrap();
+        assert_eq!(read_back, answer);
+        assert_eq!(read_back.next_page_token, "page-2");
+        assert_eq!(pb::FindRepairCenterResponse::decode(read_back.encoded).unwrap(), response);
     }
 
     #[test]

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use repairmatch_proto::encoded::repair_match_service_server::RepairMatchServiceServer;
 use repairmatch_proto::v1::catalog_service_server::CatalogServiceServer;
-use repairmatch_proto::v1::repair_match_service_server::RepairMatchServiceServer;
 use tokio::net::TcpListener;
 use tonic::server::NamedService;
 use tonic::transport::server::TcpIncoming;

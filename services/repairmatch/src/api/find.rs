@@ -2,8 +2,9 @@
 //! hand back its answer.
 
 use chrono::Utc;
+use repairmatch_proto::EncodedFindRepairCenterResponse;
+use repairmatch_proto::encoded::repair_match_service_server::RepairMatchService;
 use repairmatch_proto::v1 as pb;
-use repairmatch_proto::v1::repair_match_service_server::RepairMatchService;
 use tonic::{Request, Response, Status};
 
 use super::caller_of;
@@ -29,10 +30,10 @@ impl RepairMatchService for RepairMatchGrpc {
     async fn find_repair_center(
         &self,
         request: Request<pb::FindRepairCenterRequest>,
-    ) -> Result<Response<pb::FindRepairCenterResponse>, Status> {
+    ) -> Result<Response<EncodedFindRepairCenterResponse>, Status> {
         let caller = caller_of(&request);
         let answer = self.app.find(&caller, request.get_ref(), Utc::now()).await?;
-        Ok(Response::new(std::sync::Arc::unwrap_or_clone(answer)))
+        Ok(Response::new(EncodedFindRepairCenterResponse(answer.encoded.clone())))
     }
 
     async fn get_repair_center(

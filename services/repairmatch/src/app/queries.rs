@@ -10,7 +10,7 @@ use repairmatch_proto::v1 as pb;
 
 use super::{App, LiveConfig, page_token};
 use crate::auth::{Caller, Role, Tenant};
-use crate::cache::CacheKey;
+use crate::cache::{CacheKey, FindAnswer};
 use crate::convert;
 use crate::error::ServiceError;
 
@@ -131,13 +131,13 @@ impl App {
         caller: &Caller,
         request: &pb::FindRepairCenterRequest,
         now: DateTime<Utc>,
-    ) -> Result<Arc<pb::FindRepairCenterResponse>, ServiceError> {
+    ) -> Result<Arc<FindAnswer>, ServiceError> {
         let live = self.config();
         let catalog = self.catalog();
         let exact = self.inner.inexact_version.load(std::sync::atomic::Ordering::SeqCst) != catalog.version();
         let Some(cache) = self.inner.cache.as_ref().filter(|_| exact) else {
             self.metrics().find_computed.inc();
-            return find(&live, &catalog, caller, request, now).map(Arc::new);
+            return find(&live, &catalog, caller, request, now).map(|response| Arc::new(FindAnswer::new(&response)));
         };
         // Who may ask, and with which profile, depends on the caller: decided
         // before the cache, and part of the key.
@@ -160,7 +160,7 @@ impl App {
         let page = cache
             .get_or_compute(key, self.metrics(), || {
                 computed = true;
-                rank(&live, &catalog, &profile, request, now)
+                rank(&live, &catalog, &profile, request, now).map(|response| FindAnswer::new(&response))
             })
             .await?;
         if computed && !page.next_page_token.is_empty() {
@@ -179,7 +179,7 @@ impl App {
         mut request: pb::FindRepairCenterRequest,
         profile: String,
         now: DateTime<Utc>,
-        page: &pb::FindRepairCenterResponse,
+        page: &FindAnswer,
     ) {
         let app = self.clone();
         let mut token = page.next_page_token.clone();
@@ -193,8 +193,10 @@ impl App {
                     false => {
                         let (live, catalog, profile, request) =
                             (Arc::clone(&live), Arc::clone(&catalog), profile.clone(), request.clone());
-                        let computed =
-                            tokio::task::spawn_blocking(move || rank(&live, &catalog, &profile, &request, now)).await;
+                        let computed = tokio::task::spawn_blocking(move || {
+                            rank(&live, &catalog, &profile, &request, now).map(|response| FindAnswer::new(&response))
+                        })
+                        .await;
                         let Ok(Ok(next)) = computed else { return };
                         app.metrics().find_computed.inc();
                         let next = Arc::new(next);
