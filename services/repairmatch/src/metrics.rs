@@ -11,7 +11,9 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
 use tokio::net::TcpListener;
 
 use crate::App;
@@ -43,6 +45,8 @@ pub struct Metrics {
     /// Rate-limit checks this replica decided alone, on its share of the
     /// limit, because the shared limiter (Redis) was down, slow or failing.
     pub rate_limit_fallbacks: IntCounter,
+    grpc_handled: IntCounterVec,
+    grpc_handling_seconds: HistogramVec,
     feed_applied_version: IntGauge,
     /// How many versions behind the feed's head this replica was at its last
     /// read (0 when current).
@@ -97,7 +101,31 @@ impl Default for Metrics {
             "repairmatch_rate_limit_fallbacks_total",
             "Rate-limit checks decided on this replica's share of the limit because Redis was unavailable",
         );
+        let grpc_handled = IntCounterVec::new(
+            Opts::new("grpc_server_handled_total", "gRPC calls answered, by service, method and status code"),
+            &["grpc_service", "grpc_method", "grpc_code"],
+        )
+        .expect("valid metric");
+        registry.register(Box::new(grpc_handled.clone())).expect("registered once");
+        // Fine below a millisecond, where a Find lives, and on to the
+        // default deadline.
+        let buckets = vec![
+            0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.000_75, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+            1.0, 2.5, 5.0, 10.0,
+        ];
+        let grpc_handling_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "grpc_server_handling_seconds",
+                "Time from a gRPC call's arrival until its handler answered, by service and method",
+            )
+            .buckets(buckets),
+            &["grpc_service", "grpc_method"],
+        )
+        .expect("valid metric");
+        registry.register(Box::new(grpc_handling_seconds.clone())).expect("registered once");
         Self {
+            grpc_handled,
+            grpc_handling_seconds,
             cache_hits: counter_vec("repairmatch_cache_hits_total", "Find answers served from a cache tier", "tier"),
             cache_misses: counter_vec(
                 "repairmatch_cache_misses_total",
@@ -140,6 +168,12 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// One answered gRPC call.
+    pub fn record_call(&self, service: &str, method: &str, code: tonic::Code, took: std::time::Duration) {
+        self.grpc_handled.with_label_values(&[service, method, code_name(code)]).inc();
+        self.grpc_handling_seconds.with_label_values(&[service, method]).observe(took.as_secs_f64());
+    }
+
     /// The text exposition, with gauges read from `app` now.
     pub fn render(&self, app: &App) -> String {
         self.config_version.set(app.config().version as i64);
@@ -169,4 +203,28 @@ pub async fn serve_metrics(
 ) -> std::io::Result<()> {
     let router = Router::new().route("/metrics", get(scrape)).with_state(app);
     axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+}
+
+/// A status code as gRPC's own spelling (`OK`, `RESOURCE_EXHAUSTED`, …).
+fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code;
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
 }

@@ -20,6 +20,7 @@ use tonic_health::ServingStatus;
 use crate::api::Authenticate;
 use crate::api::catalog::CatalogGrpc;
 use crate::api::find::RepairMatchGrpc;
+use crate::api::observe::ObserveLayer;
 use crate::app::{App, ConfigStatus};
 use crate::config::Config;
 use crate::limits::Limiter;
@@ -92,6 +93,7 @@ pub async fn serve(listener: TcpListener, app: App, shutdown: impl Future<Output
 
     // One limiter for both services: a tenant's limit counts all its calls.
     let limiter = Arc::new(Limiter::new(&app.config().config, app.metrics().clone())?);
+    let metrics = app.metrics().clone();
     let repair_match = Authenticate::new(
         app.clone(),
         Arc::clone(&limiter),
@@ -110,6 +112,7 @@ pub async fn serve(listener: TcpListener, app: App, shutdown: impl Future<Output
         .timeout(Duration::from_millis(server_config.default_timeout_ms))
         .concurrency_limit_per_connection(server_config.max_concurrent_requests_per_connection)
         .load_shed(true)
+        .layer(ObserveLayer::new(metrics))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_v1alpha)

@@ -123,6 +123,22 @@ async fn a_and_b(replicas: &[&Replica], a_per_second: f64, b_per_second: f64) ->
     tokio::join!(load("a", a_finders, a_each), load("b", b_finders, b_each))
 }
 
+/// The value of `name`'s series with these labels, in whatever order the
+/// exposition writes them.
+fn labelled(scraped: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    scraped
+        .lines()
+        .filter_map(|line| line.strip_prefix(name)?.strip_prefix('{'))
+        .filter_map(|rest| rest.split_once("} "))
+        .find(|(pairs, _)| {
+            let pairs: Vec<&str> = pairs.split(',').collect();
+            pairs.len() == labels.len()
+                && labels.iter().all(|(label, value)| pairs.contains(&format!("{label}=\"{value}\"").as_str()))
+        })
+        .and_then(|(_, value)| value.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
 fn series(metric: &str, tenant: &str) -> String {
     format!("{metric}{{tenant=\"{tenant}\"}}")
 }
@@ -177,6 +193,16 @@ async fn a_tenant_over_its_quota_through_two_replicas_gets_its_quota_and_no_more
         assert_eq!(metric(text, &series("repairmatch_rate_limited_total", "b")), 0.0);
         assert_eq!(metric(text, "repairmatch_rate_limit_fallbacks_total"), 0.0, "Redis answered every check");
     }
+    // The per-method metrics saw every call, with its code, and timed each.
+    let find = [("grpc_service", "repairmatch.v1.RepairMatchService"), ("grpc_method", "FindRepairCenter")];
+    let calls = |code: &str| -> f64 {
+        let labels = [find[0], find[1], ("grpc_code", code)];
+        scraped.iter().map(|text| labelled(text, "grpc_server_handled_total", &labels)).sum()
+    };
+    assert_eq!(calls("OK") as usize, a.ok + b.ok);
+    assert_eq!(calls("RESOURCE_EXHAUSTED") as usize, a.limited);
+    let timed: f64 = scraped.iter().map(|text| labelled(text, "grpc_server_handling_seconds_count", &find)).sum();
+    assert_eq!(timed as usize, a.attempted + b.attempted);
     // One key per limited tenant under the store's prefix.
     let mut connection = redis.connection().unwrap();
     let mut keys: Vec<String> = redis::cmd("KEYS").arg("limits:ratelimit:*").query(&mut connection).unwrap();

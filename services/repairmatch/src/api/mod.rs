@@ -3,6 +3,7 @@
 //!
 //! - [`find`]: the `RepairMatchService` adapter.
 //! - [`catalog`]: the `CatalogService` adapter.
+//! - [`observe`]: per-method call counts and handling times, for every service.
 //!
 //! [`Authenticate`] wraps both: it finds the caller from the
 //! `authorization` metadata and refuses a call its method does not allow,
@@ -12,6 +13,7 @@
 
 pub mod catalog;
 pub mod find;
+pub mod observe;
 
 use std::convert::Infallible;
 use std::future::Future;
