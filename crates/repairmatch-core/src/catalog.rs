@@ -22,7 +22,8 @@ use rstar::{AABB, RTree, RTreeObject};
 use crate::eligibility::CandidateFilter;
 use crate::geodesy::{Envelope, LatLng, MIN_RADIUS_OF_CURVATURE_KM, ReducedPoint, cap_envelope, envelope_intersection};
 use crate::model::{
-    Bank, Brand, CenterKind, FaultSet, PriceRange, Rating, RepairCenter, ServiceMode, ServiceModeSet, match_key,
+    Bank, Brand, CenterKind, CurrencyCode, FaultCategory, FaultSet, PriceRange, Rating, RepairCenter, ServiceMode,
+    ServiceModeSet, match_key, price_for,
 };
 
 /// A center's position in a snapshot.
@@ -115,6 +116,42 @@ pub struct Candidate {
     pub brand: BrandFacts,
 }
 
+/// A candidate with what the index knows of it cheaply, so a query over
+/// thousands of candidates can order them and bound their scores before it
+/// runs the rules on any.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HintedCandidate {
+    /// The candidate.
+    pub candidate: Candidate,
+    /// Squared chord to the merchant on the unit sphere: orders candidates by
+    /// distance, and bounds it (see [`HintedCandidate::angle`]).
+    pub chord_squared: f64,
+    /// Midpoint of its quote for the asked fault, in minor units, rounded to
+    /// `f32` (ordering only: the rules read the exact quote); NaN when none.
+    pub quote_midpoint: f32,
+    /// The quote's currency, when all the center's quotes share one.
+    pub quote_currency: Option<CurrencyCode>,
+    /// A center of the kind the maker authorizes (brand authorization aside).
+    pub authorized_kind: bool,
+    /// A bank service point.
+    pub bank_service: bool,
+}
+
+impl HintedCandidate {
+    /// The angle from the merchant on the unit sphere, radians: times
+    /// [`MIN_RADIUS_OF_CURVATURE_KM`], a lower bound of the distance.
+    pub fn angle(&self) -> f64 {
+        2.0 * (self.chord_squared.sqrt() / 2.0).clamp(0.0, 1.0).asin()
+    }
+}
+
+/// Quote midpoints per fault (slot 0 for "no fault given"), as `f32`.
+const QUOTE_SLOTS: usize = FaultCategory::ALL_VALUES.len() + 1;
+
+fn quote_slot(fault: Option<FaultCategory>) -> usize {
+    fault.map_or(0, |fault| fault as usize + 1)
+}
+
 /// One center's coverage box in a brand's tree, with a copy of the facts the
 /// [`CandidateFilter`] checks, so rejecting a candidate reads only the tree's
 /// own contiguous memory.
@@ -130,6 +167,9 @@ struct IndexEntry {
     /// Squared chord on the unit sphere beyond which the radius cannot reach;
     /// infinite for polygon-only coverage.
     max_chord_squared: f64,
+    quote_midpoints: [f32; QUOTE_SLOTS],
+    quote_currency: Option<CurrencyCode>,
+    kind: CenterKind,
 }
 
 impl IndexEntry {
@@ -140,7 +180,23 @@ impl IndexEntry {
             let angle = radius_km * (1.0 + 1e-6) / MIN_RADIUS_OF_CURVATURE_KM + 1e-12;
             if angle >= PI { f64::INFINITY } else { (2.0 * (angle / 2.0).sin()).powi(2) }
         });
+        let mut quote_midpoints = [f32::NAN; QUOTE_SLOTS];
+        let faults = std::iter::once(None).chain(FaultCategory::ALL_VALUES.into_iter().map(Some));
+        for fault in faults {
+            if let Some((low, high)) = price_for(&center.prices, fault) {
+                let midpoint = (low.amount_minor_units as f64 + high.amount_minor_units as f64) / 2.0;
+                quote_midpoints[quote_slot(fault)] = midpoint as f32;
+            }
+        }
+        let first_currency = center.prices.first().map(|price| price.min.currency_code);
+        let single_currency = center
+            .prices
+            .iter()
+            .all(|p| Some(p.min.currency_code) == first_currency && p.max.currency_code == p.min.currency_code);
         Self {
+            quote_midpoints,
+            quote_currency: first_currency.filter(|_| single_currency),
+            kind: center.kind,
             envelope,
             candidate,
             fault_categories: center.fault_categories,
@@ -157,6 +213,17 @@ impl IndexEntry {
             && !self.service_modes.intersection(filter.wanted_modes).is_empty()
             && filter.min_rating.is_none_or(|min| self.rating_average >= min)
             && chord_squared(&self.location, &filter.merchant) <= self.max_chord_squared
+    }
+
+    fn hinted(&self, filter: &CandidateFilter) -> HintedCandidate {
+        HintedCandidate {
+            candidate: self.candidate,
+            chord_squared: chord_squared(&self.location, &filter.merchant),
+            quote_midpoint: self.quote_midpoints[quote_slot(filter.fault)],
+            quote_currency: self.quote_currency,
+            authorized_kind: self.kind == CenterKind::Authorized,
+            bank_service: self.kind == CenterKind::BankService,
+        }
     }
 }
 
@@ -498,6 +565,23 @@ impl Catalog {
         brand_key: &str,
         filter: &'a CandidateFilter,
     ) -> impl Iterator<Item = Candidate> + 'a {
+        self.entries(brand_key, filter).map(|entry| entry.candidate)
+    }
+
+    /// [`Catalog::candidates`], each with what the index knows of it.
+    pub fn hinted_candidates<'a>(
+        &'a self,
+        brand_key: &str,
+        filter: &'a CandidateFilter,
+    ) -> impl Iterator<Item = HintedCandidate> + 'a {
+        self.entries(brand_key, filter).map(|entry| entry.hinted(filter))
+    }
+
+    fn entries<'a>(
+        &'a self,
+        brand_key: &str,
+        filter: &'a CandidateFilter,
+    ) -> impl Iterator<Item = &'a IndexEntry> + 'a {
         let probe = AABB::from_point(filter.merchant);
         let base = self.base.trees_by_brand.get(brand_key);
         let delta = self.delta.trees_by_brand.get(brand_key);
@@ -505,8 +589,7 @@ impl Catalog {
             .chain(delta)
             .flat_map(move |tree| tree.locate_in_envelope_intersecting(&probe))
             .filter(|entry| entry.may_match(filter))
-            .map(|entry| entry.candidate)
-            .filter(|candidate| self.shadowed.is_empty() || !self.shadowed.contains(&candidate.slot))
+            .filter(|entry| self.shadowed.is_empty() || !self.shadowed.contains(&entry.candidate.slot))
     }
 }
 

@@ -5,14 +5,16 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::catalog::{Catalog, Slot};
+use crate::catalog::{Catalog, HintedCandidate};
 use crate::diagnosis::diagnose;
 use crate::eligibility::{BrandSupportLevel, Eligible, Exclusion, ExclusionRule, MatchContext};
+use crate::geodesy::{DISTANCE_RELATIVE_ERROR, MIN_RADIUS_OF_CURVATURE_KM};
+use crate::model::CurrencyCode;
 use crate::model::{FaultCategory, RepairCenter};
 use crate::paging::{self, PageTokenError};
 use crate::profile::{MAX_PAGE_SIZE, RankingProfile};
 use crate::query::{FindQuery, WarrantyStatus};
-use crate::ranking::{CheapestQuotes, RankKey, ScoreComponent, Scored, score};
+use crate::ranking::{CheapestQuotes, RankKey, ScoreComponent, Scored, SortKey, score};
 
 /// Who runs a remote support channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,8 +60,11 @@ pub struct RankedMatch {
 pub struct FindOutcome {
     /// This page.
     pub matches: Vec<RankedMatch>,
-    /// Eligible centers in all (exact).
+    /// Eligible centers in all: exact up to [`EXACT_TOTAL_LIMIT`], and
+    /// beyond it exact unless `total_size_is_estimate`.
     pub total_size: usize,
+    /// `total_size` was estimated from the candidates the ranking visited.
+    pub total_size_is_estimate: bool,
     /// Token for the next page, when there is one.
     pub next_page_token: Option<String>,
     /// One per asked-about center not matched.
@@ -74,12 +79,29 @@ pub struct FindOutcome {
     pub catalog_version: u64,
 }
 
+/// Up to this many eligible centers `total_size` is exact, as the contract
+/// promises; past it a Find may stop visiting candidates once no unvisited
+/// one can reach the page, and estimate the total.
+pub const EXACT_TOTAL_LIMIT: usize = 1_000;
+
 /// Finds, ranks and pages the centers for a request. `now` decides warranties.
 pub fn find(
     catalog: &Catalog,
     query: &FindQuery,
     profile: &RankingProfile,
     now: DateTime<Utc>,
+) -> Result<FindOutcome, PageTokenError> {
+    find_with_exact_limit(catalog, query, profile, now, EXACT_TOTAL_LIMIT)
+}
+
+/// [`find`] with another limit than [`EXACT_TOTAL_LIMIT`] for exact totals:
+/// small limits run the pruned ranking on small catalogs, for tests.
+pub fn find_with_exact_limit(
+    catalog: &Catalog,
+    query: &FindQuery,
+    profile: &RankingProfile,
+    now: DateTime<Utc>,
+    exact_total_limit: usize,
 ) -> Result<FindOutcome, PageTokenError> {
     // Hashing the query costs a few microseconds: only paging needs it.
     let fingerprint = std::cell::OnceCell::new();
@@ -91,43 +113,21 @@ pub fn find(
     context.spell_as(brand);
 
     let filter = context.candidate_filter();
-    let eligible: Vec<Eligible> = catalog
-        .candidates(&context.brand_key, &filter)
-        .filter_map(|candidate| context.evaluate(catalog, candidate).ok())
-        .collect();
-    let total_size = eligible.len();
-    let exclusions = explain(catalog, &context, &eligible);
-
-    // Rank small keys, not whole matches: only the returned page is scored
-    // with its breakdown and reasons.
-    let cheapest = CheapestQuotes::of(&eligible);
-    let weights = profile.weights.normalized().as_factor_array();
-    let id = |index: u32| catalog.center_at(eligible[index as usize].slot).id.as_str();
-    let mut keys: Vec<RankKey> = eligible
-        .iter()
-        .enumerate()
-        .map(|(index, candidate)| RankKey {
-            tier: candidate.tier,
-            score: score(*candidate, profile, &weights, &cheapest, catalog).score,
-            distance_km: candidate.distance_km,
-            index: index as u32,
-        })
-        .filter(|key| after.as_ref().is_none_or(|after| key.is_after(after, id(key.index))))
-        .collect();
-    let ranked_before = total_size - keys.len();
+    let candidates: Vec<HintedCandidate> = catalog.hinted_candidates(&context.brand_key, &filter).collect();
     let page_size = query.page_size.unwrap_or(profile.default_page_size).clamp(1, MAX_PAGE_SIZE) as usize;
-    let has_more = keys.len() > page_size;
-    let rank_cmp = |a: &RankKey, b: &RankKey| a.cmp_without_id(b).then_with(|| id(a.index).cmp(id(b.index)));
-    if has_more {
-        keys.select_nth_unstable_by(page_size, rank_cmp);
-        keys.truncate(page_size);
-    }
-    keys.sort_unstable_by(rank_cmp);
-    let page: Vec<Scored> =
-        keys.iter().map(|key| score(eligible[key.index as usize], profile, &weights, &cheapest, catalog)).collect();
-    let next_page_token = has_more.then(|| paging::encode(fingerprint(), &page[page_size - 1].sort_key(catalog)));
+    let ranker = Ranker { catalog, context: &context, after: after.as_ref(), page_size };
+    let ranking = if candidates.len() <= exact_total_limit {
+        ranker.rank_all(&candidates)
+    } else {
+        ranker.rank_nearest_first(&candidates, exact_total_limit)
+    };
+    let next_page_token = ranking
+        .has_more
+        .then(|| ranking.page.last().map(|last| paging::encode(fingerprint(), &last.sort_key(catalog))))
+        .flatten();
 
-    let matches = page
+    let matches = ranking
+        .page
         .into_iter()
         .enumerate()
         .map(|(index, scored)| {
@@ -136,7 +136,7 @@ pub fn find(
             let breakdown = scored.breakdown(profile);
             RankedMatch {
                 center,
-                rank: u32::try_from(ranked_before + index + 1).unwrap_or(u32::MAX),
+                rank: u32::try_from(ranking.ranked_before + index + 1).unwrap_or(u32::MAX),
                 reasons,
                 breakdown,
                 scored,
@@ -147,25 +147,309 @@ pub fn find(
     let remote_support = remote_support(catalog, query);
     Ok(FindOutcome {
         matches,
-        total_size,
+        total_size: ranking.total_size,
+        total_size_is_estimate: ranking.total_size_is_estimate,
         next_page_token,
-        exclusions,
-        guidance: guidance(catalog, &context, total_size, &remote_support),
+        exclusions: explain(catalog, &context),
+        guidance: guidance(catalog, &context, ranking.total_size, &remote_support),
         remote_support,
         warranty,
         catalog_version: catalog.version(),
     })
 }
 
-/// The first failed rule of each asked-about center that is not matched.
-fn explain(catalog: &Catalog, context: &MatchContext<'_>, eligible: &[Eligible]) -> Vec<Exclusion> {
-    let asked = &context.query.explain_center_ids;
-    if asked.is_empty() {
-        return Vec::new();
+/// One page of a ranking and where it stands in the whole.
+struct Ranking {
+    /// The page, in order, scored with breakdowns.
+    page: Vec<Scored>,
+    /// Eligible centers ranked before the page.
+    ranked_before: usize,
+    total_size: usize,
+    total_size_is_estimate: bool,
+    /// More matches follow the page.
+    has_more: bool,
+}
+
+/// Ranks one request's candidates into a page.
+struct Ranker<'a> {
+    catalog: &'a Catalog,
+    context: &'a MatchContext<'a>,
+    after: Option<&'a SortKey>,
+    page_size: usize,
+}
+
+impl Ranker<'_> {
+    /// Runs the rules on every candidate: an exact total.
+    fn rank_all(&self, candidates: &[HintedCandidate]) -> Ranking {
+        let eligible: Vec<Eligible> =
+            candidates.iter().filter_map(|hinted| self.context.evaluate(self.catalog, hinted.candidate).ok()).collect();
+        let cheapest = CheapestQuotes::of(&eligible);
+        let weights = self.context.profile.weights.normalized().as_factor_array();
+        let id = |index: u32| self.catalog.center_at(eligible[index as usize].slot).id.as_str();
+        let keys: Vec<RankKey> = eligible
+            .iter()
+            .enumerate()
+            .map(|(index, candidate)| RankKey {
+                tier: candidate.tier,
+                score: score(*candidate, self.context.profile, &weights, &cheapest, self.catalog).score,
+                distance_km: candidate.distance_km,
+                index: index as u32,
+            })
+            .filter(|key| self.after.is_none_or(|after| key.is_after(after, id(key.index))))
+            .collect();
+        let ranked_before = eligible.len() - keys.len();
+        self.page(&eligible, keys, &cheapest, ranked_before, eligible.len(), false)
     }
-    let matched: HashSet<Slot> = eligible.iter().map(|m| m.slot).collect();
+
+    /// Runs the rules nearest candidate first, and stops once more than
+    /// `exact_total_limit` are eligible and no candidate left could reach the
+    /// page: every factor but distance at its best, distance at least as far
+    /// as the last visited (a lower bound from the angle), and the best tier
+    /// any of them could have. The page is exact; the total is estimated.
+    ///
+    /// The price factor compares each quote with the cheapest eligible one,
+    /// which may be far: so first the candidates are run cheapest quote first
+    /// until each currency's cheapest eligible quote is known.
+    fn rank_nearest_first(&self, candidates: &[HintedCandidate], exact_total_limit: usize) -> Ranking {
+        let (catalog, context) = (self.catalog, self.context);
+        let profile = context.profile;
+        let policies = &profile.policies;
+        let in_warranty = context.warranty == WarrantyStatus::InWarranty;
+        let bank_deployed = context.query.ownership.deploying_bank().is_some();
+        let authorized = |hinted: &HintedCandidate| hinted.authorized_kind && hinted.candidate.brand.authorized;
+        // The best tier the rules could give each candidate (see `check`).
+        let tier_at_least = |hinted: &HintedCandidate| {
+            let bank = policies.bank_service_first && bank_deployed && !hinted.bank_service;
+            let warranty = policies.warranty_first && in_warranty && !authorized(hinted);
+            usize::from(bank) * 2 + usize::from(warranty)
+        };
+        let mut visits = Visits {
+            tiers: candidates.iter().map(tier_at_least).collect(),
+            unvisited_by_tier: [0; 4],
+            visited: vec![false; candidates.len()],
+            eligible: Vec::new(),
+        };
+        for &tier in &visits.tiers {
+            visits.unvisited_by_tier[tier] += 1;
+        }
+        let visit = |visits: &mut Visits, index: usize| -> Option<Eligible> {
+            if !visits.mark(index) {
+                return None;
+            }
+            let found = context.evaluate(catalog, candidates[index].candidate).ok()?;
+            visits.eligible.push(found);
+            Some(found)
+        };
+
+        // Each currency's cheapest eligible quote. Quotes are ordered by
+        // their f32 midpoints, which round monotonically: a quote cheaper
+        // than the cheapest eligible one found has a midpoint no higher, so
+        // it has been run too.
+        let mut by_price: Vec<(u64, u32)> = Vec::new();
+        let mut currencies: Vec<CurrencyCode> = Vec::new();
+        for (index, hinted) in candidates.iter().enumerate() {
+            if hinted.quote_midpoint.is_nan() || (in_warranty && authorized(hinted)) {
+                continue;
+            }
+            match hinted.quote_currency {
+                Some(currency) => {
+                    by_price.push((order_key(f64::from(hinted.quote_midpoint)), index as u32));
+                    if !currencies.contains(&currency) {
+                        currencies.push(currency);
+                    }
+                }
+                // Quotes in several currencies: the rules name the one that counts.
+                None => {
+                    visit(&mut visits, index);
+                }
+            }
+        }
+        let mut cheapest_found: Vec<(CurrencyCode, f32)> = Vec::new();
+        for index in ascending(&mut by_price) {
+            let midpoint = candidates[index].quote_midpoint;
+            let currency = candidates[index].quote_currency.expect("filtered above");
+            match cheapest_found.iter().find(|(found, _)| *found == currency) {
+                Some((_, cheapest)) if midpoint > *cheapest => {
+                    if cheapest_found.len() == currencies.len() {
+                        break;
+                    }
+                }
+                _ => {
+                    let found = visit(&mut visits, index);
+                    if found.is_some_and(|found| found.price.is_some() && !found.warranty_covered)
+                        && !cheapest_found.iter().any(|(found, _)| *found == currency)
+                    {
+                        cheapest_found.push((currency, midpoint));
+                    }
+                }
+            }
+        }
+        let cheapest = CheapestQuotes::of(&visits.eligible);
+
+        let weights = profile.weights.normalized().as_factor_array();
+        let id = |eligible: &[Eligible], index: u32| catalog.center_at(eligible[index as usize].slot).id.as_str();
+        let mut keys: Vec<RankKey> = Vec::new();
+        let mut ranked_before = 0;
+        // The page's best (tier, score) so far, best first, at most a page.
+        let mut best: Vec<(u32, f64)> = Vec::with_capacity(self.page_size + 1);
+        let mut rank = |index: usize, eligible: &[Eligible], keys: &mut Vec<RankKey>, best: &mut Vec<(u32, f64)>| {
+            let found = eligible[index];
+            let key = RankKey {
+                tier: found.tier,
+                score: score(found, profile, &weights, &cheapest, catalog).score,
+                distance_km: found.distance_km,
+                index: index as u32,
+            };
+            if self.after.is_some_and(|after| !key.is_after(after, id(eligible, key.index))) {
+                ranked_before += 1;
+                return;
+            }
+            keys.push(key);
+            let position = best.partition_point(|&(tier, score)| (tier, -score) <= (key.tier, -key.score));
+            if position < self.page_size {
+                best.insert(position, (key.tier, key.score));
+                best.truncate(self.page_size);
+            }
+        };
+        for index in 0..visits.eligible.len() {
+            rank(index, &visits.eligible, &mut keys, &mut best);
+        }
+
+        let mut nearest: Vec<(u64, u32)> = candidates
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !visits.visited[*i])
+            .map(|(i, c)| (order_key(c.chord_squared), i as u32))
+            .collect();
+        let distance_weight = weights[0];
+        let mut stopped = false;
+        for index in ascending(&mut nearest) {
+            if visits.eligible.len() > exact_total_limit && keys.len() > self.page_size {
+                let nearest_km =
+                    candidates[index].angle() * MIN_RADIUS_OF_CURVATURE_KM * (1.0 - 2.0 * DISTANCE_RELATIVE_ERROR);
+                let reachable = (1.0 - distance_weight) + distance_weight * profile.distance_decay.apply(nearest_km);
+                let best_tier_left = visits.best_tier_left();
+                let (last_tier, last_score) = best[self.page_size - 1];
+                if best_tier_left > last_tier || (best_tier_left == last_tier && reachable < last_score - 1e-9) {
+                    stopped = true;
+                    break;
+                }
+            }
+            if visit(&mut visits, index).is_some() {
+                rank(visits.eligible.len() - 1, &visits.eligible, &mut keys, &mut best);
+            }
+        }
+
+        let eligible = visits.eligible;
+        let visited_count = visits.visited.iter().filter(|v| **v).count();
+        let (total_size, estimate) = if stopped {
+            let rate = eligible.len() as f64 / visited_count as f64;
+            (eligible.len() + ((candidates.len() - visited_count) as f64 * rate).round() as usize, true)
+        } else {
+            (eligible.len(), false)
+        };
+        self.page(&eligible, keys, &cheapest, ranked_before, total_size, estimate)
+    }
+
+    /// The first page of `keys` (the matches after the page token), scored.
+    fn page(
+        &self,
+        eligible: &[Eligible],
+        mut keys: Vec<RankKey>,
+        cheapest: &CheapestQuotes,
+        ranked_before: usize,
+        total_size: usize,
+        total_size_is_estimate: bool,
+    ) -> Ranking {
+        let id = |index: u32| self.catalog.center_at(eligible[index as usize].slot).id.as_str();
+        let has_more = keys.len() > self.page_size;
+        let rank_cmp = |a: &RankKey, b: &RankKey| a.cmp_without_id(b).then_with(|| id(a.index).cmp(id(b.index)));
+        if has_more {
+            keys.select_nth_unstable_by(self.page_size, rank_cmp);
+            keys.truncate(self.page_size);
+        }
+        keys.sort_unstable_by(rank_cmp);
+        let profile = self.context.profile;
+        let weights = profile.weights.normalized().as_factor_array();
+        let page = keys
+            .iter()
+            .map(|key| score(eligible[key.index as usize], profile, &weights, cheapest, self.catalog))
+            .collect();
+        Ranking { page, ranked_before, total_size, total_size_is_estimate, has_more }
+    }
+}
+
+/// Which candidates a nearest-first ranking has run the rules on.
+struct Visits {
+    /// The best tier each candidate could get.
+    tiers: Vec<usize>,
+    unvisited_by_tier: [usize; 4],
+    visited: Vec<bool>,
+    /// What passed, in visiting order.
+    eligible: Vec<Eligible>,
+}
+
+impl Visits {
+    /// Marks a candidate visited; false when it already was.
+    fn mark(&mut self, index: usize) -> bool {
+        if std::mem::replace(&mut self.visited[index], true) {
+            return false;
+        }
+        self.unvisited_by_tier[self.tiers[index]] -= 1;
+        true
+    }
+
+    /// The best tier an unvisited candidate could still get.
+    fn best_tier_left(&self) -> u32 {
+        self.unvisited_by_tier.iter().position(|count| *count > 0).unwrap_or(0) as u32
+    }
+}
+
+/// Items a lazy ascending walk orders first; each later chunk is twice the
+/// last, so a walk that stops early sorts little and one that goes on still
+/// sorts in O(n log n).
+const FIRST_ASCENDING_CHUNK: usize = 64;
+
+/// The position of `value` in the IEEE 754 total order (`f64::total_cmp`),
+/// as an integer: cheap to compare when ordering thousands.
+fn order_key(value: f64) -> u64 {
+    let bits = value.to_bits();
+    if bits >> 63 == 1 { !bits } else { bits | 1 << 63 }
+}
+
+/// The indices of `items` (order key, index) in ascending key order,
+/// ordered a chunk at a time as the walk goes: a walk that stops early never
+/// sorts the rest.
+fn ascending(items: &mut [(u64, u32)]) -> impl Iterator<Item = usize> + '_ {
+    let mut rest = items;
+    let mut chunk: &[(u64, u32)] = &[];
+    let mut next_chunk = FIRST_ASCENDING_CHUNK;
+    std::iter::from_fn(move || {
+        if chunk.is_empty() {
+            if rest.is_empty() {
+                return None;
+            }
+            let take = next_chunk.min(rest.len());
+            next_chunk *= 2;
+            if take < rest.len() {
+                rest.select_nth_unstable(take);
+            }
+            let (head, tail) = std::mem::take(&mut rest).split_at_mut(take);
+            head.sort_unstable();
+            (chunk, rest) = (&*head, tail);
+        }
+        let (first, others) = chunk.split_first()?;
+        chunk = others;
+        Some(first.1 as usize)
+    })
+}
+
+/// The first failed rule of each asked-about center that is not matched.
+fn explain(catalog: &Catalog, context: &MatchContext<'_>) -> Vec<Exclusion> {
     let mut seen = HashSet::new();
-    asked
+    context
+        .query
+        .explain_center_ids
         .iter()
         .filter(|id| seen.insert(id.as_str()))
         .filter_map(|id| match catalog.slot(id) {
@@ -174,9 +458,7 @@ fn explain(catalog: &Catalog, context: &MatchContext<'_>, eligible: &[Eligible])
                 rule: ExclusionRule::NotFound,
                 detail: "no repair center has this id".into(),
             }),
-            Some(slot) if matched.contains(&slot) => None,
-            // Eligible by the rules yet not a candidate would mean the index
-            // lost it; the rules are the truth, so nothing to explain.
+            // The rules are the truth, whatever the ranking visited.
             Some(slot) => context.evaluate_slot(catalog, slot).err().map(|rejection| context.exclusion(id, rejection)),
         })
         .collect()

@@ -7,12 +7,15 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use repairmatch_core::eligibility::MatchContext;
+use repairmatch_core::find::find_with_exact_limit;
 use repairmatch_core::geodesy::LatLng;
 use repairmatch_core::model::{
     BrandSupport, CenterKind, Contact, Coverage, FaultCategory, FaultSet, Rating, RepairCenter, ServiceMode,
 };
-use repairmatch_core::query::WarrantyStatus;
-use repairmatch_core::{Catalog, FindQuery, RankingProfile};
+use repairmatch_core::profile::Weights;
+use repairmatch_core::query::{Ownership, WarrantyClaim, WarrantyStatus};
+use repairmatch_core::ranking::score_all;
+use repairmatch_core::{Catalog, FindOutcome, FindQuery, RankingProfile};
 
 /// An independent PAX mail-in depot at `location` covering `radius_km`.
 fn depot(id: &str, location: LatLng, radius_km: f64) -> RepairCenter {
@@ -123,4 +126,98 @@ fn index_finds_exactly_what_a_full_scan_finds() {
         checked += by_scan.len();
     }
     assert!(checked > 1_000, "the check saw too few matches to mean much: {checked}");
+}
+
+/// The whole ranking by brute force: the rules on every center, every match
+/// scored, sorted by the total order.
+fn brute_force_ranking(
+    catalog: &Catalog,
+    query: &FindQuery,
+    profile: &RankingProfile,
+    warranty: WarrantyStatus,
+) -> Vec<String> {
+    let context = MatchContext::new(query, profile, warranty);
+    let eligible = catalog.slots().filter_map(|slot| context.evaluate_slot(catalog, slot).ok());
+    let mut scored = score_all(eligible, profile, catalog);
+    scored.sort_by(|a, b| a.rank_cmp(b, catalog));
+    scored.iter().map(|m| catalog.center_at(m.eligible.slot).id.clone()).collect()
+}
+
+/// A ranking that stops visiting candidates once none left can reach the
+/// page must page exactly like one that runs the rules on all of them, and
+/// like a brute-force scan, under profiles that weigh distance, price or
+/// rating first, with tiers (bank-deployed, in warranty) and filters.
+#[test]
+fn a_pruned_ranking_pages_exactly_like_a_full_one() {
+    let sample = repairmatch_datagen::generate(10_000, 11);
+    let catalog = Catalog::build(1, sample.centers, sample.brands, sample.banks);
+    let now = chrono::DateTime::parse_from_rfc3339("2026-11-25T10:00:00Z").unwrap().with_timezone(&chrono::Utc);
+    let weights =
+        |distance, rating, price, brand_support, downtime| Weights { distance, rating, price, brand_support, downtime };
+    let profiles = [
+        RankingProfile::default(),
+        RankingProfile { weights: weights(0.9, 0.025, 0.025, 0.025, 0.025), ..RankingProfile::default() },
+        RankingProfile { weights: weights(0.1, 0.1, 0.7, 0.05, 0.05), ..RankingProfile::default() },
+        RankingProfile { weights: weights(0.05, 0.8, 0.05, 0.05, 0.05), ..RankingProfile::default() },
+    ];
+    let brands = ["PAX", "Verifone", "Ingenico", "Newland"];
+    let (mut pruned_pages, mut estimated) = (0, 0);
+    for (i, location) in repairmatch_datagen::sample_locations(200, 12).into_iter().enumerate() {
+        let profile = &profiles[i % profiles.len()];
+        let mut query = FindQuery::new(location, brands[i % brands.len()]);
+        query.fault = [None, Some(FaultCategory::Screen), Some(FaultCategory::Printer)][i % 3];
+        query.page_size = Some([10, 3, 25][i % 3]);
+        match i % 5 {
+            1 => query.ownership = Ownership::BankDeployed { bank_id: "icbc".into() },
+            2 => query.warranty = WarrantyClaim { status: WarrantyStatus::InWarranty, purchase_date: None },
+            3 => query.min_rating = Some(4.0),
+            4 => query.service_modes = [ServiceMode::WalkIn, ServiceMode::Onsite].into_iter().collect(),
+            _ => {}
+        }
+        let warranty = query.warranty.decide(catalog.brand(&query.brand), now.date_naive());
+        let everything = brute_force_ranking(&catalog, &query, profile, warranty);
+        for limit in [0, 20] {
+            // Walk three pages both ways, each with its own tokens.
+            let (mut pruned_query, mut exact_query) = (query.clone(), query.clone());
+            let mut position = 0;
+            for _ in 0..3 {
+                let pruned = find_with_exact_limit(&catalog, &pruned_query, profile, now, limit).unwrap();
+                let exact = find_with_exact_limit(&catalog, &exact_query, profile, now, usize::MAX).unwrap();
+                let ids = |outcome: &FindOutcome| -> Vec<String> {
+                    outcome.matches.iter().map(|m| m.center.id.clone()).collect()
+                };
+                let at = format!("query {i} at {location:?}, limit {limit}, from rank {}", position + 1);
+                assert_eq!(ids(&pruned), ids(&exact), "{at}");
+                let expected_page =
+                    &everything[position.min(everything.len())..(position + ids(&exact).len()).min(everything.len())];
+                assert_eq!(ids(&exact), expected_page, "{at}: the full ranking against brute force");
+                let ranks = |outcome: &FindOutcome| -> Vec<u32> { outcome.matches.iter().map(|m| m.rank).collect() };
+                assert_eq!(ranks(&pruned), ranks(&exact), "{at}");
+                let scores =
+                    |outcome: &FindOutcome| -> Vec<f64> { outcome.matches.iter().map(|m| m.scored.score).collect() };
+                assert_eq!(scores(&pruned), scores(&exact), "{at}");
+                assert_eq!(exact.total_size, everything.len(), "{at}");
+                assert!(!exact.total_size_is_estimate);
+                if pruned.total_size_is_estimate {
+                    estimated += 1;
+                    assert!(everything.len() > limit, "{at}: estimated only above the limit");
+                } else {
+                    assert_eq!(pruned.total_size, everything.len(), "{at}");
+                }
+                assert_eq!(pruned.next_page_token.is_some(), exact.next_page_token.is_some(), "{at}");
+                pruned_pages += usize::from(limit == 0);
+                position += exact.matches.len();
+                match (pruned.next_page_token, exact.next_page_token) {
+                    (Some(pruned_token), Some(exact_token)) => {
+                        pruned_query.page_token = Some(pruned_token);
+                        exact_query.page_token = Some(exact_token);
+                    }
+                    _ => break,
+                }
+            }
+        }
+    }
+    println!("{pruned_pages} pages ranked with the limit at 0, {estimated} stopped early");
+    assert!(pruned_pages > 250, "the pruned ranking ran on too few pages: {pruned_pages}");
+    assert!(estimated > 25, "too few totals were estimated to test the pruning: {estimated}");
 }

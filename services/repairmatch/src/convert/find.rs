@@ -214,7 +214,7 @@ pub fn find_response_to_proto(
         guidance: outcome.guidance.clone(),
         exclusions: outcome.exclusions.iter().map(exclusion_to_proto).collect(),
         total_size: i32::try_from(outcome.total_size).unwrap_or(i32::MAX),
-        total_size_is_estimate: false,
+        total_size_is_estimate: outcome.total_size_is_estimate,
         next_page_token: outcome.next_page_token.clone().unwrap_or_default(),
         ranking_profile: profile_name.to_owned(),
         catalog_version: outcome.catalog_version,
