@@ -103,6 +103,22 @@ pub fn find_with_exact_limit(
     now: DateTime<Utc>,
     exact_total_limit: usize,
 ) -> Result<FindOutcome, PageTokenError> {
+    let mut pages = find_pages(catalog, query, profile, now, 1, exact_total_limit)?;
+    Ok(pages.swap_remove(0))
+}
+
+/// The asked page and up to `pages - 1` pages after it, from one ranking:
+/// each as [`find`] would answer it when asked with the previous page's
+/// token, on this snapshot. A service ranks pages ahead this way for a
+/// caller who pages on, for the price of one ranking.
+pub fn find_pages(
+    catalog: &Catalog,
+    query: &FindQuery,
+    profile: &RankingProfile,
+    now: DateTime<Utc>,
+    pages: usize,
+    exact_total_limit: usize,
+) -> Result<Vec<FindOutcome>, PageTokenError> {
     // Hashing the query costs a few microseconds: only paging needs it.
     let fingerprint = std::cell::OnceCell::new();
     let fingerprint = || *fingerprint.get_or_init(|| query.fingerprint());
@@ -115,18 +131,17 @@ pub fn find_with_exact_limit(
     let filter = context.candidate_filter();
     let candidates: Vec<HintedCandidate> = catalog.hinted_candidates(&context.brand_key, &filter).collect();
     let page_size = query.page_size.unwrap_or(profile.default_page_size).clamp(1, MAX_PAGE_SIZE) as usize;
-    let ranker = Ranker { catalog, context: &context, after: after.as_ref(), page_size };
+    let ranker = Ranker { catalog, context: &context, after: after.as_ref(), page_size: page_size * pages.max(1) };
     let ranking = if candidates.len() <= exact_total_limit {
         ranker.rank_all(&candidates)
     } else {
         ranker.rank_nearest_first(&candidates, exact_total_limit)
     };
-    let next_page_token = ranking
-        .has_more
-        .then(|| ranking.page.last().map(|last| paging::encode(fingerprint(), &last.sort_key(catalog))))
-        .flatten();
 
-    let matches = ranking
+    let remote_support = remote_support(catalog, query);
+    let guidance = guidance(catalog, &context, ranking.total_size, &remote_support);
+    let exclusions = explain(catalog, &context);
+    let mut matches: Vec<RankedMatch> = ranking
         .page
         .into_iter()
         .enumerate()
@@ -143,19 +158,28 @@ pub fn find_with_exact_limit(
             }
         })
         .collect();
-
-    let remote_support = remote_support(catalog, query);
-    Ok(FindOutcome {
-        matches,
-        total_size: ranking.total_size,
-        total_size_is_estimate: ranking.total_size_is_estimate,
-        next_page_token,
-        exclusions: explain(catalog, &context),
-        guidance: guidance(catalog, &context, ranking.total_size, &remote_support),
-        remote_support,
-        warranty,
-        catalog_version: catalog.version(),
-    })
+    let page_count = matches.len().div_ceil(page_size).clamp(1, pages.max(1));
+    let mut outcomes = Vec::with_capacity(page_count);
+    for page in 0..page_count {
+        let rest = matches.split_off(page_size.min(matches.len()));
+        let page_matches = std::mem::replace(&mut matches, rest);
+        let last_page = page + 1 == page_count;
+        let next_page_token = (!last_page || ranking.has_more)
+            .then(|| page_matches.last().map(|last| paging::encode(fingerprint(), &last.scored.sort_key(catalog))))
+            .flatten();
+        outcomes.push(FindOutcome {
+            matches: page_matches,
+            total_size: ranking.total_size,
+            total_size_is_estimate: ranking.total_size_is_estimate,
+            next_page_token,
+            exclusions: exclusions.clone(),
+            guidance: guidance.clone(),
+            remote_support: remote_support.clone(),
+            warranty,
+            catalog_version: catalog.version(),
+        });
+    }
+    Ok(outcomes)
 }
 
 /// One page of a ranking and where it stands in the whole.
@@ -854,6 +878,39 @@ mod tests {
         assert_eq!(paged, everything);
         assert_eq!(ranks, (1..=57).collect::<Vec<u32>>());
         assert_eq!(paged.iter().collect::<HashSet<_>>().len(), 57);
+    }
+
+    #[test]
+    fn pages_ranked_ahead_in_one_pass_are_the_pages_asked_one_by_one() {
+        let centers: Vec<_> = (0..27).map(|i| center(&format!("c{i:02}"), f64::from(i % 13) + 0.5)).collect();
+        let catalog = catalog(centers);
+        let profile = RankingProfile::default();
+        let mut q = query();
+        q.page_size = Some(5);
+        for limit in [EXACT_TOTAL_LIMIT, 0] {
+            let ahead = find_pages(&catalog, &q, &profile, now(), 4, limit).unwrap();
+            assert_eq!(ahead.len(), 4);
+            let mut asked = q.clone();
+            for page in &ahead {
+                let one = find_with_exact_limit(&catalog, &asked, &profile, now(), limit).unwrap();
+                assert_eq!(ids(page), ids(&one));
+                assert_eq!(
+                    page.matches.iter().map(|m| m.rank).collect::<Vec<_>>(),
+                    one.matches.iter().map(|m| m.rank).collect::<Vec<_>>()
+                );
+                assert_eq!(page.next_page_token, one.next_page_token);
+                asked.page_token = one.next_page_token.clone();
+            }
+            // 27 matches: pages of 5 up to 20, and seven more to come.
+            assert_eq!(ahead[3].matches.last().unwrap().rank, 20);
+            assert!(ahead[3].next_page_token.is_some());
+        }
+        // Fewer matches than pages asked: the last page has no token.
+        let mut few = q.clone();
+        few.page_size = Some(10);
+        let ahead = find_pages(&catalog, &few, &profile, now(), 5, EXACT_TOTAL_LIMIT).unwrap();
+        assert_eq!(ahead.iter().map(|page| page.matches.len()).collect::<Vec<_>>(), [10, 10, 7]);
+        assert!(ahead[2].next_page_token.is_none() && ahead[1].next_page_token.is_some());
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub struct Metrics {
     pub cache_misses: IntCounterVec,
     /// Find answers computed (not served from a cache).
     pub find_computed: IntCounter,
+    /// Pages ranked with a computed answer, after it, and cached.
+    pub find_pages_ahead: IntCounter,
     /// Store calls that failed (Redis unreachable or erroring).
     pub store_errors: IntCounter,
     /// Whole-catalog reloads by the feed follower.
@@ -91,6 +93,10 @@ impl Default for Metrics {
         };
         let find_computed =
             counter("repairmatch_find_computed_total", "Find answers computed rather than served from a cache");
+        let find_pages_ahead = counter(
+            "repairmatch_find_pages_ahead_total",
+            "Pages ranked along with a computed Find answer, after it, and cached for callers who page on",
+        );
         let rate_limited = IntCounterVec::new(
             Opts::new("repairmatch_rate_limited_total", "Calls refused for being over their tenant's rate limit"),
             &["tenant"],
@@ -133,6 +139,7 @@ impl Default for Metrics {
                 "tier",
             ),
             find_computed,
+            find_pages_ahead,
             config_reloads_refused,
             config_reload_attempts,
             store_errors,

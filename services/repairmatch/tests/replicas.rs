@@ -279,12 +279,15 @@ async fn any_replica_serves_the_next_page_from_the_ranking_the_first_came_from()
     let (mut finder_a, mut finder_b) = (a.finder().await, b.finder().await);
     eventually("b has the catalog", Duration::from_secs(10), async || total(&mut finder_b).await == 5).await;
     let computed_on_a = a.metric("repairmatch_find_computed_total");
+    let pages_ahead_on_a = a.metric("repairmatch_find_pages_ahead_total");
     let first = finder_a.find_repair_center(find(2)).await.unwrap().into_inner();
-    // Page 1 and the two after it, ranked at one version on a.
+    // Page 1 and the two after it, ranked at one version on a, in one
+    // computation, and all three cached.
     eventually("pages ranked ahead on a", Duration::from_secs(10), async || {
-        a.metric("repairmatch_find_computed_total") == computed_on_a + 3.0
+        a.metric("repairmatch_find_pages_ahead_total") == pages_ahead_on_a + 2.0
     })
     .await;
+    assert_eq!(a.metric("repairmatch_find_computed_total"), computed_on_a + 1.0);
 
     upsert(&mut writer, center("closest", 0.5)).await.unwrap();
     eventually("b has the write", Duration::from_secs(10), async || finds(&mut finder_b, "closest").await).await;

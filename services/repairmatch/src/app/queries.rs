@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use repairmatch_core::Catalog;
+use repairmatch_core::find::{EXACT_TOTAL_LIMIT, find_pages};
 use repairmatch_core::model::{Brand, CenterKind, RepairCenter, match_key};
 use repairmatch_proto::v1 as pb;
 
@@ -14,8 +15,8 @@ use crate::cache::{CacheKey, FindAnswer};
 use crate::convert;
 use crate::error::ServiceError;
 
-/// How many pages after a freshly ranked one are ranked ahead and cached.
-const PREFETCHED_PAGES: usize = 4;
+/// How many pages after a freshly ranked one are ranked with it and cached.
+const PAGES_RANKED_AHEAD: usize = 4;
 
 /// Filters of a catalog listing.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
@@ -76,18 +77,22 @@ pub fn find(
     now: DateTime<Utc>,
 ) -> Result<pb::FindRepairCenterResponse, ServiceError> {
     let profile_name = resolve_profile(live, caller, request)?;
-    rank(live, catalog, &profile_name, request, now)
+    let mut pages = rank(live, catalog, &profile_name, request, now, 1)?;
+    Ok(pages.swap_remove(0))
 }
 
 /// The rest of a Find once [`resolve_profile`] has allowed the caller and
-/// named the profile: the request validated, ranked on `catalog`, answered.
+/// named the profile: the request validated, ranked on `catalog`, answered;
+/// with `pages` > 1, the answers to the pages after it too, from the same
+/// ranking (each page's token asks for the next).
 fn rank(
     live: &LiveConfig,
     catalog: &Catalog,
     profile_name: &str,
     request: &pb::FindRepairCenterRequest,
     now: DateTime<Utc>,
-) -> Result<pb::FindRepairCenterResponse, ServiceError> {
+    pages: usize,
+) -> Result<Vec<pb::FindRepairCenterResponse>, ServiceError> {
     let config = &live.config;
     // The core pages by keyset; the version the token also carries matters
     // only to the cache (see `App::find`).
@@ -114,13 +119,19 @@ fn rank(
     {
         return Err(ServiceError::invalid("bank_id", format!("{bank_id:?} is not a bank in the catalog")));
     }
-    let outcome = repairmatch_core::find(catalog, &query, profile, now)
+    let outcomes = find_pages(catalog, &query, profile, now, pages, EXACT_TOTAL_LIMIT)
         .map_err(|error| ServiceError::invalid("page_token", error.to_string()))?;
-    let mut response = convert::find::find_response_to_proto(&outcome, &query.profile_name, live.version);
-    if !response.next_page_token.is_empty() {
-        response.next_page_token = page_token::wrap(catalog.version(), &response.next_page_token);
-    }
-    Ok(response)
+    let responses = outcomes
+        .iter()
+        .map(|outcome| {
+            let mut response = convert::find::find_response_to_proto(outcome, &query.profile_name, live.version);
+            if !response.next_page_token.is_empty() {
+                response.next_page_token = page_token::wrap(catalog.version(), &response.next_page_token);
+            }
+            response
+        })
+        .collect();
+    Ok(responses)
 }
 
 impl App {
@@ -156,58 +167,60 @@ impl App {
             }
         }
         let key = CacheKey::new(request, &profile, date, catalog.version(), live.version);
-        let mut computed = false;
+        // A fresh ranking covers the pages after this one too: cached for a
+        // caller who pages on, so it gets the rest of the ranking it started
+        // with from any replica, even as the catalog changes.
+        let mut ranked_ahead = Vec::new();
         let page = cache
             .get_or_compute(key, self.metrics(), || {
-                computed = true;
-                rank(&live, &catalog, &profile, request, now).map(|response| FindAnswer::new(&response))
+                let mut pages = rank(&live, &catalog, &profile, request, now, 1 + PAGES_RANKED_AHEAD)?;
+                let first = pages.remove(0);
+                ranked_ahead = pages;
+                Ok(FindAnswer::new(&first))
             })
             .await?;
-        if computed && !page.next_page_token.is_empty() {
-            self.prefetch_pages(live, catalog, request.clone(), profile, now, &page);
+        if !ranked_ahead.is_empty() {
+            self.cache_pages_ahead(
+                request.clone(),
+                profile,
+                date,
+                catalog.version(),
+                live.version,
+                &page,
+                ranked_ahead,
+            );
         }
         Ok(page)
     }
 
-    /// Ranks the pages after `page` on the same snapshot, in the background,
-    /// and caches them, so a caller paging on while the catalog changes gets
-    /// the rest of the ranking it started with, from any replica.
-    fn prefetch_pages(
+    /// Encodes and caches the pages ranked after `first`, in the background:
+    /// each under the key its caller will ask with (the previous page's
+    /// token).
+    #[allow(clippy::too_many_arguments)]
+    fn cache_pages_ahead(
         &self,
-        live: Arc<LiveConfig>,
-        catalog: Arc<Catalog>,
         mut request: pb::FindRepairCenterRequest,
         profile: String,
-        now: DateTime<Utc>,
-        page: &FindAnswer,
+        date: chrono::NaiveDate,
+        catalog_version: u64,
+        config_version: u64,
+        first: &FindAnswer,
+        pages: Vec<pb::FindRepairCenterResponse>,
     ) {
         let app = self.clone();
-        let mut token = page.next_page_token.clone();
+        let mut token = first.next_page_token.clone();
         tokio::spawn(async move {
             let Some(cache) = app.inner.cache.as_ref() else { return };
-            for _ in 0..PREFETCHED_PAGES {
-                request.page_token = std::mem::take(&mut token);
-                let key = CacheKey::new(&request, &profile, now.date_naive(), catalog.version(), live.version);
-                let next = match cache.holds(&key) {
-                    true => cache.get(&key, app.metrics()).await,
-                    false => {
-                        let (live, catalog, profile, request) =
-                            (Arc::clone(&live), Arc::clone(&catalog), profile.clone(), request.clone());
-                        let computed = tokio::task::spawn_blocking(move || {
-                            rank(&live, &catalog, &profile, &request, now).map(|response| FindAnswer::new(&response))
-                        })
-                        .await;
-                        let Ok(Ok(next)) = computed else { return };
-                        app.metrics().find_computed.inc();
-                        let next = Arc::new(next);
-                        cache.insert(key, Arc::clone(&next)).await;
-                        Some(next)
-                    }
-                };
-                match next {
-                    Some(next) if !next.next_page_token.is_empty() => token = next.next_page_token.clone(),
-                    _ => return,
+            for page in pages {
+                if token.is_empty() {
+                    return;
                 }
+                request.page_token = std::mem::take(&mut token);
+                let key = CacheKey::new(&request, &profile, date, catalog_version, config_version);
+                let answer = FindAnswer::new(&page);
+                token = answer.next_page_token.clone();
+                cache.insert(key, Arc::new(answer)).await;
+                app.metrics().find_pages_ahead.inc();
             }
         });
     }
