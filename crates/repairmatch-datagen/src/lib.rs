@@ -9,7 +9,9 @@
 //! It lives apart from `repairmatch-core` so the matching core carries no
 //! sample data (the city table alone is 2 MB): the service uses it to seed an
 //! empty store and for `repairmatch datagen`; tests and benchmarks use it for
-//! catalogs of any size.
+//! catalogs of any size. [`generate_tiled`] grows a catalog at equal density
+//! (one tile of cities, repeated far away), for measuring how Find's cost
+//! follows the catalog's size.
 
 use std::sync::LazyLock;
 
@@ -71,30 +73,40 @@ fn cities() -> &'static [City] {
 /// Picks cities with probability proportional to population.
 #[derive(Debug)]
 struct CityPicker {
+    cities: Vec<&'static City>,
     cumulative_population: Vec<u64>,
 }
 
 impl Default for CityPicker {
     fn default() -> Self {
+        Self::of(cities().iter().collect())
+    }
+}
+
+impl CityPicker {
+    fn of(cities: Vec<&'static City>) -> Self {
         let mut total = 0;
-        let cumulative_population = cities()
+        let cumulative_population = cities
             .iter()
             .map(|city| {
                 total += city.population;
                 total
             })
             .collect();
-        Self { cumulative_population }
+        Self { cities, cumulative_population }
     }
-}
 
-impl CityPicker {
+    /// Only the cities inside the original tile of a tiled catalog.
+    fn in_tile() -> Self {
+        Self::of(cities().iter().filter(|city| TILE.contains(city.location)).collect())
+    }
+
     /// A city, population-weighted.
     fn pick(&self, rng: &mut fastrand::Rng) -> &'static City {
         let total = *self.cumulative_population.last().expect("cities are bundled");
         let target = rng.u64(0..total);
         let index = self.cumulative_population.partition_point(|&cumulative| cumulative <= target);
-        &cities()[index]
+        self.cities[index]
     }
 }
 
@@ -321,10 +333,101 @@ const STREETS: &[&str] = &["Main", "Station", "Market", "Park", "Harbour", "Cent
 
 /// Generates `count` centers, deterministic for `seed`.
 pub fn generate(count: usize, seed: u64) -> SampleCatalog {
-    let picker = CityPicker::default();
+    generate_from(count, seed, &CityPicker::default())
+}
+
+fn generate_from(count: usize, seed: u64, picker: &CityPicker) -> SampleCatalog {
     let mut rng = fastrand::Rng::with_seed(seed);
-    let centers = (0..count).map(|index| generate_center(index, &picker, &mut rng)).collect();
+    let centers = (0..count).map(|index| generate_center(index, picker, &mut rng)).collect();
     SampleCatalog { brands: sample_brands(), banks: sample_banks(), centers }
+}
+
+/// A latitude/longitude box.
+#[derive(Debug, Clone, Copy)]
+struct Tile {
+    south: f64,
+    west: f64,
+    /// Both sides, in degrees.
+    size_degrees: f64,
+}
+
+impl Tile {
+    fn contains(&self, point: LatLng) -> bool {
+        (self.south..self.south + self.size_degrees).contains(&point.latitude)
+            && (self.west..self.west + self.size_degrees).contains(&point.longitude)
+    }
+}
+
+/// The original tile of a tiled catalog: the Yangtze delta (Shanghai,
+/// Suzhou, Hangzhou, Nanjing, Ningbo), a dense region with real cities.
+const TILE: Tile = Tile { south: 28.0, west: 118.0, size_degrees: 6.0 };
+
+/// Centers per tile of [`generate_tiled`].
+pub const TILE_CENTERS: usize = 10_000;
+
+/// Copies sit on a grid this many degrees apart, so between two tiles there
+/// are at least 6° (over 550 km below 60° of latitude): more than any
+/// center's coverage (mail-in reaches 500 km), so no center of another copy
+/// is ever a candidate for a merchant in the original tile.
+const TILE_PITCH_DEGREES: f64 = 12.0;
+
+/// Rows of the grid, as multiples of the pitch from the original tile: they
+/// keep every copy within 60° of the equator, where a degree of longitude is
+/// still at least half its length at the equator.
+const TILE_ROWS: std::ops::RangeInclusive<i32> = -7..=2;
+const TILE_COLUMNS: i32 = 30;
+
+/// How far copy `copy` (1-based; 0 is the original) is shifted, in degrees
+/// of latitude and longitude.
+fn tile_shift(copy: usize) -> (f64, f64) {
+    let slots = TILE_ROWS.flat_map(|row| (0..TILE_COLUMNS).map(move |column| (row, column)));
+    let (row, column) =
+        slots.filter(|&slot| slot != (0, 0)).nth(copy - 1).expect("a tiled catalog has at most 299 copies of its tile");
+    (f64::from(row) * TILE_PITCH_DEGREES, f64::from(column) * TILE_PITCH_DEGREES)
+}
+
+fn shifted(point: LatLng, (north, east): (f64, f64)) -> LatLng {
+    let mut longitude = point.longitude + east;
+    if longitude >= 180.0 {
+        longitude -= 360.0;
+    }
+    LatLng::new(point.latitude + north, longitude)
+}
+
+/// A catalog of `count` centers that grows at equal density, for measuring
+/// how Find's cost follows catalog size: [`TILE_CENTERS`] centers in the
+/// cities of one 6° × 6° tile (the first `count` of them when `count` is
+/// smaller), then copies of that tile shifted whole to tiles of their own,
+/// far apart, with ids of their own. A merchant in the original tile
+/// ([`tile_locations`]) sees the same neighbourhood, center for center, at
+/// every catalog size; only the rest of the world grows.
+pub fn generate_tiled(count: usize, seed: u64) -> SampleCatalog {
+    let mut sample = generate_from(count.min(TILE_CENTERS), seed, &CityPicker::in_tile());
+    let original = sample.centers.clone();
+    for index in original.len()..count {
+        let shift = tile_shift(index / TILE_CENTERS);
+        let mut center = original[index % TILE_CENTERS].clone();
+        center.id = format!("rc-{index:07}");
+        center.contact.email = format!("service+{}@repairs.example", center.id);
+        center.contact.url = format!("https://repairs.example/centers/{}", center.id);
+        center.location = shifted(center.location, shift);
+        if let Some(area) = &center.coverage.area {
+            let ring = |ring: &[LatLng]| ring.iter().map(|&point| shifted(point, shift)).collect::<Vec<_>>();
+            let holes = area.holes.iter().map(|hole| ring(hole)).collect();
+            center.coverage.area =
+                Some(ServiceArea::new(ring(&area.exterior), holes).expect("a shifted simple polygon is simple"));
+        }
+        sample.centers.push(center);
+    }
+    sample
+}
+
+/// Merchant locations in the original tile of [`generate_tiled`],
+/// population-weighted.
+pub fn tile_locations(count: usize, seed: u64) -> Vec<LatLng> {
+    let picker = CityPicker::in_tile();
+    let mut rng = fastrand::Rng::with_seed(seed);
+    (0..count).map(|_| point_near(picker.pick(&mut rng), &mut rng)).collect()
 }
 
 fn pick_brand(rng: &mut fastrand::Rng, in_china: bool) -> &'static BrandSpec {
@@ -611,5 +714,34 @@ mod tests {
         // A screen in Japan costs thousands of yen, not tens.
         let japan = sample.centers.iter().find(|c| c.country_code == "JP" && !c.prices.is_empty()).unwrap();
         assert!(japan.prices[0].min.amount_minor_units >= 1_000, "{:?}", japan.prices[0]);
+    }
+
+    #[test]
+    fn a_tiled_catalog_repeats_its_tile_far_away_with_ids_of_its_own() {
+        let tile = generate_tiled(TILE_CENTERS, 7);
+        let grown = generate_tiled(3 * TILE_CENTERS + 5, 7);
+        assert_eq!(grown.centers.len(), 3 * TILE_CENTERS + 5);
+        assert_eq!(grown.centers[..TILE_CENTERS], tile.centers[..], "the original tile is the same at every size");
+        let ids: std::collections::HashSet<&str> = grown.centers.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids.len(), grown.centers.len());
+        let merchants = tile_locations(50, 7);
+        assert!(merchants.iter().all(|&merchant| TILE.contains(merchant)));
+        for (index, center) in grown.centers.iter().enumerate().skip(TILE_CENTERS) {
+            assert!(center.location.is_valid(), "{}", center.id);
+            assert!(center.location.latitude.abs() < 61.0, "{}", center.id);
+            // Mail-in coverage, the widest, reaches 500 km.
+            let nearest_km = merchants
+                .iter()
+                .map(|&merchant| repairmatch_core::geodesy::distance_km(merchant, center.location))
+                .fold(f64::INFINITY, f64::min);
+            assert!(
+                nearest_km > 500.0,
+                "{} of copy {} is {nearest_km} km from a merchant",
+                center.id,
+                index / TILE_CENTERS
+            );
+        }
+        assert_eq!(tile_shift(1), (-84.0, 0.0));
+        assert_eq!(tile_shift(299), (24.0, 348.0), "the last slot");
     }
 }

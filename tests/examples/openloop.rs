@@ -1,0 +1,354 @@
+//! Open-loop latency of a running server on loopback, for `scripts/bench`:
+//! requests leave at a fixed arrival rate whatever the server does, and each
+//! latency is measured from the request's *scheduled* send time. A closed loop
+//! (send, wait, send) slows down with the server and so hides its queueing
+//! (coordinated omission); here a stalled server shows up as the latency of
+//! every request that should have left meanwhile.
+//!
+//! `cargo run --release -p repairmatch-tests --example openloop -- --server http://127.0.0.1:50051 --rate 1000 --duration-s 10`
+//!
+//! By default every request is a different Find: merchant locations from
+//! `repairmatch_datagen::sample_locations` (or, with `--layout tile`, from the
+//! original tile of a `datagen --layout tiled` catalog), brands and faults
+//! cycling, page size 10. `--body FILE` replays one gRPC body file instead
+//! (the bytes `h2load -d FILE` sends), which is how the script checks, with one
+//! request, that a body h2load counts as a success is really answered OK.
+//! `--wait-serving-s S` only waits until the health check says the match
+//! service is SERVING.
+//!
+//! Every reply's gRPC status is checked; non-OK replies (and calls past their
+//! deadline) are errors, not latencies. The last line of output is JSON:
+//! target and achieved rate, how late the client itself sent, p50 / p90 /
+//! p99 / p99.9 / max in ms, errors by code. Bounded: `--requests` or
+//! rate × duration requests, each with a deadline; loopback addresses only.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, ValueEnum};
+use prost::Message;
+use repairmatch_datagen as datagen;
+use repairmatch_proto::v1 as pb;
+use repairmatch_proto::v1::repair_match_service_client::RepairMatchServiceClient;
+use serde_json::json;
+use tonic::transport::{Channel, Endpoint};
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
+
+/// The service whose readiness `--wait-serving-s` waits for: the match
+/// service, not the server-wide "" entry, which is SERVING as soon as the
+/// health service exists.
+const MATCH_SERVICE: &str = "repairmatch.v1.RepairMatchService";
+
+const BRANDS: [&str; 6] = ["PAX", "Verifone", "Ingenico", "Newland", "Sunmi", "LANDI"];
+const FAULTS: [pb::FaultCategory; 4] =
+    [pb::FaultCategory::Screen, pb::FaultCategory::Printer, pb::FaultCategory::Software, pb::FaultCategory::CardReader];
+
+/// Closer than this to a send time the scheduler stops sleeping and yields
+/// in a loop: tokio's timer wheel has millisecond slots, and a millisecond
+/// of the client's own lateness would be half the 2 ms p99 being measured.
+const SPIN_BEFORE_SEND: Duration = Duration::from_millis(2);
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// The server, e.g. http://127.0.0.1:50051 (loopback only).
+    #[arg(long)]
+    server: String,
+    /// Arrival rate, requests per second.
+    #[arg(long, default_value_t = 1_000.0)]
+    rate: f64,
+    /// How long to send for, when --requests is not given.
+    #[arg(long, default_value_t = 10.0)]
+    duration_s: f64,
+    /// How many requests; overrides --duration-s.
+    #[arg(long)]
+    requests: Option<usize>,
+    /// HTTP/2 connections the requests are spread over, round robin.
+    #[arg(long, default_value_t = 8)]
+    connections: usize,
+    /// Distinct merchant locations.
+    #[arg(long, default_value_t = 10_000)]
+    locations: usize,
+    /// Seed of the merchant locations.
+    #[arg(long, default_value_t = 2027)]
+    seed: u64,
+    /// Where the merchants are: the whole world, or the original tile of a
+    /// `datagen --layout tiled` catalog.
+    #[arg(long, value_enum, default_value = "world")]
+    layout: Layout,
+    /// Page size of each Find.
+    #[arg(long, default_value_t = 10)]
+    page_size: i32,
+    /// Replay this gRPC body file (a 5-byte frame header and the message)
+    /// in every request instead of distinct Finds.
+    #[arg(long)]
+    body: Option<PathBuf>,
+    /// Which RPC: Find, or the no-op health Check.
+    #[arg(long, value_enum, default_value = "find")]
+    rpc: Rpc,
+    /// Each call's deadline.
+    #[arg(long, default_value_t = 10_000)]
+    timeout_ms: u64,
+    /// Only wait, at most this long, until the match service is SERVING.
+    #[arg(long)]
+    wait_serving_s: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Layout {
+    World,
+    Tile,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, ValueEnum)]
+enum Rpc {
+    Find,
+    Health,
+}
+
+/// One request, ready to send.
+#[derive(Debug, Clone)]
+enum Call {
+    Find(Box<pb::FindRepairCenterRequest>),
+    Health(HealthCheckRequest),
+}
+
+/// What one reply showed, when it was OK.
+#[derive(Debug, Clone, Copy)]
+struct Reply {
+    encoded_bytes: usize,
+    matches: usize,
+    total_size: i64,
+}
+
+fn is_loopback(server: &str) -> bool {
+    let rest = server.split_once("://").map_or(server, |(_, rest)| rest);
+    let host = rest.split('/').next().unwrap_or_default();
+    let host = host.rsplit_once(':').map_or(host, |(host, _)| host);
+    matches!(host, "127.0.0.1" | "localhost" | "[::1]")
+}
+
+fn decode_body(path: &PathBuf, rpc: Rpc) -> anyhow::Result<Call> {
+    let framed = std::fs::read(path)?;
+    anyhow::ensure!(framed.len() >= 5 && framed[0] == 0, "{}: not an uncompressed gRPC frame", path.display());
+    let length = u32::from_be_bytes(framed[1..5].try_into()?) as usize;
+    anyhow::ensure!(framed.len() == 5 + length, "{}: frame length {length} disagrees with the file", path.display());
+    Ok(match rpc {
+        Rpc::Find => Call::Find(Box::new(pb::FindRepairCenterRequest::decode(&framed[5..])?)),
+        Rpc::Health => Call::Health(HealthCheckRequest::decode(&framed[5..])?),
+    })
+}
+
+/// The request numbered `index` among many distinct ones.
+fn distinct_find(index: usize, locations: &[repairmatch_core::geodesy::LatLng], page_size: i32) -> Call {
+    let location = locations[index % locations.len()];
+    Call::Find(Box::new(pb::FindRepairCenterRequest {
+        location: Some(pb::LatLng { latitude: location.latitude, longitude: location.longitude }),
+        terminal: Some(pb::Terminal {
+            brand: BRANDS[index % BRANDS.len()].into(),
+            model: String::new(),
+            serial_number: String::new(),
+        }),
+        fault: Some(pb::Fault {
+            category: FAULTS[(index / BRANDS.len()) % FAULTS.len()] as i32,
+            description: String::new(),
+        }),
+        page_size,
+        ..Default::default()
+    }))
+}
+
+async fn send(channel: Channel, call: Call, deadline: Duration) -> Result<Reply, tonic::Code> {
+    let outcome = tokio::time::timeout(deadline, async move {
+        match call {
+            Call::Find(message) => {
+                let mut request = tonic::Request::new(*message);
+                request.set_timeout(deadline);
+                let response = RepairMatchServiceClient::new(channel).find_repair_center(request).await?;
+                let response = response.into_inner();
+                Ok(Reply {
+                    encoded_bytes: response.encoded_len(),
+                    matches: response.matches.len(),
+                    total_size: i64::from(response.total_size),
+                })
+            }
+            Call::Health(message) => {
+                let mut request = tonic::Request::new(message);
+                request.set_timeout(deadline);
+                let response: HealthCheckResponse = HealthClient::new(channel).check(request).await?.into_inner();
+                if response.status() != ServingStatus::Serving {
+                    return Err(tonic::Status::unavailable("not serving"));
+                }
+                Ok(Reply { encoded_bytes: response.encoded_len(), matches: 0, total_size: 0 })
+            }
+        }
+    })
+    .await;
+    match outcome {
+        Ok(Ok(reply)) => Ok(reply),
+        Ok(Err(status)) => Err(status.code()),
+        Err(_elapsed) => Err(tonic::Code::DeadlineExceeded),
+    }
+}
+
+async fn connect(server: &str) -> anyhow::Result<Channel> {
+    Ok(Endpoint::from_shared(server.to_owned())?
+        .tcp_nodelay(true)
+        .connect_timeout(Duration::from_secs(2))
+        .connect()
+        .await?)
+}
+
+/// Polls the health check until the match service is SERVING.
+async fn wait_serving(server: &str, limit: Duration) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut last = String::from("never connected");
+    while started.elapsed() < limit {
+        match connect(server).await {
+            Ok(channel) => {
+                let request = HealthCheckRequest { service: MATCH_SERVICE.into() };
+                match HealthClient::new(channel).check(request).await {
+                    Ok(response) if response.get_ref().status() == ServingStatus::Serving => {
+                        println!("{}", json!({"serving": true, "waited_s": started.elapsed().as_secs_f64()}));
+                        return Ok(());
+                    }
+                    Ok(response) => last = format!("{:?}", response.get_ref().status()),
+                    Err(status) => last = format!("{:?}", status.code()),
+                }
+            }
+            Err(error) => last = error.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    println!("{}", json!({"serving": false, "last": last}));
+    anyhow::bail!("{MATCH_SERVICE} not SERVING after {limit:?} (last: {last})")
+}
+
+fn quantile_ms(sorted: &[Duration], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    // The nearest rank: the smallest value with at least q of the samples at or below it.
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1].as_secs_f64() * 1e3
+}
+
+// One thread: the script pins this client to one core, and a single-threaded
+// scheduler keeps send times from depending on which worker woke up.
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    anyhow::ensure!(is_loopback(&args.server), "{}: loopback addresses only", args.server);
+    if let Some(limit) = args.wait_serving_s {
+        return wait_serving(&args.server, Duration::from_secs_f64(limit)).await;
+    }
+    anyhow::ensure!(args.rate > 0.0 && args.connections > 0, "--rate and --connections must be positive");
+    let count = args.requests.unwrap_or((args.rate * args.duration_s).round() as usize).max(1);
+    let deadline = Duration::from_millis(args.timeout_ms);
+
+    let fixed = args.body.as_ref().map(|path| decode_body(path, args.rpc)).transpose()?;
+    let locations = match (&fixed, args.rpc, args.layout) {
+        (None, Rpc::Find, Layout::World) => datagen::sample_locations(args.locations, args.seed),
+        (None, Rpc::Find, Layout::Tile) => datagen::tile_locations(args.locations, args.seed),
+        _ => Vec::new(),
+    };
+    let request = |index: usize| match (&fixed, args.rpc) {
+        (Some(call), _) => call.clone(),
+        (None, Rpc::Find) => distinct_find(index, &locations, args.page_size),
+        (None, Rpc::Health) => Call::Health(HealthCheckRequest { service: String::new() }),
+    };
+    let mut channels = Vec::with_capacity(args.connections);
+    for _ in 0..args.connections {
+        channels.push(connect(&args.server).await?);
+    }
+
+    let interval = Duration::from_secs_f64(1.0 / args.rate);
+    let started = Instant::now() + Duration::from_millis(20);
+    let mut pending = Vec::with_capacity(count);
+    let mut send_lags = Vec::with_capacity(count);
+    let mut last_send = started;
+    for index in 0..count {
+        let scheduled = started + interval.mul_f64(index as f64);
+        if let Some(early) = scheduled.checked_duration_since(Instant::now())
+            && early > SPIN_BEFORE_SEND
+        {
+            tokio::time::sleep_until((scheduled - SPIN_BEFORE_SEND).into()).await;
+        }
+        while Instant::now() < scheduled {
+            tokio::task::yield_now().await;
+        }
+        last_send = Instant::now();
+        send_lags.push(last_send - scheduled);
+        let channel = channels[index % channels.len()].clone();
+        let call = request(index);
+        pending.push(tokio::spawn(async move {
+            let outcome = send(channel, call, deadline).await;
+            (scheduled.elapsed(), outcome)
+        }));
+    }
+
+    let mut latencies = Vec::with_capacity(count);
+    let mut errors: BTreeMap<String, usize> = BTreeMap::new();
+    let mut last_reply = None;
+    let mut reply_bytes = 0_usize;
+    for task in pending {
+        let (latency, outcome) = task.await?;
+        match outcome {
+            Ok(reply) => {
+                latencies.push(latency);
+                reply_bytes += reply.encoded_bytes;
+                last_reply = Some(reply);
+            }
+            Err(code) => *errors.entry(format!("{code:?}")).or_default() += 1,
+        }
+    }
+    let finished = started.elapsed();
+    latencies.sort();
+    send_lags.sort();
+    let send_window = last_send.saturating_duration_since(started);
+    // Over n sends there are n - 1 intervals; a single request has no rate.
+    let achieved_rate = if count > 1 { (count - 1) as f64 / send_window.as_secs_f64() } else { args.rate };
+    let error_count: usize = errors.values().sum();
+    let ok = latencies.len();
+    println!(
+        "{count} requests at {:.0}/s (achieved {achieved_rate:.0}/s over {:.2} s): {ok} OK, {error_count} errors {errors:?}",
+        args.rate,
+        send_window.as_secs_f64()
+    );
+    println!(
+        "latency from scheduled send, ms: p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}  (client sent late by p99 {:.3} ms)",
+        quantile_ms(&latencies, 0.5),
+        quantile_ms(&latencies, 0.9),
+        quantile_ms(&latencies, 0.99),
+        quantile_ms(&latencies, 0.999),
+        quantile_ms(&latencies, 1.0),
+        quantile_ms(&send_lags, 0.99),
+    );
+    println!(
+        "{}",
+        json!({
+            "rpc": format!("{:?}", args.rpc).to_lowercase(),
+            "requests": count,
+            "ok": ok,
+            "errors": error_count,
+            "errors_by_code": errors,
+            "target_rate": args.rate,
+            "achieved_rate": achieved_rate,
+            "send_window_s": send_window.as_secs_f64(),
+            "finished_s": finished.as_secs_f64(),
+            "send_lag_p99_ms": quantile_ms(&send_lags, 0.99),
+            "send_lag_max_ms": quantile_ms(&send_lags, 1.0),
+            "p50_ms": quantile_ms(&latencies, 0.5),
+            "p90_ms": quantile_ms(&latencies, 0.9),
+            "p99_ms": quantile_ms(&latencies, 0.99),
+            "p999_ms": quantile_ms(&latencies, 0.999),
+            "max_ms": quantile_ms(&latencies, 1.0),
+            "reply_bytes_avg": if ok > 0 { reply_bytes as f64 / ok as f64 } else { 0.0 },
+            "last_reply_matches": last_reply.map(|r| r.matches),
+            "last_reply_total_size": last_reply.map(|r| r.total_size),
+        })
+    );
+    Ok(())
+}
