@@ -152,6 +152,33 @@ fn quote_slot(fault: Option<FaultCategory>) -> usize {
     fault.map_or(0, |fault| fault as usize + 1)
 }
 
+/// A center's quote midpoints per fault and their one currency: what a
+/// Find over thousands of candidates orders them by before running the rules.
+#[derive(Debug, Clone)]
+struct QuoteHints {
+    midpoints: [f32; QUOTE_SLOTS],
+    currency: Option<CurrencyCode>,
+}
+
+impl QuoteHints {
+    fn of(center: &RepairCenter) -> Self {
+        let mut midpoints = [f32::NAN; QUOTE_SLOTS];
+        let faults = std::iter::once(None).chain(FaultCategory::ALL_VALUES.into_iter().map(Some));
+        for fault in faults {
+            if let Some((low, high)) = price_for(&center.prices, fault) {
+                let midpoint = (low.amount_minor_units as f64 + high.amount_minor_units as f64) / 2.0;
+                midpoints[quote_slot(fault)] = midpoint as f32;
+            }
+        }
+        let first = center.prices.first().map(|price| price.min.currency_code);
+        let single = center
+            .prices
+            .iter()
+            .all(|price| Some(price.min.currency_code) == first && price.max.currency_code == price.min.currency_code);
+        Self { midpoints, currency: first.filter(|_| single) }
+    }
+}
+
 /// One center's coverage box in a brand's tree, with a copy of the facts the
 /// [`CandidateFilter`] checks, so rejecting a candidate reads only the tree's
 /// own contiguous memory.
@@ -167,8 +194,6 @@ struct IndexEntry {
     /// Squared chord on the unit sphere beyond which the radius cannot reach;
     /// infinite for polygon-only coverage.
     max_chord_squared: f64,
-    quote_midpoints: [f32; QUOTE_SLOTS],
-    quote_currency: Option<CurrencyCode>,
     kind: CenterKind,
 }
 
@@ -180,22 +205,7 @@ impl IndexEntry {
             let angle = radius_km * (1.0 + 1e-6) / MIN_RADIUS_OF_CURVATURE_KM + 1e-12;
             if angle >= PI { f64::INFINITY } else { (2.0 * (angle / 2.0).sin()).powi(2) }
         });
-        let mut quote_midpoints = [f32::NAN; QUOTE_SLOTS];
-        let faults = std::iter::once(None).chain(FaultCategory::ALL_VALUES.into_iter().map(Some));
-        for fault in faults {
-            if let Some((low, high)) = price_for(&center.prices, fault) {
-                let midpoint = (low.amount_minor_units as f64 + high.amount_minor_units as f64) / 2.0;
-                quote_midpoints[quote_slot(fault)] = midpoint as f32;
-            }
-        }
-        let first_currency = center.prices.first().map(|price| price.min.currency_code);
-        let single_currency = center
-            .prices
-            .iter()
-            .all(|p| Some(p.min.currency_code) == first_currency && p.max.currency_code == p.min.currency_code);
         Self {
-            quote_midpoints,
-            quote_currency: first_currency.filter(|_| single_currency),
             kind: center.kind,
             envelope,
             candidate,
@@ -215,12 +225,12 @@ impl IndexEntry {
             && chord_squared(&self.location, &filter.merchant) <= self.max_chord_squared
     }
 
-    fn hinted(&self, filter: &CandidateFilter) -> HintedCandidate {
+    fn hinted(&self, filter: &CandidateFilter, quotes: &QuoteHints) -> HintedCandidate {
         HintedCandidate {
             candidate: self.candidate,
             chord_squared: chord_squared(&self.location, &filter.merchant),
-            quote_midpoint: self.quote_midpoints[quote_slot(filter.fault)],
-            quote_currency: self.quote_currency,
+            quote_midpoint: quotes.midpoints[quote_slot(filter.fault)],
+            quote_currency: quotes.currency,
             authorized_kind: self.kind == CenterKind::Authorized,
             bank_service: self.kind == CenterKind::BankService,
         }
@@ -271,6 +281,7 @@ struct Layer {
     first_slot: Slot,
     centers: Vec<Arc<RepairCenter>>,
     facts: Vec<MatchFacts>,
+    quote_hints: Vec<QuoteHints>,
     prices: Vec<PriceRange>,
     /// Local positions, ordered by the center's id.
     by_id: Vec<u32>,
@@ -289,6 +300,7 @@ impl Layer {
             prices.extend_from_slice(&center.prices);
             facts.push(MatchFacts::of(center, quotes));
         }
+        let quote_hints = centers.iter().map(|center| QuoteHints::of(center)).collect();
         let mut by_id: Vec<u32> = (0..centers.len() as u32).collect();
         by_id.sort_unstable_by(|&a, &b| centers[a as usize].id.cmp(&centers[b as usize].id));
 
@@ -312,7 +324,7 @@ impl Layer {
         }
         let trees_by_brand =
             entries_by_brand.into_iter().map(|(brand, entries)| (brand, RTree::bulk_load(entries))).collect();
-        Self { first_slot, centers, facts, prices, by_id, trees_by_brand }
+        Self { first_slot, centers, facts, quote_hints, prices, by_id, trees_by_brand }
     }
 
     fn len(&self) -> usize {
@@ -574,7 +586,10 @@ impl Catalog {
         brand_key: &str,
         filter: &'a CandidateFilter,
     ) -> impl Iterator<Item = HintedCandidate> + 'a {
-        self.entries(brand_key, filter).map(|entry| entry.hinted(filter))
+        self.entries(brand_key, filter).map(|entry| {
+            let (layer, local) = self.layer(entry.candidate.slot);
+            entry.hinted(filter, &layer.quote_hints[local])
+        })
     }
 
     fn entries<'a>(
