@@ -16,6 +16,11 @@
 //! `--wait-serving-s S` only waits until the health check says the match
 //! service is SERVING.
 //!
+//! With `--write-batch N --write-key KEY`, one `UpsertRepairCenters` of N new
+//! centers (an ops tenant's key) is sent at `--write-at-s` into the run: the
+//! output adds how long the write took to be acknowledged (durable and
+//! served: the snapshot swapped) and the readers' latency while it ran.
+//!
 //! Every reply's gRPC status is checked; non-OK replies (and calls past their
 //! deadline) are errors, not latencies. The last line of output is JSON:
 //! target and achieved rate, how late the client itself sent, p50 / p90 /
@@ -30,6 +35,7 @@ use clap::{Parser, ValueEnum};
 use prost::Message;
 use repairmatch_datagen as datagen;
 use repairmatch_proto::v1 as pb;
+use repairmatch_proto::v1::catalog_service_client::CatalogServiceClient;
 use repairmatch_proto::v1::repair_match_service_client::RepairMatchServiceClient;
 use serde_json::json;
 use tonic::transport::{Channel, Endpoint};
@@ -94,6 +100,43 @@ struct Args {
     /// Only wait, at most this long, until the match service is SERVING.
     #[arg(long)]
     wait_serving_s: Option<f64>,
+    /// Upsert this many new centers in one call during the run.
+    #[arg(long, requires = "write_key")]
+    write_batch: Option<usize>,
+    /// An ops tenant's API key for the write.
+    #[arg(long)]
+    write_key: Option<String>,
+    /// When the write is sent, seconds into the run.
+    #[arg(long, default_value_t = 2.0)]
+    write_at_s: f64,
+}
+
+/// How one write went: when it ran and what came back.
+#[derive(Debug)]
+struct Write {
+    started: Instant,
+    took: Duration,
+    applied: usize,
+    refused: usize,
+}
+
+/// Upserts `count` new centers (datagen's, under ids of their own) in one call.
+async fn write(channel: Channel, count: usize, key: &str) -> anyhow::Result<Write> {
+    let centers = datagen::generate(count, 99)
+        .centers
+        .iter()
+        .map(|center| pb::RepairCenter {
+            id: format!("bench-write-{}", center.id),
+            ..repairmatch::convert::center_to_proto(center)
+        })
+        .collect();
+    let mut request = tonic::Request::new(pb::UpsertRepairCentersRequest { centers });
+    request.metadata_mut().insert("authorization", format!("Bearer {key}").parse()?);
+    let started = Instant::now();
+    let response = CatalogServiceClient::new(channel).upsert_repair_centers(request).await?.into_inner();
+    let took = started.elapsed();
+    let applied = response.results.iter().filter(|result| result.outcome() == pb::ItemOutcome::Ok).count();
+    Ok(Write { started, took, applied, refused: response.results.len() - applied })
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -266,6 +309,19 @@ async fn main() -> anyhow::Result<()> {
 
     let interval = Duration::from_secs_f64(1.0 / args.rate);
     let started = Instant::now() + Duration::from_millis(20);
+    // The write waits for its moment on its own connection, so it neither
+    // delays nor shares a stream with the readers' sends.
+    let writer = match (args.write_batch, &args.write_key) {
+        (Some(count), Some(key)) => {
+            let (channel, key) = (connect(&args.server).await?, key.clone());
+            let at = started + Duration::from_secs_f64(args.write_at_s);
+            Some(tokio::spawn(async move {
+                tokio::time::sleep_until(at.into()).await;
+                write(channel, count, &key).await
+            }))
+        }
+        _ => None,
+    };
     let mut pending = Vec::with_capacity(count);
     let mut send_lags = Vec::with_capacity(count);
     let mut last_send = started;
@@ -285,19 +341,31 @@ async fn main() -> anyhow::Result<()> {
         let call = request(index);
         pending.push(tokio::spawn(async move {
             let outcome = send(channel, call, deadline).await;
-            (scheduled.elapsed(), outcome)
+            (scheduled, scheduled.elapsed(), outcome)
         }));
     }
 
+    let write = match writer {
+        Some(task) => Some(task.await??),
+        None => None,
+    };
+    let mut during_write = Vec::new();
     let mut latencies = Vec::with_capacity(count);
     let mut errors: BTreeMap<String, usize> = BTreeMap::new();
     let mut last_reply = None;
     let mut reply_bytes = 0_usize;
     for task in pending {
-        let (latency, outcome) = task.await?;
+        let (scheduled, latency, outcome) = task.await?;
         match outcome {
             Ok(reply) => {
                 latencies.push(latency);
+                // Readers whose call was in flight while the write ran.
+                if let Some(write) = &write
+                    && scheduled + latency >= write.started
+                    && scheduled <= write.started + write.took
+                {
+                    during_write.push(latency);
+                }
                 reply_bytes += reply.encoded_bytes;
                 last_reply = Some(reply);
             }
@@ -307,6 +375,27 @@ async fn main() -> anyhow::Result<()> {
     let finished = started.elapsed();
     latencies.sort();
     send_lags.sort();
+    during_write.sort();
+    let write_json = write.as_ref().map(|write| {
+        println!(
+            "write of {} centers acknowledged in {:.1} ms ({} refused); {} readers in flight meanwhile: p99 {:.3} ms, max {:.3} ms",
+            write.applied + write.refused,
+            write.took.as_secs_f64() * 1e3,
+            write.refused,
+            during_write.len(),
+            quantile_ms(&during_write, 0.99),
+            quantile_ms(&during_write, 1.0),
+        );
+        json!({
+            "centers": write.applied + write.refused,
+            "applied": write.applied,
+            "refused": write.refused,
+            "took_ms": write.took.as_secs_f64() * 1e3,
+            "readers_during": during_write.len(),
+            "readers_during_p99_ms": quantile_ms(&during_write, 0.99),
+            "readers_during_max_ms": quantile_ms(&during_write, 1.0),
+        })
+    });
     let send_window = last_send.saturating_duration_since(started);
     // Over n sends there are n - 1 intervals; a single request has no rate.
     let achieved_rate = if count > 1 { (count - 1) as f64 / send_window.as_secs_f64() } else { args.rate };
@@ -348,6 +437,7 @@ async fn main() -> anyhow::Result<()> {
             "reply_bytes_avg": if ok > 0 { reply_bytes as f64 / ok as f64 } else { 0.0 },
             "last_reply_matches": last_reply.map(|r| r.matches),
             "last_reply_total_size": last_reply.map(|r| r.total_size),
+            "write": write_json,
         })
     );
     Ok(())
