@@ -282,11 +282,6 @@ impl FindCache {
         Some(hit)
     }
 
-    /// Whether `key` is held in process (a prefetch skips those).
-    pub fn holds(&self, key: &CacheKey) -> bool {
-        self.local.contains_key(key)
-    }
-
     /// Caches `answer` under `key` in every tier.
     pub async fn insert(&self, key: CacheKey, answer: Arc<FindAnswer>) {
         if let Some(shared) = &self.shared {
