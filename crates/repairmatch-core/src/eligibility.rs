@@ -390,8 +390,6 @@ impl<'a> MatchContext<'a> {
             BrandSupportLevel::BrandListed
         };
         let in_warranty = self.warranty == WarrantyStatus::InWarranty;
-        let bank_tier = policies.bank_service_first && deploying_bank.is_some() && !serves_deploying_bank;
-        let warranty_tier = policies.warranty_first && in_warranty && !authorized;
         Ok(Eligible {
             slot,
             distance_km,
@@ -401,8 +399,21 @@ impl<'a> MatchContext<'a> {
             brand_support,
             price,
             warranty_covered: in_warranty && authorized,
-            tier: u32::from(bank_tier) * 2 + u32::from(warranty_tier),
+            tier: self.tier(authorized, serves_deploying_bank),
         })
+    }
+
+    /// The tier the profile's policies give a match: 0 ranks first. A bank
+    /// service point of the deploying bank goes before the rest, and within
+    /// that, in warranty, a center authorized for the brand. Given what a
+    /// center *could* be (a bank service point could serve the bank), this is
+    /// the best tier it could get.
+    pub fn tier(&self, authorized: bool, serves_deploying_bank: bool) -> u32 {
+        let policies = &self.profile.policies;
+        let bank_deployed = self.query.ownership.deploying_bank().is_some();
+        let bank_tier = policies.bank_service_first && bank_deployed && !serves_deploying_bank;
+        let warranty_tier = policies.warranty_first && self.warranty == WarrantyStatus::InWarranty && !authorized;
+        u32::from(bank_tier) * 2 + u32::from(warranty_tier)
     }
 
     /// The explanation for a center that is not matched.

@@ -131,7 +131,13 @@ pub fn find_pages(
     let filter = context.candidate_filter();
     let candidates: Vec<HintedCandidate> = catalog.hinted_candidates(&context.brand_key, &filter).collect();
     let page_size = query.page_size.unwrap_or(profile.default_page_size).clamp(1, MAX_PAGE_SIZE) as usize;
-    let ranker = Ranker { catalog, context: &context, after: after.as_ref(), page_size: page_size * pages.max(1) };
+    let ranker = Ranker {
+        catalog,
+        context: &context,
+        weights: profile.weights.normalized().as_factor_array(),
+        after: after.as_ref(),
+        page_size: page_size * pages.max(1),
+    };
     let ranking = if candidates.len() <= exact_total_limit {
         ranker.rank_all(&candidates)
     } else {
@@ -198,29 +204,38 @@ struct Ranking {
 struct Ranker<'a> {
     catalog: &'a Catalog,
     context: &'a MatchContext<'a>,
+    /// The profile's weights, normalized.
+    weights: [f64; 5],
     after: Option<&'a SortKey>,
     page_size: usize,
 }
 
 impl Ranker<'_> {
+    /// The id of the center of `eligible[index]`.
+    fn id<'e>(&'e self, eligible: &'e [Eligible], index: u32) -> &'e str {
+        self.catalog.center_at(eligible[index as usize].slot).id.as_str()
+    }
+
+    /// The place in the order of `eligible[index]`, or `None` when it comes
+    /// at or before the page token's key.
+    fn key_after_token(&self, eligible: &[Eligible], index: usize, cheapest: &CheapestQuotes) -> Option<RankKey> {
+        let found = eligible[index];
+        let key = RankKey {
+            tier: found.tier,
+            score: score(found, self.context.profile, &self.weights, cheapest, self.catalog).score,
+            distance_km: found.distance_km,
+            index: index as u32,
+        };
+        self.after.is_none_or(|after| key.is_after(after, self.id(eligible, key.index))).then_some(key)
+    }
+
     /// Runs the rules on every candidate: an exact total.
     fn rank_all(&self, candidates: &[HintedCandidate]) -> Ranking {
         let eligible: Vec<Eligible> =
             candidates.iter().filter_map(|hinted| self.context.evaluate(self.catalog, hinted.candidate).ok()).collect();
         let cheapest = CheapestQuotes::of(&eligible);
-        let weights = self.context.profile.weights.normalized().as_factor_array();
-        let id = |index: u32| self.catalog.center_at(eligible[index as usize].slot).id.as_str();
-        let keys: Vec<RankKey> = eligible
-            .iter()
-            .enumerate()
-            .map(|(index, candidate)| RankKey {
-                tier: candidate.tier,
-                score: score(*candidate, self.context.profile, &weights, &cheapest, self.catalog).score,
-                distance_km: candidate.distance_km,
-                index: index as u32,
-            })
-            .filter(|key| self.after.is_none_or(|after| key.is_after(after, id(key.index))))
-            .collect();
+        let keys: Vec<RankKey> =
+            (0..eligible.len()).filter_map(|index| self.key_after_token(&eligible, index, &cheapest)).collect();
         let ranked_before = eligible.len() - keys.len();
         self.page(&eligible, keys, &cheapest, ranked_before, eligible.len(), false)
     }
@@ -237,16 +252,11 @@ impl Ranker<'_> {
     fn rank_nearest_first(&self, candidates: &[HintedCandidate], exact_total_limit: usize) -> Ranking {
         let (catalog, context) = (self.catalog, self.context);
         let profile = context.profile;
-        let policies = &profile.policies;
         let in_warranty = context.warranty == WarrantyStatus::InWarranty;
-        let bank_deployed = context.query.ownership.deploying_bank().is_some();
         let authorized = |hinted: &HintedCandidate| hinted.authorized_kind && hinted.candidate.brand.authorized;
-        // The best tier the rules could give each candidate (see `check`).
-        let tier_at_least = |hinted: &HintedCandidate| {
-            let bank = policies.bank_service_first && bank_deployed && !hinted.bank_service;
-            let warranty = policies.warranty_first && in_warranty && !authorized(hinted);
-            usize::from(bank) * 2 + usize::from(warranty)
-        };
+        // The best tier the rules could give each candidate: any bank service
+        // point might serve the deploying bank.
+        let tier_at_least = |hinted: &HintedCandidate| context.tier(authorized(hinted), hinted.bank_service) as usize;
         let mut visits = Visits {
             tiers: candidates.iter().map(tier_at_least).collect(),
             unvisited_by_tier: [0; 4],
@@ -310,24 +320,15 @@ impl Ranker<'_> {
         }
         let cheapest = CheapestQuotes::of(&visits.eligible);
 
-        let weights = profile.weights.normalized().as_factor_array();
-        let id = |eligible: &[Eligible], index: u32| catalog.center_at(eligible[index as usize].slot).id.as_str();
         let mut keys: Vec<RankKey> = Vec::new();
         let mut ranked_before = 0;
         // The page's best (tier, score) so far, best first, at most a page.
         let mut best: Vec<(u32, f64)> = Vec::with_capacity(self.page_size + 1);
         let mut rank = |index: usize, eligible: &[Eligible], keys: &mut Vec<RankKey>, best: &mut Vec<(u32, f64)>| {
-            let found = eligible[index];
-            let key = RankKey {
-                tier: found.tier,
-                score: score(found, profile, &weights, &cheapest, catalog).score,
-                distance_km: found.distance_km,
-                index: index as u32,
-            };
-            if self.after.is_some_and(|after| !key.is_after(after, id(eligible, key.index))) {
+            let Some(key) = self.key_after_token(eligible, index, &cheapest) else {
                 ranked_before += 1;
                 return;
-            }
+            };
             keys.push(key);
             let position = best.partition_point(|&(tier, score)| (tier, -score) <= (key.tier, -key.score));
             if position < self.page_size {
@@ -345,7 +346,7 @@ impl Ranker<'_> {
             .filter(|(i, _)| !visits.visited[*i])
             .map(|(i, c)| (order_key(c.chord_squared), i as u32))
             .collect();
-        let distance_weight = weights[0];
+        let distance_weight = self.weights[0];
         let mut stopped = false;
         for index in ascending(&mut nearest) {
             if visits.eligible.len() > exact_total_limit && keys.len() > self.page_size {
@@ -385,19 +386,18 @@ impl Ranker<'_> {
         total_size: usize,
         total_size_is_estimate: bool,
     ) -> Ranking {
-        let id = |index: u32| self.catalog.center_at(eligible[index as usize].slot).id.as_str();
         let has_more = keys.len() > self.page_size;
-        let rank_cmp = |a: &RankKey, b: &RankKey| a.cmp_without_id(b).then_with(|| id(a.index).cmp(id(b.index)));
+        let rank_cmp = |a: &RankKey, b: &RankKey| {
+            a.cmp_without_id(b).then_with(|| self.id(eligible, a.index).cmp(self.id(eligible, b.index)))
+        };
         if has_more {
             keys.select_nth_unstable_by(self.page_size, rank_cmp);
             keys.truncate(self.page_size);
         }
         keys.sort_unstable_by(rank_cmp);
-        let profile = self.context.profile;
-        let weights = profile.weights.normalized().as_factor_array();
         let page = keys
             .iter()
-            .map(|key| score(eligible[key.index as usize], profile, &weights, cheapest, self.catalog))
+            .map(|key| score(eligible[key.index as usize], self.context.profile, &self.weights, cheapest, self.catalog))
             .collect();
         Ranking { page, ranked_before, total_size, total_size_is_estimate, has_more }
     }

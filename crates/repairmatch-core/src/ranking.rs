@@ -129,14 +129,6 @@ impl Scored {
         order(a.tier, self.score, a.distance_km, b.tier, other.score, b.distance_km)
             .then_with(|| catalog.center_at(a.slot).id.cmp(&catalog.center_at(b.slot).id))
     }
-
-    /// Whether this match comes after `key` in the ranking.
-    pub fn is_after(&self, key: &SortKey, catalog: &Catalog) -> bool {
-        let e = &self.eligible;
-        order(e.tier, self.score, e.distance_km, key.tier, key.score, key.distance_km)
-            .then_with(|| catalog.center_at(e.slot).id.as_str().cmp(&key.center_id))
-            == Ordering::Greater
-    }
 }
 
 /// The cheapest eligible quote midpoint per currency: the price factor's
