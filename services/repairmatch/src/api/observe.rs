@@ -74,8 +74,8 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let started = Instant::now();
-        let (service, method) = service_and_method(request.uri().path());
-        let (service, method) = (service.to_owned(), method.to_owned());
+        // A shared handle on the request's path bytes, not a copy.
+        let path = request.uri().path_and_query().cloned();
         let metrics = self.metrics.clone();
         let answer = self.inner.call(request);
         Box::pin(async move {
@@ -83,8 +83,10 @@ where
             let code = code_of(&response);
             // A path nobody serves is answered UNIMPLEMENTED: label it as one
             // series, so callers cannot mint new ones at will.
-            let (service, method) =
-                if code == tonic::Code::Unimplemented { ("unknown", "unknown") } else { (&*service, &*method) };
+            let (service, method) = match &path {
+                Some(path) if code != tonic::Code::Unimplemented => service_and_method(path.path()),
+                _ => ("unknown", "unknown"),
+            };
             metrics.record_call(service, method, code, started.elapsed());
             Ok(response)
         })
