@@ -74,6 +74,8 @@ fn config_for(store_dir: &Path) -> Config {
     let mut config = Config::default();
     config.store.path = store_dir.join("catalog.redb");
     config.store.load_sample_when_empty = false;
+    // No load balancer to wait for: stop at once.
+    config.server.shutdown_pause_ms = 0;
     config.auth.allow_anonymous_find = true;
     config.profiles.insert("nearest".into(), repairmatch_core::RankingProfile::default());
     for (name, role, brands, profiles) in TENANTS {
@@ -137,7 +139,7 @@ impl TestServer {
     /// Starts a server on an existing store directory.
     pub async fn start_on(store_dir: tempfile::TempDir) -> Self {
         let config = config_for(store_dir.path());
-        Self::start_with(store_dir, config, None).await
+        Self::start_with(store_dir, config, Vec::new()).await
     }
 
     /// Imports `fixture` and serves with the test config as `adjust` leaves it.
@@ -146,7 +148,7 @@ impl TestServer {
         import_fixture(store_dir.path(), fixture).expect("fixture imports");
         let mut config = config_for(store_dir.path());
         adjust(&mut config);
-        Self::start_with(store_dir, config, None).await
+        Self::start_with(store_dir, config, Vec::new()).await
     }
 
     /// Imports `fixture`, then serves with the config in `config_file` (its
@@ -158,16 +160,26 @@ impl TestServer {
     /// Like [`TestServer::start_watching`]; `watch` false leaves reloads to
     /// the caller (SIGHUP, or `app.reload_from`).
     pub async fn start_with_config_file(fixture: &Fixture, config_file: &Path, watch: bool) -> Self {
-        let store_dir = tempfile::tempdir().expect("temp dir");
-        import_fixture(store_dir.path(), fixture).expect("fixture imports");
-        let mut config = Config::load(Some(config_file)).expect("test config is valid");
-        config.store = config_for(store_dir.path()).store;
-        Self::start_with(store_dir, config, watch.then(|| config_file.to_owned())).await
+        Self::start_with_config_files(fixture, &[config_file.to_owned()], watch).await
     }
 
-    async fn start_with(store_dir: tempfile::TempDir, config: Config, watch: Option<PathBuf>) -> Self {
+    /// Serves with the layered `config_files` (a later one overrides an
+    /// earlier one), the store settings replaced by the test store; watching
+    /// every file when `watch`.
+    pub async fn start_with_config_files(fixture: &Fixture, config_files: &[PathBuf], watch: bool) -> Self {
+        let store_dir = tempfile::tempdir().expect("temp dir");
+        import_fixture(store_dir.path(), fixture).expect("fixture imports");
+        let mut config = Config::load(config_files).expect("test config is valid");
+        let defaults = config_for(store_dir.path());
+        config.store = defaults.store;
+        config.server.shutdown_pause_ms = defaults.server.shutdown_pause_ms;
+        let watched = if watch { config_files.to_vec() } else { Vec::new() };
+        Self::start_with(store_dir, config, watched).await
+    }
+
+    async fn start_with(store_dir: tempfile::TempDir, config: Config, watch: Vec<PathBuf>) -> Self {
         let app = tokio::task::spawn_blocking(move || App::open(config)).await.unwrap().expect("store opens");
-        let _config_watcher = watch.map(|path| reload::watch(app.clone(), path).expect("watch config"));
+        let _config_watcher = (!watch.is_empty()).then(|| reload::watch(app.clone(), watch).expect("watch config"));
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().unwrap();
         let (shutdown, stopped) = oneshot::channel::<()>();
@@ -221,16 +233,22 @@ impl TestServer {
 /// go into a fresh `..<version>` directory, then a `..data` symlink is swapped
 /// to it by an atomic rename. `dir/repairmatch.toml` links through `..data`.
 pub fn publish_config_map(dir: &Path, version: &str, contents: &str) -> PathBuf {
+    publish_mounted(dir, version, "repairmatch.toml", contents)
+}
+
+/// Publishes `name` in `dir` the way Kubernetes updates a mounted ConfigMap
+/// or Secret (see [`publish_config_map`]).
+pub fn publish_mounted(dir: &Path, version: &str, name: &str, contents: &str) -> PathBuf {
     let versioned = dir.join(format!("..{version}"));
     std::fs::create_dir_all(&versioned).expect("version dir");
-    std::fs::write(versioned.join("repairmatch.toml"), contents).expect("config file");
+    std::fs::write(versioned.join(name), contents).expect("mounted file");
     let staging = dir.join("..data_tmp");
     let _ = std::fs::remove_file(&staging);
     std::os::unix::fs::symlink(format!("..{version}"), &staging).expect("staging link");
     std::fs::rename(&staging, dir.join("..data")).expect("atomic swap");
-    let file = dir.join("repairmatch.toml");
+    let file = dir.join(name);
     if std::fs::symlink_metadata(&file).is_err() {
-        std::os::unix::fs::symlink("..data/repairmatch.toml", &file).expect("file link");
+        std::os::unix::fs::symlink(format!("..data/{name}"), &file).expect("file link");
     }
     file
 }

@@ -234,7 +234,7 @@ async fn sighup_reloads_the_file_and_counts_an_unchanged_refused_file_once() {
     let file = dir.path().join("repairmatch.toml");
     std::fs::write(&file, config_weighing("distance")).unwrap();
     let server = TestServer::start_with_config_file(&fixture(), &file, false).await;
-    repairmatch::reload::reload_on_sighup(server.app.clone(), file.clone()).expect("SIGHUP handler");
+    repairmatch::reload::reload_on_sighup(server.app.clone(), vec![file.clone()]).expect("SIGHUP handler");
     std::fs::write(&file, config_weighing("rating")).unwrap();
     let mut client = server.client().await;
     let before = client.find_repair_center(find_request()).await.unwrap().into_inner();
@@ -287,8 +287,42 @@ async fn revoking_a_key_takes_effect_on_reload_without_a_restart() {
     assert!(catalog.upsert_repair_centers(write()).await.is_ok());
 
     std::fs::write(&file, with_tenant("")).unwrap();
-    assert_eq!(server.app.reload_from(&file), Ok(Some(2)));
+    assert_eq!(server.app.reload_from(&[&file]), Ok(Some(2)));
     let status = catalog.upsert_repair_centers(write()).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::Unauthenticated, "the revoked key is refused at once");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_from_a_mounted_secret_rotate_live_beside_the_config_map() {
+    // As in the k8s manifests: the config from a ConfigMap, the tenants'
+    // key hashes from a Secret, each mounted as a directory and updated by
+    // a symlink swap.
+    let config_map = tempfile::tempdir().unwrap();
+    let secret = tempfile::tempdir().unwrap();
+    let config = publish_config_map(config_map.path(), "1", &config_weighing("distance"));
+    let tenant = |key: &str| {
+        let hash = repairmatch::auth::key_hash(key);
+        format!("[tenants.provider-fix]\nrole = \"provider\"\nkey_sha256 = [\"{hash}\"]\n")
+    };
+    let (old_key, new_key) = ("rmk_rotation_old", "rmk_rotation_new");
+    let tenants = publish_mounted(secret.path(), "1", "tenants.toml", &tenant(old_key));
+    let server = TestServer::start_with_config_files(&fixture(), &[config, tenants], true).await;
+    let write = || pb::UpsertRepairCentersRequest { centers: vec![center_east("rotated", 1.0)] };
+    let mut old = server.catalog_as(Some(old_key.to_owned())).await;
+    let mut new = server.catalog_as(Some(new_key.to_owned())).await;
+    old.upsert_repair_centers(write()).await.expect("the key from the Secret works");
+    assert_eq!(new.upsert_repair_centers(write()).await.unwrap_err().code(), tonic::Code::Unauthenticated);
+
+    publish_mounted(secret.path(), "2", "tenants.toml", &tenant(new_key));
+    eventually("the new key works", async || new.upsert_repair_centers(write()).await.is_ok()).await;
+    let refused = old.upsert_repair_centers(write()).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated, "the key taken out of the Secret is revoked");
+    // The ConfigMap's settings held through the Secret's update.
+    assert_eq!(server.app.config().config.profiles["default"], {
+        let only_distance: repairmatch::Config =
+            repairmatch::Config::load(&[config_map.path().join("repairmatch.toml")]).unwrap();
+        only_distance.profiles["default"].clone()
+    });
     server.stop().await;
 }

@@ -1,4 +1,4 @@
-//! Live configuration: the service reloads its config file when the file's
+//! Live configuration: the service reloads its config files when a file's
 //! directory changes (a Kubernetes ConfigMap update swaps the `..data`
 //! symlink there, so watching the file itself would miss it; a `subPath`
 //! mount never updates at all) and on SIGHUP.
@@ -25,67 +25,89 @@ use notify::{EventKind, RecommendedWatcher, RecursiveMode};
 use notify_debouncer_full::{DebounceEventResult, DebouncedEvent, Debouncer, RecommendedCache, new_debouncer};
 
 use crate::App;
+use crate::config::describe_files;
 
 /// How long a directory must stay still before the file is read: long enough
 /// to cover a ConfigMap swap or an editor's save, short for a human.
 const DEBOUNCE: Duration = Duration::from_millis(250);
 
-/// Keeps the watch alive; dropping it stops watching.
+/// Keeps a watch on some directories alive; dropping it stops watching.
 #[derive(Debug)]
-pub struct ConfigWatcher {
+pub struct DirectoryWatch {
     /// Always `Some` until dropped.
     debouncer: Option<Debouncer<RecommendedWatcher, RecommendedCache>>,
-    reloader: Reloader,
 }
 
-impl Drop for ConfigWatcher {
+impl Drop for DirectoryWatch {
     fn drop(&mut self) {
         // Waits (a debounce tick at most) for the debouncer's thread, which
-        // holds the app: once the watcher is gone, so is every reload, and
-        // the store can be opened again.
+        // holds whatever the callback holds (the app): once the watch is
+        // gone, so is every reload, and the store can be opened again.
         if let Some(debouncer) = self.debouncer.take() {
             debouncer.stop();
         }
     }
 }
 
+/// Calls `on_change` (on the watcher's own thread) whenever something in the
+/// directory of any of `files` may have changed what a file there says.
+/// Directories, not files: a Kubernetes ConfigMap or Secret update swaps a
+/// symlink beside the file and never touches the file itself.
+pub fn watch_directories(files: &[PathBuf], on_change: impl Fn() + Send + 'static) -> notify::Result<DirectoryWatch> {
+    let mut directories: Vec<PathBuf> = files
+        .iter()
+        .map(|file| match file.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
+            _ => PathBuf::from("."),
+        })
+        .collect();
+    directories.sort();
+    directories.dedup();
+    let mut debouncer = new_debouncer(DEBOUNCE, None, move |result: DebounceEventResult| match result {
+        Ok(events) if events.iter().any(may_change_content) => on_change(),
+        Ok(_) => {}
+        Err(errors) => {
+            for error in errors {
+                tracing::warn!(%error, "watching a configuration directory");
+            }
+        }
+    })?;
+    for directory in &directories {
+        debouncer.watch(directory, RecursiveMode::NonRecursive)?;
+    }
+    Ok(DirectoryWatch { debouncer: Some(debouncer) })
+}
+
+/// Keeps the config watch alive; dropping it stops watching.
+#[derive(Debug)]
+pub struct ConfigWatcher {
+    _watch: DirectoryWatch,
+    reloader: Reloader,
+}
+
 impl ConfigWatcher {
     /// Also reloads on SIGHUP until the process ends, sharing the watcher's
-    /// memory of the last file read, so a file that both paths see counts once.
+    /// memory of the last files read, so a change both paths see counts once.
     #[cfg(unix)]
     pub fn reload_on_sighup(&self) -> io::Result<()> {
         self.reloader.clone().reload_on_sighup()
     }
 }
 
-/// Reloads `path` into `app` whenever its directory changes.
-pub fn watch(app: App, path: PathBuf) -> notify::Result<ConfigWatcher> {
-    let directory = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    let reloader = Reloader::new(app, path);
-    let on_events = reloader.clone();
-    // The handler runs on the debouncer's own thread, which ends when the
-    // debouncer is dropped.
-    let mut debouncer = new_debouncer(DEBOUNCE, None, move |result: DebounceEventResult| match result {
-        Ok(events) if events.iter().any(may_change_content) => on_events.reload(Trigger::FileChange),
-        Ok(_) => {}
-        Err(errors) => {
-            for error in errors {
-                tracing::warn!(%error, "watching the configuration directory");
-            }
-        }
-    })?;
-    debouncer.watch(&directory, RecursiveMode::NonRecursive)?;
-    Ok(ConfigWatcher { debouncer: Some(debouncer), reloader })
+/// Reloads the layered config `files` into `app` whenever one's directory
+/// changes.
+pub fn watch(app: App, files: Vec<PathBuf>) -> notify::Result<ConfigWatcher> {
+    let reloader = Reloader::new(app, files);
+    let on_change = reloader.clone();
+    let watch = watch_directories(&reloader.files, move || on_change.reload(Trigger::FileChange))?;
+    Ok(ConfigWatcher { _watch: watch, reloader })
 }
 
 /// Reloads on SIGHUP until the process ends: for a service that does not
-/// watch its file. With a watcher, use [`ConfigWatcher::reload_on_sighup`].
+/// watch its files. With a watcher, use [`ConfigWatcher::reload_on_sighup`].
 #[cfg(unix)]
-pub fn reload_on_sighup(app: App, path: PathBuf) -> io::Result<()> {
-    Reloader::new(app, path).reload_on_sighup()
+pub fn reload_on_sighup(app: App, files: Vec<PathBuf>) -> io::Result<()> {
+    Reloader::new(app, files).reload_on_sighup()
 }
 
 /// Whether an event in the config file's directory may have changed what the
@@ -114,23 +136,24 @@ enum Trigger {
     Hangup,
 }
 
-/// A read of the config file: its bytes, or why there are none.
-type FileRead = Result<Vec<u8>, io::ErrorKind>;
+/// A read of each config file: its bytes, or why there are none.
+type FilesRead = Vec<Result<Vec<u8>, io::ErrorKind>>;
 
-/// Reads the file and reloads it when its bytes differ from the last attempt.
+/// Reads the files and reloads them when their bytes differ from the last
+/// attempt.
 #[derive(Debug, Clone)]
 struct Reloader {
     app: App,
-    path: Arc<PathBuf>,
-    /// The file as read by the last attempt (or why it could not be read);
+    files: Arc<[PathBuf]>,
+    /// The files as read by the last attempt (or why one could not be read);
     /// `None` until the first, so the first event always loads. The lock also
     /// keeps the watcher and SIGHUP from reloading at once.
-    last_read: Arc<Mutex<Option<FileRead>>>,
+    last_read: Arc<Mutex<Option<FilesRead>>>,
 }
 
 impl Reloader {
-    fn new(app: App, path: PathBuf) -> Self {
-        Self { app, path: Arc::new(path), last_read: Arc::default() }
+    fn new(app: App, files: Vec<PathBuf>) -> Self {
+        Self { app, files: files.into(), last_read: Arc::default() }
     }
 
     #[cfg(unix)]
@@ -147,20 +170,19 @@ impl Reloader {
 
     fn reload(&self, trigger: Trigger) {
         let mut last_read = self.last_read.lock().unwrap_or_else(PoisonError::into_inner);
-        let read = std::fs::read(&*self.path).map_err(|error| error.kind());
+        let read: FilesRead = self.files.iter().map(|file| std::fs::read(file).map_err(|error| error.kind())).collect();
         if last_read.as_ref() == Some(&read) {
+            let files = describe_files(&self.files);
             match trigger {
-                Trigger::Hangup => tracing::info!(file = %self.path.display(), ?trigger, "configuration unchanged"),
-                Trigger::FileChange => {
-                    tracing::debug!(file = %self.path.display(), ?trigger, "configuration unchanged")
-                }
+                Trigger::Hangup => tracing::info!(%files, ?trigger, "configuration unchanged"),
+                Trigger::FileChange => tracing::debug!(%files, ?trigger, "configuration unchanged"),
             }
         } else {
             // `reload_from` reads the file again: should it have changed in
             // between, the change raises another event, and that read differs
             // from this one, so nothing is missed.
             *last_read = Some(read);
-            self.log(trigger, self.app.reload_from(&self.path));
+            self.log(trigger, self.app.reload_from(&self.files));
         }
         // Counted once the attempt is over, so whoever sees the count can rely
         // on its outcome.
@@ -168,7 +190,7 @@ impl Reloader {
     }
 
     fn log(&self, trigger: Trigger, outcome: Result<Option<u64>, Vec<String>>) {
-        let file = self.path.display();
+        let file = describe_files(&self.files);
         match outcome {
             Ok(Some(version)) => tracing::info!(%file, ?trigger, version, "configuration reloaded"),
             Ok(None) => tracing::info!(%file, ?trigger, "configuration reloaded, nothing changed"),

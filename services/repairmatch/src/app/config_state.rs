@@ -41,14 +41,15 @@ impl App {
         self.inner.config.load_full()
     }
 
-    /// Reads, validates and swaps in the config file. `Ok(None)` when it says
-    /// nothing new; `Err` lists every problem, and the old config stays.
-    /// Settings read only at start (`server`, `store`) take effect at restart.
-    pub fn reload_from(&self, path: &std::path::Path) -> Result<Option<u64>, Vec<String>> {
+    /// Reads, validates and swaps in the config files (layered as at start).
+    /// `Ok(None)` when they say nothing new; `Err` lists every problem, and
+    /// the old config stays. Settings read only at start (`server`, `store`,
+    /// `log`, `tracing`) take effect at restart.
+    pub fn reload_from(&self, files: &[impl AsRef<std::path::Path>]) -> Result<Option<u64>, Vec<String>> {
         let current = self.config();
-        let loaded = Config::load(Some(path)).map_err(|error| {
-            let problems: Vec<String> =
-                error.problems().into_iter().map(|p| format!("{}: {p}", path.display())).collect();
+        let loaded = Config::load(files).map_err(|error| {
+            let source = crate::config::describe_files(files);
+            let problems: Vec<String> = error.problems().into_iter().map(|p| format!("{source}: {p}")).collect();
             self.inner.metrics.config_reloads_refused.inc();
             self.inner.config_status.send_replace(ConfigStatus::Refused(problems.clone()));
             problems
@@ -59,11 +60,19 @@ impl App {
         // (a --listen override included), so only live settings count as a change.
         let mut file_server = loaded.server.clone();
         file_server.listen = current.config.server.listen;
-        if file_server != current.config.server || loaded.store != current.config.store {
-            tracing::warn!("configuration: [server] and [store] changes take effect at the next restart");
+        if file_server != current.config.server
+            || loaded.store != current.config.store
+            || loaded.log != current.config.log
+            || loaded.tracing != current.config.tracing
+        {
+            tracing::warn!(
+                "configuration: [server], [store], [log] and [tracing] changes take effect at the next restart"
+            );
         }
         loaded.server = current.config.server.clone();
         loaded.store = current.config.store.clone();
+        loaded.log = current.config.log.clone();
+        loaded.tracing = current.config.tracing.clone();
         if loaded == current.config {
             return Ok(None);
         }

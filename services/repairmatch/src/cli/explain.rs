@@ -52,7 +52,7 @@ pub fn report(args: &ExplainArgs) -> anyhow::Result<String> {
             (server.clone(), ranked, other)
         }
         None => {
-            let config = load_config(args.config.as_deref())?;
+            let config = load_config(args.config.as_slice())?;
             let catalog = load_catalog(&config)?;
             let label =
                 args.config.as_ref().map_or_else(|| "built-in defaults".to_owned(), |p| p.display().to_string());
@@ -60,7 +60,7 @@ pub fn report(args: &ExplainArgs) -> anyhow::Result<String> {
             let ranked = rank_locally(&live, &catalog, &request)?;
             let other = match (&args.compare, compared_request) {
                 (Some(other_path), _) => {
-                    let other = LiveConfig::new(1, load_config(Some(other_path))?);
+                    let other = LiveConfig::new(1, load_config(&[other_path])?);
                     Some((other_path.display().to_string(), rank_locally(&other, &catalog, &request)?))
                 }
                 (None, Some(other_request)) => Some((label.clone(), rank_locally(&live, &catalog, &other_request)?)),

@@ -30,18 +30,21 @@ pub enum Command {
     /// Run the gRPC service. With no config: the embedded store in ./data,
     /// empty until imported into (the demo config/repairmatch.toml loads a sample).
     Serve {
-        /// Config file (TOML); REPAIRMATCH_* environment variables override it.
+        /// Config file (TOML); repeat it to layer files, a later one
+        /// overriding an earlier one key by key (the tenants' key hashes from
+        /// a Secret over the rest from a ConfigMap). Each is reloaded live.
+        /// REPAIRMATCH_* environment variables override them all.
         #[arg(long)]
-        config: Option<PathBuf>,
+        config: Vec<PathBuf>,
         /// Listen address, overriding the config.
         #[arg(long)]
         listen: Option<SocketAddr>,
     },
     /// Load NDJSON catalog files into the configured store, all or nothing.
     Import {
-        /// Config file naming the store.
+        /// Config file naming the store (repeatable, as for `serve`).
         #[arg(long)]
-        config: Option<PathBuf>,
+        config: Vec<PathBuf>,
         /// A file of Brand lines.
         #[arg(long)]
         brands: Option<PathBuf>,
@@ -165,21 +168,24 @@ pub enum KeyCommand {
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    if !matches!(cli.command, Command::Serve { .. }) {
+        crate::telemetry::init_text();
+    }
     match cli.command {
-        Command::Serve { config: config_path, listen } => {
-            let mut config = load_config(config_path.as_deref())?;
+        Command::Serve { config: config_files, listen } => {
+            let mut config = load_config(&config_files)?;
             if let Some(listen) = listen {
                 config.server.listen = listen;
             }
-            server::run(config, config_path)
+            server::run(config, config_files)
         }
         Command::Import { config, brands, banks, centers } => {
-            let config = load_config(config.as_deref())?;
+            let config = load_config(&config)?;
             import(&config, centers.as_deref(), brands.as_deref(), banks.as_deref())
         }
         Command::Datagen { centers, seed, out, layout } => write_sample(centers, seed, layout, &out),
         Command::Explain(args) => explain::run(&args),
-        Command::Config { command: ConfigCommand::Check { file } } => match Config::load(Some(&file)) {
+        Command::Config { command: ConfigCommand::Check { file } } => match Config::load(&[&file]) {
             Ok(config) => {
                 println!(
                     "{}: ok ({} profiles, {} tenants)",
@@ -210,10 +216,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
-    Config::load(path).with_context(|| match path {
-        Some(path) => format!("configuration {} is not usable", path.display()),
-        None => "configuration from the environment is not usable".to_owned(),
+fn load_config(files: &[impl AsRef<Path>]) -> anyhow::Result<Config> {
+    Config::load(files).with_context(|| {
+        if files.is_empty() {
+            "configuration from the environment is not usable".to_owned()
+        } else {
+            format!("configuration {} is not usable", crate::config::describe_files(files))
+        }
     })
 }
 
