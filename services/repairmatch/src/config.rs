@@ -39,6 +39,10 @@ pub struct Config {
     pub tenants: BTreeMap<String, TenantConfig>,
     /// Ranking profiles by name.
     pub profiles: BTreeMap<String, RankingProfile>,
+    /// Logging.
+    pub log: LogConfig,
+    /// Distributed tracing.
+    pub tracing: TracingConfig,
 }
 
 impl Default for Config {
@@ -52,6 +56,8 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             tenants: BTreeMap::new(),
             profiles: BTreeMap::from([("default".to_owned(), RankingProfile::default())]),
+            log: LogConfig::default(),
+            tracing: TracingConfig::default(),
         }
     }
 }
@@ -72,6 +78,101 @@ pub struct ServerConfig {
     pub max_request_bytes: usize,
     /// Where to serve Prometheus metrics (`GET /metrics`); none = off.
     pub metrics_listen: Option<SocketAddr>,
+    /// Calls the whole process may have in flight; past it a call is refused
+    /// at once with RESOURCE_EXHAUSTED (shed, never queued). Health checks are
+    /// exempt, so an overloaded replica is not also restarted.
+    pub max_concurrent_requests: usize,
+    /// A connection is asked to go away (GOAWAY) after about this long, ms,
+    /// so long-lived client connections spread over replicas that came up
+    /// after them; none = never.
+    pub max_connection_age_ms: Option<u64>,
+    /// After `max_connection_age_ms`, how long calls in flight on the aged
+    /// connection may still run before it is closed, ms.
+    pub max_connection_age_grace_ms: u64,
+    /// How often an idle connection is pinged (HTTP/2 PING), ms; none = never.
+    pub http2_keepalive_interval_ms: Option<u64>,
+    /// How long a ping may go unanswered before the connection is closed, ms.
+    pub http2_keepalive_timeout_ms: u64,
+    /// After SIGTERM: how long the service goes on serving while its health
+    /// says NOT_SERVING, ms, so load balancers stop sending before it stops
+    /// accepting.
+    pub shutdown_pause_ms: u64,
+    /// Then: how long calls in flight may take to finish, ms, before the
+    /// process exits regardless.
+    pub drain_timeout_ms: u64,
+    /// TLS for the gRPC port; none = plaintext.
+    pub tls: Option<TlsConfig>,
+}
+
+/// Server TLS (and mTLS). The files are read again whenever they change
+/// (cert-manager renews them in place); a change that does not load keeps
+/// the previous certificate serving.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The server's certificate chain, PEM, leaf first.
+    pub cert_file: PathBuf,
+    /// Its private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+    /// When set, mutual TLS: a client must present a certificate signed by
+    /// one of these CAs (PEM), or the handshake fails.
+    pub client_ca_file: Option<PathBuf>,
+}
+
+impl TlsConfig {
+    /// Every file named, for watching.
+    pub fn files(&self) -> impl Iterator<Item = &Path> {
+        [Some(self.cert_file.as_path()), Some(self.key_file.as_path()), self.client_ca_file.as_deref()]
+            .into_iter()
+            .flatten()
+    }
+}
+
+/// How the service logs. Read at start only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` (for people) or `json` (one object a line, for collectors).
+    pub format: LogFormat,
+    /// One line per call (target `repairmatch::access`): request id, tenant,
+    /// method, code and latency. The level filter is `RUST_LOG`.
+    pub access: bool,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { format: LogFormat::Text, access: true }
+    }
+}
+
+/// A log line's shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object a line.
+    Json,
+}
+
+/// Distributed tracing. Read at start only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TracingConfig {
+    /// An OTLP/gRPC collector (`http://collector:4317`) to export a span per
+    /// call to; none = off. A caller's W3C `traceparent` becomes the parent.
+    pub otlp_endpoint: Option<String>,
+    /// The `service.name` resource attribute.
+    pub service_name: String,
+    /// The share of new traces sampled, 0 to 1; a caller's sampling decision
+    /// in `traceparent` is followed.
+    pub sample_ratio: f64,
+}
+
+impl Default for TracingConfig {
+    fn default() -> Self {
+        Self { otlp_endpoint: None, service_name: "repairmatch".to_owned(), sample_ratio: 1.0 }
+    }
 }
 
 impl Default for ServerConfig {
@@ -82,6 +183,14 @@ impl Default for ServerConfig {
             default_timeout_ms: 120_000,
             max_request_bytes: 16 * 1024 * 1024,
             metrics_listen: None,
+            max_concurrent_requests: 512,
+            max_connection_age_ms: Some(300_000),
+            max_connection_age_grace_ms: 30_000,
+            http2_keepalive_interval_ms: Some(30_000),
+            http2_keepalive_timeout_ms: 10_000,
+            shutdown_pause_ms: 5_000,
+            drain_timeout_ms: 20_000,
+            tls: None,
         }
     }
 }
@@ -265,6 +374,11 @@ impl ConfigError {
     }
 }
 
+/// The files of a layered config, for messages: `a.toml + b.toml`.
+pub fn describe_files(files: &[impl AsRef<Path>]) -> String {
+    files.iter().map(|file| file.as_ref().display().to_string()).collect::<Vec<_>>().join(" + ")
+}
+
 /// Environment variables that override the file, `__` between key levels.
 const ENV_PREFIX: &str = "REPAIRMATCH_";
 
@@ -288,13 +402,14 @@ impl ValueProblem {
 }
 
 impl Config {
-    /// Reads defaults, then the file (when given), then the environment, and
-    /// validates the result. A bad config is refused with every problem in
-    /// it, not only the first.
-    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+    /// Reads defaults, then each file in turn (a later one overrides an
+    /// earlier one key by key: the tenants' keys can come from a Secret apart
+    /// from the rest), then the environment, and validates the result. A bad
+    /// config is refused with every problem in it, not only the first.
+    pub fn load(files: &[impl AsRef<Path>]) -> Result<Self, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
-        if let Some(file) = file {
-            figment = figment.merge(Toml::file_exact(file));
+        for file in files {
+            figment = figment.merge(Toml::file_exact(file.as_ref()));
         }
         let figment = figment.merge(environment());
         let tree = figment.find_value("").map_err(Box::new)?;
@@ -373,6 +488,15 @@ impl Config {
             "must be at least 1",
         );
         check(self.server.default_timeout_ms > 0, "server.default_timeout_ms", "must be at least 1");
+        check(self.server.max_concurrent_requests > 0, "server.max_concurrent_requests", "must be at least 1");
+        check(self.server.max_connection_age_ms != Some(0), "server.max_connection_age_ms", "must be at least 1");
+        check(
+            self.server.http2_keepalive_interval_ms != Some(0),
+            "server.http2_keepalive_interval_ms",
+            "must be at least 1",
+        );
+        check(self.server.http2_keepalive_timeout_ms > 0, "server.http2_keepalive_timeout_ms", "must be at least 1");
+        check((0.0..=1.0).contains(&self.tracing.sample_ratio), "tracing.sample_ratio", "must be between 0 and 1");
         check(self.server.max_request_bytes >= 4096, "server.max_request_bytes", "must be at least 4096");
         check(self.store.command_timeout_ms > 0, "store.command_timeout_ms", "must be at least 1");
         check(self.store.feed_block_ms > 0, "store.feed_block_ms", "must be at least 1");
@@ -383,12 +507,28 @@ impl Config {
             "limits.replicas_assumed",
             "must be 1 with store.kind = \"embedded\": one process holds the whole limit",
         );
-        if let Some(path) = &self.store.tls_ca_file
-            && !path.is_file()
+        let tls = self.server.tls.iter().flat_map(|tls| {
+            [
+                ("cert_file", Some(&tls.cert_file)),
+                ("key_file", Some(&tls.key_file)),
+                ("client_ca_file", tls.client_ca_file.as_ref()),
+            ]
+            .map(|(key, path)| (format!("server.tls.{key}"), path))
+        });
+        let files = std::iter::once(("store.tls_ca_file".to_owned(), self.store.tls_ca_file.as_ref())).chain(tls);
+        for (key, path) in files {
+            if let Some(path) = path
+                && !path.is_file()
+            {
+                problems.push(ValueProblem::new(key, format!("{} is not a readable file", path.display())));
+            }
+        }
+        if let Some(endpoint) = &self.tracing.otlp_endpoint
+            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
         {
             problems.push(ValueProblem::new(
-                "store.tls_ca_file".to_owned(),
-                format!("{} is not a readable file", path.display()),
+                "tracing.otlp_endpoint".to_owned(),
+                "must be an http:// or https:// URL of an OTLP/gRPC collector",
             ));
         }
         if self.store.kind == StoreKind::Redis
@@ -689,7 +829,7 @@ mod tests {
     #[test]
     fn shipped_config_is_valid_and_ships_the_documented_profiles() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/repairmatch.toml");
-        let config = Config::load(Some(&path)).unwrap();
+        let config = Config::load(&[&path]).unwrap();
         let names: Vec<&str> = config.profiles.keys().map(String::as_str).collect();
         assert_eq!(names, ["best_rated", "cheapest", "default", "fastest_fix", "nearest"]);
         let weights = |name: &str| config.profiles[name].weights;
@@ -701,9 +841,9 @@ mod tests {
     fn the_sample_catalog_is_only_loaded_when_asked_for() {
         assert!(!Config::default().store.load_sample_when_empty);
         let file = write("[store]\npath = \"data/other.redb\"\n");
-        assert!(!Config::load(Some(file.path())).unwrap().store.load_sample_when_empty);
+        assert!(!Config::load(&[file.path()]).unwrap().store.load_sample_when_empty);
         let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/repairmatch.toml");
-        assert!(Config::load(Some(&shipped)).unwrap().store.load_sample_when_empty, "the demo config asks for it");
+        assert!(Config::load(&[&shipped]).unwrap().store.load_sample_when_empty, "the demo config asks for it");
     }
 
     /// Seven problems of every kind, two of them in one table.
@@ -712,7 +852,7 @@ mod tests {
     #[test]
     fn every_problem_is_reported_in_one_pass_with_its_full_key() {
         let file = write(SEVEN_PROBLEMS);
-        let error = Config::load(Some(file.path())).unwrap_err();
+        let error = Config::load(&[file.path()]).unwrap_err();
         let problems = error.problems();
         let expected = [
             ("profiles.nearest.distance_decay.decay: ", "must be strictly between 0 and 1"),
@@ -741,7 +881,7 @@ mod tests {
              [tenants.icbc]\nrole = \"bank\"\nprofiles = [\"fast\"]\n\n\
              [tenants.who]\nrole = \"king\"\n",
         );
-        let problems = Config::load(Some(file.path())).unwrap_err().problems();
+        let problems = Config::load(&[file.path()]).unwrap_err().problems();
         assert_eq!(problems.len(), 2, "{problems:#?}");
         assert!(problems[0].starts_with("profiles.fast: invalid type: found integer 3, expected a table"));
         assert!(problems[1].starts_with("tenants.who.role: unknown value"));
@@ -750,14 +890,14 @@ mod tests {
     #[test]
     fn a_missing_required_key_is_reported_once_with_its_path() {
         let file = write("[tenants.x]\nbrands = [\"PAX\"]\n");
-        let problems = Config::load(Some(file.path())).unwrap_err().problems();
+        let problems = Config::load(&[file.path()]).unwrap_err().problems();
         assert_eq!(problems, ["tenants.x.role: required key is missing"]);
     }
 
     #[test]
     fn problems_in_an_array_keep_the_index_the_file_has() {
         let file = write("[tenants.ops]\nrole = \"ops\"\nkey_sha256 = [1, \"a\", 2, \"b\"]\n");
-        let problems = Config::load(Some(file.path())).unwrap_err().problems();
+        let problems = Config::load(&[file.path()]).unwrap_err().problems();
         let keys: Vec<&str> = problems.iter().map(|p| p.split(": ").next().unwrap()).collect();
         assert_eq!(
             keys,
@@ -776,7 +916,7 @@ mod tests {
     fn a_file_with_endless_problems_is_cut_short() {
         let keys: String = (0..150).map(|i| format!("unknown_{i} = 1\n")).collect();
         let file = write(&format!("[server]\n{keys}"));
-        let problems = Config::load(Some(file.path())).unwrap_err().problems();
+        let problems = Config::load(&[file.path()]).unwrap_err().problems();
         assert_eq!(problems.len(), MAX_SHAPE_PROBLEMS + 1);
         assert!(problems.last().unwrap().contains("stopped after 100 problems"), "{problems:?}");
     }
@@ -786,20 +926,20 @@ mod tests {
         let file = write(
             "[profiles.default]\ndistance_decay = { decay = 2.0 }\ndefault_page_size = 0\n[profiles.other.weights]\nrating = -1\n",
         );
-        let problems = Config::load(Some(file.path())).unwrap_err().problems();
+        let problems = Config::load(&[file.path()]).unwrap_err().problems();
         assert_eq!(problems.len(), 3, "{problems:?}");
         assert!(problems.iter().any(|p| p.starts_with("profiles.default.distance_decay.decay:")), "{problems:?}");
         assert!(problems.iter().any(|p| p.starts_with("profiles.default.default_page_size:")), "{problems:?}");
         assert!(problems.iter().any(|p| p.starts_with("profiles.other.weights.rating:")), "{problems:?}");
         let file = write("[server]\nlisten = 42\n");
-        let problems = Config::load(Some(file.path())).unwrap_err().problems();
+        let problems = Config::load(&[file.path()]).unwrap_err().problems();
         assert!(problems[0].contains("server.listen"), "{problems:?}");
     }
 
     #[test]
     fn unknown_keys_are_refused_with_their_name() {
         let file = write("[server]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n");
-        let error = Config::load(Some(file.path())).unwrap_err().to_string();
+        let error = Config::load(&[file.path()]).unwrap_err().to_string();
         assert!(error.contains("lisen"), "{error}");
     }
 
@@ -808,11 +948,11 @@ mod tests {
         let file = write(
             "[tenants.icbc]\nrole = \"bank\"\nkey_sha256 = [\"XYZ\"]\nprofiles = [\"default\", \"ghost\"]\n\n[tenants.who]\nrole = \"king\"\n",
         );
-        let error = Config::load(Some(file.path())).unwrap_err().to_string();
+        let error = Config::load(&[file.path()]).unwrap_err().to_string();
         assert!(error.contains("king"), "{error}");
         let file =
             write("[tenants.icbc]\nrole = \"bank\"\nkey_sha256 = [\"XYZ\"]\nprofiles = [\"default\", \"ghost\"]\n");
-        let error = Config::load(Some(file.path())).unwrap_err().to_string();
+        let error = Config::load(&[file.path()]).unwrap_err().to_string();
         assert!(error.contains("tenants.icbc.key_sha256[0]"), "{error}");
         assert!(error.contains("\"ghost\""), "{error}");
     }
@@ -826,7 +966,7 @@ mod tests {
              [tenants.inf]\nrole = \"bank\"\nrate_limit = { per_second = inf, burst = 1 }\n\n\
              [tenants.ok]\nrole = \"bank\"\nrate_limit = { per_second = 50, burst = 100 }\n",
         );
-        let problems = Config::load(Some(file.path())).unwrap_err().problems();
+        let problems = Config::load(&[file.path()]).unwrap_err().problems();
         assert_eq!(
             problems,
             [
@@ -838,7 +978,7 @@ mod tests {
             ]
         );
         let file = write("[tenants.ok]\nrole = \"bank\"\nrate_limit = { per_second = 50, burst = 100 }\n");
-        let config = Config::load(Some(file.path())).unwrap();
+        let config = Config::load(&[file.path()]).unwrap();
         assert_eq!(config.tenants["ok"].rate_limit, Some(RateLimitConfig { per_second: 50.0, burst: 100 }));
         assert_eq!(config.limits.replicas_assumed, 1);
     }
@@ -846,24 +986,63 @@ mod tests {
     #[test]
     fn the_replica_count_is_checked_against_the_store() {
         let file = write("[limits]\nreplicas_assumed = 3\n");
-        let problems = Config::load(Some(file.path())).unwrap_err().problems();
+        let problems = Config::load(&[file.path()]).unwrap_err().problems();
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(problems[0].starts_with("limits.replicas_assumed: must be 1 with store.kind = \"embedded\""));
         let file = write("[store]\nkind = \"redis\"\n\n[limits]\nreplicas_assumed = 0\n");
-        let problems = Config::load(Some(file.path())).unwrap_err().problems();
+        let problems = Config::load(&[file.path()]).unwrap_err().problems();
         assert_eq!(problems, ["limits.replicas_assumed: must be at least 1"]);
         let file = write("[store]\nkind = \"redis\"\n\n[limits]\nreplicas_assumed = 3\n");
-        assert_eq!(Config::load(Some(file.path())).unwrap().limits.replicas_assumed, 3);
+        assert_eq!(Config::load(&[file.path()]).unwrap().limits.replicas_assumed, 3);
     }
 
     #[test]
     fn bad_profiles_are_refused_with_their_key() {
         let file =
             write("[profiles.default.weights]\ndistance = 0\nrating = 0\nprice = 0\nbrand_support = 0\ndowntime = 0\n");
-        let error = Config::load(Some(file.path())).unwrap_err().to_string();
+        let error = Config::load(&[file.path()]).unwrap_err().to_string();
         assert!(error.contains("profiles.default.weights"), "{error}");
         let file = write("[find]\ndefault_profile = \"nope\"\n");
-        let error = Config::load(Some(file.path())).unwrap_err().to_string();
+        let error = Config::load(&[file.path()]).unwrap_err().to_string();
         assert!(error.contains("find.default_profile"), "{error}");
+    }
+
+    #[test]
+    fn a_later_file_overrides_an_earlier_one_key_by_key() {
+        let base = write(
+            "[server]\nlisten = \"0.0.0.0:50051\"\nshutdown_pause_ms = 7000\n\n[auth]\nallow_anonymous_find = true\n",
+        );
+        let hash = "a".repeat(64);
+        let secret = write(&format!(
+            "[tenants.icbc]\nrole = \"bank\"\nkey_sha256 = [\"{hash}\"]\n\n[server]\nshutdown_pause_ms = 1\n"
+        ));
+        let config = Config::load(&[base.path(), secret.path()]).unwrap();
+        assert_eq!(config.server.listen, "0.0.0.0:50051".parse().unwrap(), "kept from the first file");
+        assert_eq!(config.server.shutdown_pause_ms, 1, "the later file wins");
+        assert!(config.auth.allow_anonymous_find);
+        assert_eq!(config.tenants["icbc"].key_sha256, [hash]);
+        let problems = Config::load(&[base.path(), Path::new("/nonexistent/tenants.toml")]).unwrap_err().problems();
+        assert!(problems[0].contains("/nonexistent/tenants.toml"), "{problems:?}");
+    }
+
+    #[test]
+    fn production_settings_are_checked_with_their_key() {
+        let file = write(
+            "[server]\nmax_concurrent_requests = 0\nmax_connection_age_ms = 0\n\n\
+             [server.tls]\ncert_file = \"/nonexistent/tls.crt\"\nkey_file = \"/nonexistent/tls.key\"\n\n\
+             [log]\nformat = \"xml\"\n\n[tracing]\notlp_endpoint = \"collector:4317\"\nsample_ratio = 1.5\n",
+        );
+        let problems = Config::load(&[file.path()]).unwrap_err().problems();
+        for expected in [
+            "log.format: ",
+            "server.max_concurrent_requests: must be at least 1",
+            "server.max_connection_age_ms: must be at least 1",
+            "tracing.sample_ratio: must be between 0 and 1",
+            "server.tls.cert_file: /nonexistent/tls.crt is not a readable file",
+            "server.tls.key_file: /nonexistent/tls.key is not a readable file",
+            "tracing.otlp_endpoint: must be an http:// or https:// URL",
+        ] {
+            assert!(problems.iter().any(|p| p.starts_with(expected)), "{expected:?} in {problems:#?}");
+        }
     }
 }

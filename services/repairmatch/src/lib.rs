@@ -3,7 +3,8 @@
 //! → [`api`], with the [`store`] below the app and nothing calling back up.
 //!
 //! - [`server`]: `serve(listener, app, shutdown)` (tests call it on port 0)
-//!   and `run`, the `serve` command's start-up.
+//!   and `run`, the `serve` command's start-up; its own connection loop
+//!   (TLS, connection age, drain) and admission (shedding, deadlines).
 //! - [`api`]: the thin tonic adapters, and authentication from metadata.
 //! - [`convert`]: proto ↔ domain conversion and field validation.
 //! - [`app`]: the application: config in force, reads (one owner of a Find),
@@ -15,6 +16,7 @@
 //! - [`config`], [`reload`]: typed configuration and live reload.
 //! - [`error`]: the error enum and its single mapping to gRPC statuses.
 //! - [`metrics`]: Prometheus metrics on their own listener.
+//! - [`telemetry`]: text or JSON logs, and optional OTLP trace export.
 //! - [`ndjson`]: the NDJSON catalog interchange format.
 //! - [`list_token`]: page tokens for catalog listings.
 //! - [`cli`]: the `repairmatch` command line.
@@ -34,6 +36,7 @@ pub mod ndjson;
 pub mod reload;
 pub mod server;
 pub mod store;
+pub mod telemetry;
 
 pub use app::App;
 pub use config::Config;

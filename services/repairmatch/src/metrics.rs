@@ -47,6 +47,14 @@ pub struct Metrics {
     /// Rate-limit checks this replica decided alone, on its share of the
     /// limit, because the shared limiter (Redis) was down, slow or failing.
     pub rate_limit_fallbacks: IntCounter,
+    /// Calls refused at once because the process had
+    /// `server.max_concurrent_requests` calls in flight.
+    pub requests_shed: IntCounter,
+    /// Calls in flight now (health checks not counted).
+    pub requests_in_flight: IntGauge,
+    /// Changed TLS files that did not load (the previous certificate kept
+    /// serving).
+    pub tls_reloads_refused: IntCounter,
     grpc_handled: IntCounterVec,
     grpc_handling_seconds: HistogramVec,
     feed_applied_version: IntGauge,
@@ -107,6 +115,18 @@ impl Default for Metrics {
             "repairmatch_rate_limit_fallbacks_total",
             "Rate-limit checks decided on this replica's share of the limit because Redis was unavailable",
         );
+        let requests_shed = counter(
+            "repairmatch_requests_shed_total",
+            "Calls refused with RESOURCE_EXHAUSTED because server.max_concurrent_requests were in flight",
+        );
+        let requests_in_flight =
+            IntGauge::new("repairmatch_requests_in_flight", "gRPC calls in flight (health checks not counted)")
+                .expect("valid metric");
+        registry.register(Box::new(requests_in_flight.clone())).expect("registered once");
+        let tls_reloads_refused = counter(
+            "repairmatch_tls_reloads_refused_total",
+            "Changed TLS files that did not load; the previous certificate kept serving",
+        );
         let grpc_handled = IntCounterVec::new(
             Opts::new("grpc_server_handled_total", "gRPC calls answered, by service, method and status code"),
             &["grpc_service", "grpc_method", "grpc_code"],
@@ -130,6 +150,9 @@ impl Default for Metrics {
         .expect("valid metric");
         registry.register(Box::new(grpc_handling_seconds.clone())).expect("registered once");
         Self {
+            requests_shed,
+            requests_in_flight,
+            tls_reloads_refused,
             grpc_handled,
             grpc_handling_seconds,
             cache_hits: counter_vec("repairmatch_cache_hits_total", "Find answers served from a cache tier", "tier"),
@@ -213,7 +236,7 @@ pub async fn serve_metrics(
 }
 
 /// A status code as gRPC's own spelling (`OK`, `RESOURCE_EXHAUSTED`, …).
-fn code_name(code: tonic::Code) -> &'static str {
+pub fn code_name(code: tonic::Code) -> &'static str {
     use tonic::Code;
     match code {
         Code::Ok => "OK",

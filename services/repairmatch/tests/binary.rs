@@ -11,7 +11,7 @@ use support::{BINARY, Replica};
 fn write_config(dir: &Path, sample: bool) -> std::path::PathBuf {
     let file = dir.join("repairmatch.toml");
     let config = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\n\n[store]\npath = \"{}\"\nload_sample_when_empty = {sample}\n\
+        "[server]\nlisten = \"127.0.0.1:0\"\nshutdown_pause_ms = 0\n\n[store]\npath = \"{}\"\nload_sample_when_empty = {sample}\n\
          sample_centers = 50\n\n[auth]\nallow_anonymous_find = true\n",
         dir.join("catalog.redb").display()
     );

@@ -128,7 +128,12 @@ where
         };
         // Anonymous callers (a demo setting) are not limited.
         let limited = match &caller {
-            Caller::Tenant(tenant) => Quota::of(&live.config, &tenant.name).map(|quota| (tenant.name.clone(), quota)),
+            Caller::Tenant(tenant) => {
+                // The call's span (see `observe`) names the tenant in logs
+                // and traces; the key never leaves this layer.
+                tracing::Span::current().record("tenant", tenant.name.as_str());
+                Quota::of(&live.config, &tenant.name).map(|quota| (tenant.name.clone(), quota))
+            }
             Caller::Anonymous => None,
         };
         request.extensions_mut().insert(caller);

@@ -1,12 +1,26 @@
 //! The gRPC server: [`serve`] assembles the match and catalog services behind
-//! authentication and rate limits, health checking, server reflection,
-//! deadlines and load shedding on a listener the caller binds (tests bind
-//! `127.0.0.1:0`); [`run`] is `repairmatch serve`: runtime, store, listeners,
-//! live reload, signals.
+//! authentication and rate limits, health checking and server reflection,
+//! then serves them through admission (load shedding, deadlines) on the
+//! connection loop of [`connections`] (TLS, connection age, drain), on a
+//! listener the caller binds (tests bind `127.0.0.1:0`). [`run`] is
+//! `repairmatch serve`: runtime, telemetry, store, listeners, live reload,
+//! signals.
+//!
+//! Shutdown, on SIGTERM or SIGINT (or the future a test passes): health
+//! turns NOT_SERVING for every service, so probes and client-side balancers
+//! stop sending; the server goes on serving for `server.shutdown_pause_ms`
+//! while they notice; then it closes the listener, asks every connection to
+//! go away, waits up to `server.drain_timeout_ms` for calls in flight, and
+//! the process exits 0.
+
+pub mod admission;
+pub mod connections;
+pub mod tls;
 
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -14,9 +28,12 @@ use repairmatch_proto::encoded::repair_match_service_server::RepairMatchServiceS
 use repairmatch_proto::v1::catalog_service_server::CatalogServiceServer;
 use tokio::net::TcpListener;
 use tonic::server::NamedService;
-use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
+use tower::Layer;
 
+use self::admission::AdmissionLayer;
+use self::connections::{ConnectionSettings, serve_connections};
+use self::tls::ReloadingTls;
 use crate::api::Authenticate;
 use crate::api::catalog::CatalogGrpc;
 use crate::api::find::RepairMatchGrpc;
@@ -24,19 +41,24 @@ use crate::api::observe::ObserveLayer;
 use crate::app::{App, ConfigStatus};
 use crate::config::Config;
 use crate::limits::Limiter;
-use crate::{metrics, reload};
+use crate::{metrics, reload, telemetry};
 
 /// The health service name that reports whether the config file is in force.
 pub const CONFIG_HEALTH_SERVICE: &str = "repairmatch.config";
 
-/// How often an idle connection is probed, so a peer that vanished without a
-/// FIN (a dead pod, a NAT that forgot us) does not hold a connection forever.
-const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
-
-/// Serves `app` on `listener` until `shutdown` completes, then drains
-/// in-flight requests.
+/// Serves `app` on `listener` until `shutdown` completes, then shuts down as
+/// the module says: NOT_SERVING, the pause, the drain.
 pub async fn serve(listener: TcpListener, app: App, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let server_config = app.config().config.server.clone();
+    let config = app.config();
+    let server_config = config.config.server.clone();
+    let trace_parents = config.config.tracing.otlp_endpoint.is_some();
+    drop(config);
+    let tls = match server_config.tls.clone() {
+        Some(tls) => {
+            Some(Arc::new(ReloadingTls::start(tls, app.metrics().clone()).context("cannot serve TLS with server.tls")?))
+        }
+        None => None,
+    };
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<RepairMatchServiceServer<RepairMatchGrpc>>().await;
     health_reporter.set_serving::<CatalogServiceServer<CatalogGrpc>>().await;
@@ -57,10 +79,13 @@ pub async fn serve(listener: TcpListener, app: App, shutdown: impl Future<Output
         }
     });
 
+    // Once set, nothing turns health back to SERVING.
+    let shutting_down = Arc::new(AtomicBool::new(false));
     // Readiness of the match service follows the change feed on a shared
     // store: see `ready`.
     if app.follows_a_feed() {
         let feed_health = health_reporter.clone();
+        let shutting_down = Arc::clone(&shutting_down);
         // Holds the app weakly, so a stopped server's app (and its store) goes.
         let weak = app.downgrade();
         tokio::spawn(async move {
@@ -73,7 +98,7 @@ pub async fn serve(listener: TcpListener, app: App, shutdown: impl Future<Output
                 } else {
                     ServingStatus::NotServing
                 };
-                if last != Some(status) {
+                if last != Some(status) && !shutting_down.load(Ordering::SeqCst) {
                     feed_health.set_service_status(RepairMatchServiceServer::<RepairMatchGrpc>::NAME, status).await;
                     last = Some(status);
                 }
@@ -103,23 +128,42 @@ pub async fn serve(listener: TcpListener, app: App, shutdown: impl Future<Output
     let catalog = Authenticate::new(
         app.clone(),
         limiter,
-        CatalogServiceServer::new(CatalogGrpc::new(app)).max_decoding_message_size(server_config.max_request_bytes),
+        CatalogServiceServer::new(CatalogGrpc::new(app.clone()))
+            .max_decoding_message_size(server_config.max_request_bytes),
     );
-
-    tracing::info!(listen = %listener.local_addr()?, "serving gRPC");
-    tonic::transport::Server::builder()
-        // A caller's grpc-timeout wins when shorter; this bounds the rest.
-        .timeout(Duration::from_millis(server_config.default_timeout_ms))
-        .concurrency_limit_per_connection(server_config.max_concurrent_requests_per_connection)
-        .load_shed(true)
-        .layer(ObserveLayer::new(metrics))
-        .add_service(health_service)
+    let routes = tonic::service::Routes::new(health_service)
         .add_service(reflection)
         .add_service(reflection_v1alpha)
         .add_service(repair_match)
         .add_service(catalog)
-        .serve_with_incoming_shutdown(connections(listener), shutdown)
-        .await?;
+        .prepare();
+    let admission = AdmissionLayer::new(
+        server_config.max_concurrent_requests,
+        Duration::from_millis(server_config.default_timeout_ms),
+        metrics.clone(),
+    );
+    let access_log = app.config().config.log.access;
+    let service = ObserveLayer::new(metrics, access_log, trace_parents).layer(admission.layer(routes));
+
+    let pause = Duration::from_millis(server_config.shutdown_pause_ms);
+    let stop = async move {
+        shutdown.await;
+        shutting_down.store(true, Ordering::SeqCst);
+        tracing::info!(
+            pause_ms = server_config.shutdown_pause_ms,
+            drain_timeout_ms = server_config.drain_timeout_ms,
+            "shutting down: health NOT_SERVING, serving on through the pause, then draining"
+        );
+        for service in
+            ["", RepairMatchServiceServer::<RepairMatchGrpc>::NAME, CatalogServiceServer::<CatalogGrpc>::NAME]
+        {
+            health_reporter.set_service_status(service, ServingStatus::NotServing).await;
+        }
+        tokio::time::sleep(pause).await;
+    };
+    // `listen` last: tests and scripts read the address off the end of this line.
+    tracing::info!(tls = tls.is_some(), listen = %listener.local_addr()?, "serving gRPC");
+    serve_connections(listener, tls, service, ConnectionSettings::of(&server_config), stop).await;
     Ok(())
 }
 
@@ -138,44 +182,51 @@ fn ready(follows_a_feed: bool, since_current: Duration, feed_failing: bool) -> b
     !follows_a_feed || feed_failing || since_current < MAX_FEED_SILENCE
 }
 
-/// The connections `listener` accepts, each set up for RPCs. The server's
-/// own `tcp_nodelay` setting applies only to listeners it binds itself; without
-/// TCP_NODELAY the tail of each answer waits ~40 ms for the client's delayed
-/// ACK (Nagle), on every call of a caller with one call in flight.
-fn connections(listener: TcpListener) -> TcpIncoming {
-    TcpIncoming::from(listener).with_nodelay(Some(true)).with_keepalive(Some(TCP_KEEPALIVE))
-}
+/// How long the runtime waits, at exit, for blocking work still running (a
+/// feed read blocked in Redis): the calls are drained by then.
+const RUNTIME_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// `repairmatch serve`: opens the store, binds the listeners, watches the
-/// config file (when there is one) and serves until SIGINT or SIGTERM.
-pub fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> {
+/// `repairmatch serve`: sets up logs and traces, opens the store, binds the
+/// listeners, watches the config files (when there are any) and serves until
+/// SIGINT or SIGTERM.
+pub fn run(config: Config, config_files: Vec<PathBuf>) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(async {
+    let served = runtime.block_on(async {
+        let _telemetry = telemetry::init(&config.log, &config.tracing)?;
         let listen = config.server.listen;
         let store_path = config.store.path.clone();
         let app = tokio::task::spawn_blocking(move || App::open(config))
             .await?
             .with_context(|| format!("cannot open the store {}", store_path.display()))?;
         let listener = TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
-        let _watcher = match &config_path {
-            Some(path) => {
-                let watcher = reload::watch(app.clone(), path.clone()).context("cannot watch the config file")?;
-                #[cfg(unix)]
-                watcher.reload_on_sighup()?;
-                Some(watcher)
-            }
-            None => None,
+        let _watcher = if config_files.is_empty() {
+            None
+        } else {
+            let watcher = reload::watch(app.clone(), config_files).context("cannot watch the config files")?;
+            #[cfg(unix)]
+            watcher.reload_on_sighup()?;
+            Some(watcher)
         };
         let stopping = shutdown_signal()?;
+        // Metrics stay up through the pause and the drain, for the scrape
+        // that shows them, and go when the gRPC port is done.
+        let (metrics_done, metrics_stop) = tokio::sync::oneshot::channel::<()>();
         if let Some(metrics_listen) = app.config().config.server.metrics_listen {
             let metrics_listener = TcpListener::bind(metrics_listen)
                 .await
                 .with_context(|| format!("cannot serve metrics on {metrics_listen}"))?;
             tracing::info!(listen = %metrics_listen, "serving metrics");
-            tokio::spawn(metrics::serve_metrics(metrics_listener, app.clone(), stopped(stopping.clone())));
+            tokio::spawn(metrics::serve_metrics(metrics_listener, app.clone(), async {
+                let _ = metrics_stop.await;
+            }));
         }
-        serve(listener, app, stopped(stopping)).await
-    })
+        serve(listener, app, stopped(stopping)).await?;
+        let _ = metrics_done.send(());
+        tracing::info!("stopped");
+        anyhow::Ok(())
+    });
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN_TIMEOUT);
+    served
 }
 
 /// Flips once, on the first SIGINT or SIGTERM; every listener waits on it.
@@ -192,7 +243,6 @@ fn shutdown_signal() -> anyhow::Result<tokio::sync::watch::Receiver<bool>> {
         }
         #[cfg(not(unix))]
         let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("shutting down: draining in-flight requests");
         let _ = stop.send(true);
     });
     Ok(stopping)
@@ -204,8 +254,6 @@ async fn stopped(mut stopping: tokio::sync::watch::Receiver<bool>) {
 
 #[cfg(test)]
 mod tests {
-    use tokio_stream::StreamExt;
-
     use super::*;
 
     #[test]
@@ -215,16 +263,5 @@ mod tests {
         assert!(ready(true, second, false), "current");
         assert!(!ready(true, MAX_FEED_SILENCE + second, false), "reachable store, replica behind: not ready");
         assert!(ready(true, MAX_FEED_SILENCE + second, true), "store unreachable: everyone is behind; keep serving");
-    }
-
-    #[tokio::test]
-    async fn accepted_connections_skip_nagle_and_are_kept_alive() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let mut incoming = connections(listener);
-        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let accepted = incoming.next().await.unwrap().unwrap();
-        assert!(accepted.nodelay().unwrap(), "TCP_NODELAY on the accepted socket");
-        assert!(socket2::SockRef::from(&accepted).keepalive().unwrap(), "SO_KEEPALIVE on the accepted socket");
     }
 }

@@ -28,6 +28,103 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// What a certificate from [`Pki::issue`] is for.
+#[derive(Debug, Clone, Copy)]
+pub enum Usage {
+    /// A server's, for 127.0.0.1.
+    Server,
+    /// A client's, for mutual TLS.
+    Client,
+}
+
+/// A throwaway PKI in a directory, made with the `openssl` command: CAs, and
+/// certificates they sign, as PEM files named after them.
+pub struct Pki {
+    dir: PathBuf,
+}
+
+impl Pki {
+    /// Keeps its files in `dir`.
+    pub fn new(dir: &Path) -> Self {
+        Self { dir: dir.to_owned() }
+    }
+
+    fn openssl(&self, args: &[&str]) {
+        let status = Command::new("openssl").args(args).current_dir(&self.dir).stderr(Stdio::null()).status();
+        assert!(status.expect("openssl runs (apt-get install openssl)").success(), "openssl {args:?}");
+    }
+
+    /// A self-signed CA: `NAME.pem` and `NAME.key`.
+    pub fn ca(&self, name: &str) -> PathBuf {
+        let (pem, key) = (format!("{name}.pem"), format!("{name}.key"));
+        let subject = format!("/CN=repairmatch test CA {name}");
+        self.openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &pem,
+            "-days",
+            "2",
+            "-subj",
+            &subject,
+        ]);
+        self.dir.join(pem)
+    }
+
+    /// A certificate signed by CA `ca`: `NAME.pem` and `NAME.key`, (cert,
+    /// key) returned.
+    pub fn issue(&self, ca: &str, name: &str, usage: Usage) -> (PathBuf, PathBuf) {
+        let (pem, key, csr, ext) =
+            (format!("{name}.pem"), format!("{name}.key"), format!("{name}.csr"), format!("{name}.ext"));
+        let extensions = match usage {
+            Usage::Server => "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+            Usage::Client => "extendedKeyUsage=clientAuth\n",
+        };
+        std::fs::write(self.dir.join(&ext), extensions).unwrap();
+        let subject = format!("/CN={name}");
+        self.openssl(&[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+            "-subj",
+            &subject,
+        ]);
+        let (ca_pem, ca_key) = (format!("{ca}.pem"), format!("{ca}.key"));
+        self.openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca_pem,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-out",
+            &pem,
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+        ]);
+        (self.dir.join(pem), self.dir.join(key))
+    }
+}
+
 /// A `redis-server` process of the test's own.
 pub struct Redis {
     pub port: u16,
@@ -48,57 +145,11 @@ impl Redis {
     }
 
     /// Starts one that speaks TLS only, with a fresh CA (`dir/ca.pem`) and a
-    /// server certificate for 127.0.0.1 made with the `openssl` command.
+    /// server certificate for 127.0.0.1 (see [`Pki`]).
     pub fn start_tls(dir: &Path) -> Self {
-        let openssl = |args: &[&str]| {
-            let status = Command::new("openssl").args(args).current_dir(dir).stderr(Stdio::null()).status();
-            assert!(status.expect("openssl runs").success(), "openssl {args:?}");
-        };
-        openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=repairmatch test CA",
-        ]);
-        openssl(&[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=127.0.0.1",
-        ]);
-        std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
-        openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "san.ext",
-        ]);
+        let pki = Pki::new(dir);
+        pki.ca("ca");
+        pki.issue("ca", "server", Usage::Server);
         let mut redis = Self { port: free_port(), dir: dir.to_owned(), aof: false, tls: true, child: None };
         redis.spawn();
         redis
@@ -225,7 +276,7 @@ pub fn config_file_with_metrics(
     let hash = repairmatch::auth::key_hash(OPS_KEY);
     let metrics = metrics_port.map(|port| format!("metrics_listen = \"127.0.0.1:{port}\"\n")).unwrap_or_default();
     let config = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\n{metrics}\n[store]\n{store}\n\n[auth]\nallow_anonymous_find = true\n\n\
+        "[server]\nlisten = \"127.0.0.1:0\"\nshutdown_pause_ms = 0\n{metrics}\n[store]\n{store}\n\n[auth]\nallow_anonymous_find = true\n\n\
          [tenants.ops]\nrole = \"ops\"\nkey_sha256 = [\"{hash}\"]\n\n{tables}\n"
     );
     std::fs::write(&file, config).unwrap();
@@ -272,6 +323,14 @@ pub fn metric(scraped: &str, series: &str) -> f64 {
     scraped.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok()).unwrap_or(0.0)
 }
 
+/// The `listen` field of a log line, text (`listen=ADDR` at the end) or
+/// JSON (`"listen":"ADDR"`).
+fn listen_address_in(line: &str) -> Option<SocketAddr> {
+    let json = line.split("\"listen\":\"").nth(1).and_then(|rest| rest.split('"').next());
+    let text = || line.rsplit("listen=").next().map(str::trim);
+    json.or_else(text)?.parse().ok()
+}
+
 impl Replica {
     /// Starts `repairmatch serve --config FILE` and waits until it serves.
     pub fn start(config: &Path) -> Self {
@@ -295,14 +354,9 @@ impl Replica {
         let mut replica =
             Self { addr: "127.0.0.1:1".parse().unwrap(), metrics_addr: None, child, lines, seen: Vec::new() };
         let line = replica.wait_for("serving gRPC");
-        replica.metrics_addr = replica
-            .seen
-            .iter()
-            .find(|l| l.contains("serving metrics"))
-            .and_then(|l| l.rsplit("listen=").next())
-            .and_then(|addr| addr.trim().parse().ok());
-        let addr = line.rsplit("listen=").next().unwrap().trim();
-        replica.addr = addr.parse().unwrap_or_else(|_| panic!("an address in {line:?}"));
+        replica.metrics_addr =
+            replica.seen.iter().find(|l| l.contains("serving metrics")).and_then(|l| listen_address_in(l));
+        replica.addr = listen_address_in(&line).unwrap_or_else(|| panic!("an address in {line:?}"));
         replica
     }
 
@@ -359,8 +413,13 @@ impl Replica {
 
 impl Replica {
     /// SIGTERM, then its exit status and every line it logged.
-    pub fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
+    pub fn terminate(self) -> (std::process::ExitStatus, Vec<String>) {
         self.signal("TERM");
+        self.wait()
+    }
+
+    /// Waits for it to exit: its exit status and every line it logged.
+    pub fn wait(mut self) -> (std::process::ExitStatus, Vec<String>) {
         let status = self.child.wait().unwrap();
         // The reader thread ends with the pipe; collect what it still had.
         self.seen.extend(self.lines.try_iter());
