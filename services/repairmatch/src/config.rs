@@ -78,6 +78,10 @@ pub struct ServerConfig {
     pub max_request_bytes: usize,
     /// Where to serve Prometheus metrics (`GET /metrics`); none = off.
     pub metrics_listen: Option<SocketAddr>,
+    /// A second, plaintext port serving `grpc.health.v1` only, for probes
+    /// that cannot speak TLS (the kubelet's gRPC probe) when the main port
+    /// does; none = off.
+    pub health_listen: Option<SocketAddr>,
     /// Calls the whole process may have in flight; past it a call is refused
     /// at once with RESOURCE_EXHAUSTED (shed, never queued). Health checks are
     /// exempt, so an overloaded replica is not also restarted.
@@ -183,6 +187,7 @@ impl Default for ServerConfig {
             default_timeout_ms: 120_000,
             max_request_bytes: 16 * 1024 * 1024,
             metrics_listen: None,
+            health_listen: None,
             max_concurrent_requests: 512,
             max_connection_age_ms: Some(300_000),
             max_connection_age_grace_ms: 30_000,

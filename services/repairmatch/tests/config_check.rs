@@ -85,6 +85,34 @@ fn config_check_names_the_environment_variable_behind_a_problem() {
 }
 
 #[test]
+fn config_check_layers_files_as_serve_does_and_env_vars_can_make_a_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = write(dir.path(), "[profiles.nearest]\nweights = { distance = 1.0 }\n");
+    let tenants = dir.path().join("tenants.toml");
+    let hash = "b".repeat(64);
+    let tenant = format!("[tenants.icbc]\nrole = \"bank\"\nprofiles = [\"nearest\"]\nkey_sha256 = [\"{hash}\"]\n");
+    std::fs::write(&tenants, tenant).unwrap();
+    let tenants = tenants.display().to_string();
+    let alone = repairmatch(&["config", "check", &tenants], &[]);
+    assert_eq!(alone.status.code(), Some(1), "alone, the tenants file names a profile nobody defines");
+    let layered = repairmatch(&["config", "check", &main, &tenants], &[]);
+    let stdout = String::from_utf8(layered.stdout).unwrap();
+    assert_eq!(layered.status.code(), Some(0), "{}", String::from_utf8_lossy(&layered.stderr));
+    assert!(stdout.starts_with(&format!("{main} + {tenants}: ok (2 profiles, 1 tenants)")), "{stdout}");
+
+    // [server.tls] from the environment alone (a Deployment's env): the
+    // table is made, and its files are checked.
+    let env = [
+        ("REPAIRMATCH_SERVER__TLS__CERT_FILE", "/nonexistent/tls.crt"),
+        ("REPAIRMATCH_SERVER__TLS__KEY_FILE", "/nonexistent/tls.key"),
+    ];
+    let output = repairmatch(&["config", "check", &main], &env);
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("server.tls.cert_file: /nonexistent/tls.crt is not a readable file"), "{stderr}");
+    assert!(stderr.contains("server.tls.key_file: /nonexistent/tls.key is not a readable file"), "{stderr}");
+}
+
+#[test]
 fn config_check_passes_the_shipped_config() {
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/repairmatch.toml");
     let output = repairmatch(&["config", "check", &shipped.display().to_string()], &[]);

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use repairmatch_proto::v1 as pb;
 use repairmatch_proto::v1::catalog_service_client::CatalogServiceClient;
 use repairmatch_proto::v1::repair_match_service_client::RepairMatchServiceClient;
-use support::{OPS_KEY, Pki, Replica, Usage, center, eventually, find, free_port};
+use support::{OPS_KEY, Pki, Replica, Usage, center, eventually, find, free_port, listen_address_in};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
@@ -291,7 +291,7 @@ async fn tls_serves_trusting_clients_only_and_a_rotated_certificate_takes_over_l
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mutual_tls_refuses_a_client_without_a_certificate_from_the_client_ca() {
+async fn mutual_tls_refuses_a_client_without_a_certificate_from_the_client_ca_and_probes_use_the_health_port() {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new(dir.path());
     let server_ca = pki.ca("server-ca");
@@ -301,13 +301,23 @@ async fn mutual_tls_refuses_a_client_without_a_certificate_from_the_client_ca() 
     pki.ca("rogue-ca");
     let (rogue_cert, rogue_key) = pki.issue("rogue-ca", "rogue", Usage::Client);
     let tls = format!(
-        "[server.tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\nclient_ca_file = \"{}\"",
+        "health_listen = \"127.0.0.1:0\"\n\n\
+         [server.tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\nclient_ca_file = \"{}\"",
         server_cert.display(),
         server_key.display(),
         client_ca.display()
     );
-    let replica = Replica::start(&write_config(dir.path(), &tls));
+    let mut replica = Replica::start(&write_config(dir.path(), &tls));
     let addr = replica.addr;
+
+    // The kubelet's probes speak plaintext, without a certificate: health
+    // alone answers them on a port of its own, and nothing else does.
+    let health_addr = listen_address_in(&replica.wait_for("serving health checks")).unwrap();
+    let probe = Channel::from_shared(format!("http://{health_addr}")).unwrap().connect().await.unwrap();
+    assert_eq!(health(probe.clone(), "").await, ServingStatus::Serving);
+    assert_eq!(health(probe.clone(), "repairmatch.v1.RepairMatchService").await, ServingStatus::Serving);
+    let find_on_probe_port = RepairMatchServiceClient::new(probe).find_repair_center(find(3)).await;
+    assert_eq!(find_on_probe_port.unwrap_err().code(), Code::Unimplemented, "health only on the probe port");
 
     finds_over(tls_channel(addr, &server_ca, Some((&bank_cert, &bank_key))).await)
         .await

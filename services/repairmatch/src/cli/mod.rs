@@ -147,11 +147,13 @@ pub struct ExplainArgs {
 /// Config subcommands.
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
-    /// Validate a config file (with REPAIRMATCH_* overrides applied, as `serve`
+    /// Validate a config (with REPAIRMATCH_* overrides applied, as `serve`
     /// would) and print every problem; exit code 1 when there is any.
     Check {
-        /// The file.
-        file: PathBuf,
+        /// The file, or several layered as `serve --config A --config B`
+        /// layers them (a later one overriding an earlier one).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
     },
 }
 
@@ -185,24 +187,22 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Datagen { centers, seed, out, layout } => write_sample(centers, seed, layout, &out),
         Command::Explain(args) => explain::run(&args),
-        Command::Config { command: ConfigCommand::Check { file } } => match Config::load(&[&file]) {
-            Ok(config) => {
-                println!(
-                    "{}: ok ({} profiles, {} tenants)",
-                    file.display(),
-                    config.profiles.len(),
-                    config.tenants.len()
-                );
-                Ok(())
-            }
-            Err(error) => {
-                eprintln!("{}: refused", file.display());
-                for problem in error.problems() {
-                    eprintln!("  {problem}");
+        Command::Config { command: ConfigCommand::Check { files } } => {
+            let described = crate::config::describe_files(&files);
+            match Config::load(&files) {
+                Ok(config) => {
+                    println!("{described}: ok ({} profiles, {} tenants)", config.profiles.len(), config.tenants.len());
+                    Ok(())
                 }
-                std::process::exit(1);
+                Err(error) => {
+                    eprintln!("{described}: refused");
+                    for problem in error.problems() {
+                        eprintln!("  {problem}");
+                    }
+                    std::process::exit(1);
+                }
             }
-        },
+        }
         Command::Key { command: KeyCommand::New { tenant } } => {
             let key = auth::new_key().map_err(|e| anyhow::anyhow!("no randomness for a key: {e}"))?;
             println!("key for {tenant} (give it to the tenant; it is shown only now and stored nowhere):");

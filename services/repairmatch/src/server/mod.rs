@@ -131,6 +131,24 @@ pub async fn serve(listener: TcpListener, app: App, shutdown: impl Future<Output
         CatalogServiceServer::new(CatalogGrpc::new(app.clone()))
             .max_decoding_message_size(server_config.max_request_bytes),
     );
+    // Probes that cannot speak TLS get health alone, in plaintext, on a port
+    // of its own; it reports the same statuses and closes with the main one.
+    let (closing, closed) = tokio::sync::watch::channel(false);
+    let settings = ConnectionSettings::of(&server_config);
+    if let Some(health_listen) = server_config.health_listen {
+        let health_listener = TcpListener::bind(health_listen)
+            .await
+            .with_context(|| format!("cannot serve health checks on {health_listen}"))?;
+        tracing::info!(listen = %health_listener.local_addr()?, "serving health checks");
+        let health_only = tonic::service::Routes::new(health_service.clone()).prepare();
+        tokio::spawn(serve_connections(
+            health_listener,
+            None,
+            health_only,
+            settings.clone(),
+            closing_of(closed.clone()),
+        ));
+    }
     let routes = tonic::service::Routes::new(health_service)
         .add_service(reflection)
         .add_service(reflection_v1alpha)
@@ -146,7 +164,7 @@ pub async fn serve(listener: TcpListener, app: App, shutdown: impl Future<Output
     let service = ObserveLayer::new(metrics, access_log, trace_parents).layer(admission.layer(routes));
 
     let pause = Duration::from_millis(server_config.shutdown_pause_ms);
-    let stop = async move {
+    let stop_sequence = async move {
         shutdown.await;
         shutting_down.store(true, Ordering::SeqCst);
         tracing::info!(
@@ -160,11 +178,17 @@ pub async fn serve(listener: TcpListener, app: App, shutdown: impl Future<Output
             health_reporter.set_service_status(service, ServingStatus::NotServing).await;
         }
         tokio::time::sleep(pause).await;
+        let _ = closing.send(true);
     };
     // `listen` last: tests and scripts read the address off the end of this line.
     tracing::info!(tls = tls.is_some(), listen = %listener.local_addr()?, "serving gRPC");
-    serve_connections(listener, tls, service, ConnectionSettings::of(&server_config), stop).await;
+    tokio::join!(stop_sequence, serve_connections(listener, tls, service, settings, closing_of(closed)));
     Ok(())
+}
+
+/// Completes once the listeners are to close.
+async fn closing_of(mut closed: tokio::sync::watch::Receiver<bool>) {
+    let _ = closed.wait_for(|closing| *closing).await;
 }
 
 /// How long a replica may go without the feed confirming it is current

@@ -325,7 +325,7 @@ pub fn metric(scraped: &str, series: &str) -> f64 {
 
 /// The `listen` field of a log line, text (`listen=ADDR` at the end) or
 /// JSON (`"listen":"ADDR"`).
-fn listen_address_in(line: &str) -> Option<SocketAddr> {
+pub fn listen_address_in(line: &str) -> Option<SocketAddr> {
     let json = line.split("\"listen\":\"").nth(1).and_then(|rest| rest.split('"').next());
     let text = || line.rsplit("listen=").next().map(str::trim);
     json.or_else(text)?.parse().ok()
