@@ -374,3 +374,44 @@ async fn writes_past_the_threshold_compact_in_the_background_and_lose_nothing() 
     assert_eq!(found.total_size, 3_999, "every center covers the merchant");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_bank_app_discovers_the_banks_and_brands_it_may_name_in_pages() {
+    let bank = |id: &str| pb::Bank { id: id.into(), name: format!("Bank {id}"), ..icbc_bank() };
+    let fixture = Fixture { banks: vec![icbc_bank(), bank("abc"), bank("ccb"), bank("boc")], ..Fixture::default() };
+    let fixture =
+        Fixture { brands: vec![pax_brand(), pb::Brand { name: "Verifone".into(), ..pax_brand() }], ..fixture };
+    let server = TestServer::start(&fixture).await;
+    let mut bank_app = server.catalog("icbc").await;
+
+    let mut ids = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = bank_app.list_banks(pb::ListBanksRequest { page_size: 3, page_token }).await.unwrap().into_inner();
+        assert!(page.banks.len() <= 3);
+        ids.extend(page.banks.iter().map(|b| b.id.clone()));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    assert_eq!(ids, ["abc", "boc", "ccb", "icbc"], "every bank once, by id, over two pages");
+    let listed = bank_app.list_banks(pb::ListBanksRequest::default()).await.unwrap().into_inner();
+    assert_eq!(listed.banks.iter().find(|b| b.id == "icbc").unwrap().hotline, "+86 95588");
+    let brands = bank_app.list_brands(pb::ListBrandsRequest::default()).await.unwrap().into_inner().brands;
+    assert_eq!(brands.iter().map(|b| b.name.as_str()).collect::<Vec<_>>(), ["PAX", "Verifone"]);
+
+    // Where anonymous Find is allowed (the demo), so is discovery.
+    let mut anonymous = server.catalog_as(None).await;
+    assert_eq!(anonymous.list_banks(pb::ListBanksRequest::default()).await.unwrap().into_inner().banks.len(), 4);
+    let refused = anonymous.list_banks(pb::ListBanksRequest { page_size: -1, ..Default::default() }).await.unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    server.stop().await;
+
+    let server = TestServer::start_adjusted(&fixture, |config| config.auth.allow_anonymous_find = false).await;
+    let status = server.catalog_as(None).await.list_banks(pb::ListBanksRequest::default()).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated, "without the demo setting, a key is needed");
+    let status = server.catalog_as(None).await.list_brands(pb::ListBrandsRequest::default()).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    server.stop().await;
+}

@@ -216,4 +216,24 @@ impl CatalogService for CatalogGrpc {
             next_page_token,
         }))
     }
+
+    async fn list_banks(
+        &self,
+        request: Request<pb::ListBanksRequest>,
+    ) -> Result<Response<pb::ListBanksResponse>, Status> {
+        let caller = caller_of(&request);
+        let request = request.into_inner();
+        let limit = list_token::page_size(request.page_size, 50, 1_000)?;
+        let after =
+            (!request.page_token.is_empty()).then(|| list_token::decode(&request.page_token, "banks")).transpose()?;
+        let (banks, more) = self.app.banks(&caller, after.as_deref(), limit)?;
+        let next_page_token = match (more, banks.last()) {
+            (true, Some(last)) => list_token::encode("banks", &last.id),
+            _ => String::new(),
+        };
+        Ok(Response::new(pb::ListBanksResponse {
+            banks: banks.iter().map(convert::bank_to_proto).collect(),
+            next_page_token,
+        }))
+    }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use repairmatch_core::Catalog;
 use repairmatch_core::find::{EXACT_TOTAL_LIMIT, find_pages};
-use repairmatch_core::model::{Brand, CenterKind, RepairCenter, match_key};
+use repairmatch_core::model::{Bank, Brand, CenterKind, RepairCenter, match_key};
 use repairmatch_proto::v1 as pb;
 
 use super::{App, LiveConfig, page_token};
@@ -261,6 +261,18 @@ impl App {
         let more = brands.len() > limit;
         brands.truncate(limit);
         Ok((brands, more))
+    }
+
+    /// A page of banks in id order, after `after`; whether more follow.
+    pub fn banks(&self, caller: &Caller, after: Option<&str>, limit: usize) -> Result<(Vec<Bank>, bool), ServiceError> {
+        authorize_read(&self.config(), caller)?;
+        let catalog = self.inner.live.catalog.load();
+        let mut banks: Vec<Bank> =
+            catalog.banks().filter(|b| after.is_none_or(|after| b.id.as_str() > after)).cloned().collect();
+        banks.sort_by(|a, b| a.id.cmp(&b.id));
+        let more = banks.len() > limit;
+        banks.truncate(limit);
+        Ok((banks, more))
     }
 
     /// Centers in id order for a listing: the caller's own, or any for ops.
