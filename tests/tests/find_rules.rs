@@ -284,7 +284,7 @@ async fn breakdown_contributions_sum_to_the_score() {
     assert_eq!(response.matches.len(), 20);
     for m in &response.matches {
         let factors: Vec<&str> = m.score_breakdown.iter().map(|c| c.factor.as_str()).collect();
-        assert_eq!(factors, ["distance", "rating", "price", "brand_support", "downtime"]);
+        assert_eq!(factors, ["distance", "rating", "price", "brand_support", "downtime", "repair_warranty"]);
         let sum: f64 = m.score_breakdown.iter().map(|c| c.contribution).sum();
         assert!((sum - m.score).abs() < 1e-12, "{sum} vs {}", m.score);
         assert!(m.estimated_price.is_some());
@@ -333,5 +333,118 @@ async fn quotes_are_shown_in_each_currencys_minor_unit() {
     assert_eq!(quote_of("yen"), "quotes 7897 JPY–12500 JPY", "the yen has no minor unit");
     assert_eq!(quote_of("dinar"), "quotes 1.234 BHD–2.005 BHD", "the Bahraini dinar has three decimals");
     assert_eq!(quote_of("yuan"), "quotes 342.00 CNY–683.00 CNY");
+    server.stop().await;
+}
+
+/// A center guaranteeing its repair `days` days, publishing its terms when `terms`.
+fn guaranteeing(id: &str, km: f64, days: u32, terms: bool) -> pb::RepairCenter {
+    let mut center = center_east(id, km);
+    center.repair_warranty_days = days;
+    if terms {
+        center.terms_url = format!("https://repairs.example/{id}/terms");
+    }
+    center
+}
+
+#[tokio::test]
+async fn a_minimum_repair_warranty_filters_explains_and_shows_the_warranty_and_terms() {
+    let centers = vec![
+        guaranteeing("guaranteed", 3.0, 180, true),
+        guaranteeing("short", 1.0, 30, false),
+        guaranteeing("silent", 2.0, 0, false),
+    ];
+    let server = TestServer::start(&Fixture::with_centers(centers)).await;
+    let mut client = server.client().await;
+    let request = pb::FindRepairCenterRequest {
+        min_repair_warranty_days: 90,
+        explain_center_ids: vec!["short".into(), "silent".into()],
+        ..find_request()
+    };
+    let response = client.find_repair_center(request).await.unwrap().into_inner();
+    assert_eq!(match_ids(&response), ["guaranteed"]);
+    let found = &response.matches[0];
+    let center = found.center.as_ref().unwrap();
+    assert_eq!(
+        (center.repair_warranty_days, center.terms_url.as_str()),
+        (180, "https://repairs.example/guaranteed/terms")
+    );
+    assert!(found.reasons.iter().any(|r| r == "180-day warranty on the repair"), "{:?}", found.reasons);
+    assert!(found.reasons.iter().any(|r| r == "service terms: https://repairs.example/guaranteed/terms"));
+    assert!(response.guidance.iter().any(|g| g.contains("warranty on the repair and its service terms")));
+    let rules: Vec<(&str, pb::ExclusionRule, &str)> =
+        response.exclusions.iter().map(|e| (e.center_id.as_str(), e.rule(), e.detail.as_str())).collect();
+    assert_eq!(
+        rules,
+        [
+            ("short", pb::ExclusionRule::Terms, "guarantees its repairs for 30 days, fewer than the 90 asked"),
+            ("silent", pb::ExclusionRule::Terms, "publishes no warranty on its repairs"),
+        ]
+    );
+
+    // Nobody guarantees a year: the empty answer says so.
+    let request = pb::FindRepairCenterRequest { min_repair_warranty_days: 365, ..find_request() };
+    let response = client.find_repair_center(request).await.unwrap().into_inner();
+    assert!(response.matches.is_empty());
+    assert!(
+        response.guidance[0]
+            .contains("the 365-day minimum warranty on the repair, as the longest they give is 180 days"),
+        "{:?}",
+        response.guidance
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_profile_may_weigh_the_repair_warranty_and_the_default_does_not() {
+    let centers = vec![
+        guaranteeing("month", 1.0, 30, false),
+        guaranteeing("year", 1.0, 365, true),
+        guaranteeing("none", 1.0, 0, false),
+    ];
+    let fixture = Fixture::with_centers(centers);
+    let server = TestServer::start(&fixture).await;
+    let response = server.client().await.find_repair_center(find_request()).await.unwrap().into_inner();
+    for m in &response.matches {
+        let warranty = m.score_breakdown.iter().find(|c| c.factor == "repair_warranty").unwrap();
+        assert_eq!(warranty.weight, 0.0, "off in the default profile");
+    }
+    server.stop().await;
+
+    let server = TestServer::start_adjusted(&fixture, |config| {
+        let profile = config.profiles.get_mut("default").unwrap();
+        profile.weights.repair_warranty = 1.0;
+        profile.weights.distance = 0.0;
+        profile.weights.rating = 0.0;
+        profile.weights.price = 0.0;
+        profile.weights.brand_support = 0.0;
+        profile.weights.downtime = 0.0;
+    })
+    .await;
+    let response = server.client().await.find_repair_center(find_request()).await.unwrap().into_inner();
+    assert_eq!(match_ids(&response), ["year", "month", "none"]);
+    let year = response.matches[0].score_breakdown.iter().find(|c| c.factor == "repair_warranty").unwrap();
+    assert_eq!((year.raw_value, year.normalized_value, year.weight), (365.0, 1.0, 1.0));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn impossible_warranty_and_terms_values_are_refused_naming_the_field() {
+    let server = TestServer::start(&Fixture::with_centers(vec![center_east("c", 1.0)])).await;
+    let request = pb::FindRepairCenterRequest { min_repair_warranty_days: 4_000, ..find_request() };
+    let status = server.client().await.find_repair_center(request).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert_eq!(
+        bad_request_violations(&status),
+        [("min_repair_warranty_days".into(), "must be at most 3650 (ten years)".into())]
+    );
+
+    let mut bad = guaranteeing("bad", 1.0, 5_000, false);
+    bad.terms_url = "http://repairs.example/terms".into();
+    let request = pb::UpsertRepairCentersRequest { centers: vec![bad] };
+    let response = server.catalog("provider-fix").await.upsert_repair_centers(request).await.unwrap().into_inner();
+    let result = &response.results[0];
+    assert_eq!(result.outcome(), pb::ItemOutcome::InvalidArgument);
+    let fields: Vec<&str> = result.field_violations.iter().map(|v| v.field.as_str()).collect();
+    assert_eq!(fields, ["centers[0].repair_warranty_days", "centers[0].terms_url"]);
     server.stop().await;
 }

@@ -56,6 +56,8 @@ pub struct MatchFacts {
     pub key_injection: bool,
     /// Has a coverage polygon (kept in the center).
     pub has_area: bool,
+    /// Days it guarantees its own repair; 0 = none published.
+    pub repair_warranty_days: u16,
 }
 
 impl MatchFacts {
@@ -77,6 +79,8 @@ impl MatchFacts {
             active: center.active,
             key_injection: center.key_injection,
             has_area: center.coverage.area.is_some(),
+            // Validated to at most 3,650 days.
+            repair_warranty_days: u16::try_from(center.repair_warranty_days).unwrap_or(u16::MAX),
         }
     }
 

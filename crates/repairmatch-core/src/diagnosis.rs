@@ -55,6 +55,11 @@ pub enum Cause {
     },
     /// They publish no price for the fault, so none is within the cap.
     Unpriced,
+    /// Their warranty on the repair is shorter than asked.
+    ShortRepairWarranty {
+        /// The longest they give, days (0: none publishes one).
+        longest_days: u32,
+    },
     /// Closed at the asked time.
     Closed,
     /// A tampered terminal needs an authorized key-injection center or an exchange.
@@ -80,6 +85,7 @@ impl Cause {
             Rejection::OtherCurrency { currency_code } => Cause::PriceCurrency { quoted: vec![currency_code] },
             Rejection::AbovePriceCap { lowest } => Cause::AbovePriceCap { lowest },
             Rejection::Unpriced => Cause::Unpriced,
+            Rejection::ShortRepairWarranty { days } => Cause::ShortRepairWarranty { longest_days: days },
             Rejection::Closed => Cause::Closed,
             Rejection::TamperPolicy => Cause::TamperPolicy,
             Rejection::RemoteCannotFix => Cause::RemoteCannotFix,
@@ -97,9 +103,10 @@ impl Cause {
             Cause::PriceCurrency { .. } => 5,
             Cause::AbovePriceCap { .. } => 6,
             Cause::Unpriced => 7,
-            Cause::Closed => 8,
-            Cause::TamperPolicy => 9,
-            Cause::RemoteCannotFix => 10,
+            Cause::ShortRepairWarranty { .. } => 8,
+            Cause::Closed => 9,
+            Cause::TamperPolicy => 10,
+            Cause::RemoteCannotFix => 11,
         }
     }
 
@@ -116,6 +123,9 @@ impl Cause {
                 quoted.extend(other);
                 quoted.sort_unstable();
                 quoted.dedup();
+            }
+            (Cause::ShortRepairWarranty { longest_days }, Cause::ShortRepairWarranty { longest_days: other }) => {
+                *longest_days = (*longest_days).max(other);
             }
             (Cause::AbovePriceCap { lowest }, Cause::AbovePriceCap { lowest: other })
                 if other.amount_minor_units < lowest.amount_minor_units =>
@@ -162,6 +172,15 @@ impl Cause {
                 format!("the price cap of {cap}, as their lowest quote for {fault} faults is {lowest}")
             }
             Cause::Unpriced => format!("the price cap, as they publish no price for {fault} faults"),
+            Cause::ShortRepairWarranty { longest_days } => {
+                let min_days = query.min_repair_warranty_days.unwrap_or_default();
+                match longest_days {
+                    0 => format!("the {min_days}-day minimum warranty on the repair, as none of them publishes one"),
+                    days => format!(
+                        "the {min_days}-day minimum warranty on the repair, as the longest they give is {days} days"
+                    ),
+                }
+            }
             Cause::Closed => "the opening time asked for, as they are closed then".to_owned(),
             Cause::TamperPolicy => format!(
                 "the tamper rule: a tampered terminal needs a center authorized for {brand} with key injection, \

@@ -37,6 +37,8 @@ pub enum ExclusionRule {
     Rating,
     /// Above the price cap, unpriced, or in another currency.
     Price,
+    /// Its warranty on the repair is shorter than asked, or unpublished.
+    Terms,
     /// Closed at the asked time.
     Closed,
     /// A profile policy rules it out.
@@ -108,6 +110,11 @@ pub enum Rejection {
         /// That low end, in the cap's currency.
         lowest: Money,
     },
+    /// Guarantees its repair for fewer days than asked (0: publishes none).
+    ShortRepairWarranty {
+        /// Its repair warranty, days.
+        days: u32,
+    },
     /// Closed at the asked time.
     Closed,
     /// A bank service point of other banks.
@@ -133,6 +140,7 @@ impl Rejection {
             Rejection::Unpriced | Rejection::OtherCurrency { .. } | Rejection::AbovePriceCap { .. } => {
                 ExclusionRule::Price
             }
+            Rejection::ShortRepairWarranty { .. } => ExclusionRule::Terms,
             Rejection::Closed => ExclusionRule::Closed,
             Rejection::OtherBanksOnly | Rejection::TamperPolicy | Rejection::RemoteCannotFix => ExclusionRule::Policy,
         }
@@ -173,6 +181,11 @@ impl Rejection {
             Rejection::AbovePriceCap { lowest } => {
                 format!("its lowest price for this fault, {lowest}, is above the cap")
             }
+            Rejection::ShortRepairWarranty { days: 0 } => "publishes no warranty on its repairs".into(),
+            Rejection::ShortRepairWarranty { days } => format!(
+                "guarantees its repairs for {days} days, fewer than the {} asked",
+                query.min_repair_warranty_days.unwrap_or_default()
+            ),
             Rejection::Closed => "closed at the requested time".into(),
             Rejection::OtherBanksOnly => "a bank service point takes only terminals its banks deployed".into(),
             Rejection::TamperPolicy => {
@@ -355,6 +368,11 @@ impl<'a> MatchContext<'a> {
                 Some(_) => {}
             }
         }
+        if let Some(min_days) = query.min_repair_warranty_days
+            && u32::from(facts.repair_warranty_days) < min_days
+        {
+            return Err(Rejection::ShortRepairWarranty { days: u32::from(facts.repair_warranty_days) });
+        }
         let mut hours_unknown = false;
         if let Some(open_at) = query.open_at {
             match open_state(center().opening_hours.as_ref(), open_at) {
@@ -451,6 +469,21 @@ mod tests {
     #[test]
     fn a_plain_center_in_reach_is_eligible() {
         assert_eq!(first_failed_rule(center("a", 3.0), &query()), None);
+    }
+
+    #[test]
+    fn a_minimum_repair_warranty_rules_out_shorter_and_unpublished_guarantees() {
+        let mut q = query();
+        q.min_repair_warranty_days = Some(90);
+        let with_days = |days: u32| {
+            let mut c = center("a", 3.0);
+            c.repair_warranty_days = days;
+            c
+        };
+        assert_eq!(first_failed_rule(with_days(30), &q), Some(Rule::Terms));
+        assert_eq!(first_failed_rule(with_days(0), &q), Some(Rule::Terms), "none published");
+        assert_eq!(first_failed_rule(with_days(90), &q), None, "exactly the minimum is enough");
+        assert_eq!(first_failed_rule(with_days(0), &query()), None, "no minimum asked");
     }
 
     #[test]

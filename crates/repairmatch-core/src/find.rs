@@ -12,7 +12,7 @@ use crate::geodesy::{DISTANCE_RELATIVE_ERROR, MIN_RADIUS_OF_CURVATURE_KM};
 use crate::model::CurrencyCode;
 use crate::model::{FaultCategory, RepairCenter};
 use crate::paging::{self, PageTokenError};
-use crate::profile::{MAX_PAGE_SIZE, RankingProfile};
+use crate::profile::{FACTOR_COUNT, MAX_PAGE_SIZE, RankingProfile};
 use crate::query::{FindQuery, WarrantyStatus};
 use crate::ranking::{CheapestQuotes, RankKey, ScoreComponent, Scored, SortKey, score};
 
@@ -48,7 +48,7 @@ pub struct RankedMatch {
     /// The scored match.
     pub scored: Scored,
     /// One component per factor; the contributions add up to the score.
-    pub breakdown: [ScoreComponent; 5],
+    pub breakdown: [ScoreComponent; FACTOR_COUNT],
     /// 1-based rank across all pages.
     pub rank: u32,
     /// Short human-readable reasons.
@@ -205,7 +205,7 @@ struct Ranker<'a> {
     catalog: &'a Catalog,
     context: &'a MatchContext<'a>,
     /// The profile's weights, normalized.
-    weights: [f64; 5],
+    weights: [f64; FACTOR_COUNT],
     after: Option<&'a SortKey>,
     page_size: usize,
 }
@@ -562,6 +562,9 @@ fn guidance(
     }
     if total_size > 0 {
         lines.push("Book an appointment where you can, and bring any documents the center asks for.".into());
+        lines.push(
+            "Before handing the terminal over, check the center's warranty on the repair and its service terms.".into(),
+        );
     }
     lines.push(
         "Do not open the terminal yourself: it is tamper-protected, and opening it erases its keys and voids the warranty."
@@ -611,6 +614,12 @@ fn reasons(context: &MatchContext<'_>, scored: &Scored, center: &RepairCenter) -
         Some((low, high)) => lines.push(format!("quotes {low}–{high}")),
         None => lines.push("no published price for this fault".to_owned()),
     }
+    if center.repair_warranty_days > 0 {
+        lines.push(format!("{}-day warranty on the repair", center.repair_warranty_days));
+    }
+    if !center.terms_url.is_empty() {
+        lines.push(format!("service terms: {}", center.terms_url));
+    }
     let modes: Vec<String> = eligible.usable_modes.iter().map(|mode| mode.to_string()).collect();
     // Rounded up: never promise a working terminal sooner than the model expects.
     lines.push(format!("back in service in about {:.0} h ({})", scored.downtime_hours().ceil(), modes.join(", ")));
@@ -635,16 +644,37 @@ mod tests {
     use crate::test_fixtures::*;
 
     fn only(weight: &str) -> RankingProfile {
-        let mut weights = Weights { distance: 0.0, rating: 0.0, price: 0.0, brand_support: 0.0, downtime: 0.0 };
+        let mut weights =
+            Weights { distance: 0.0, rating: 0.0, price: 0.0, brand_support: 0.0, downtime: 0.0, repair_warranty: 0.0 };
         match weight {
             "distance" => weights.distance = 1.0,
             "rating" => weights.rating = 1.0,
             "price" => weights.price = 1.0,
             "brand_support" => weights.brand_support = 1.0,
             "downtime" => weights.downtime = 1.0,
+            "repair_warranty" => weights.repair_warranty = 1.0,
             other => panic!("{other}"),
         }
         RankingProfile { weights, ..RankingProfile::default() }
+    }
+
+    #[test]
+    fn a_profile_weighing_the_repair_warranty_ranks_longer_guarantees_first_up_to_the_full_length() {
+        let with_days = |id: &str, days: u32| {
+            let mut c = center(id, 3.0);
+            c.repair_warranty_days = days;
+            c
+        };
+        let centers = vec![with_days("none", 0), with_days("month", 30), with_days("year", 365), with_days("half", 90)];
+        let outcome = run_with(centers.clone(), &query(), &only("repair_warranty"));
+        assert_eq!(ids(&outcome), ["year", "half", "month", "none"]);
+        let component = |m: &RankedMatch| m.breakdown.iter().find(|c| c.factor == "repair_warranty").copied().unwrap();
+        let year = component(&outcome.matches[0]);
+        assert_eq!((year.raw_value, year.normalized_value), (365.0, 1.0), "capped at the profile's full 180 days");
+        assert_eq!(component(&outcome.matches[1]).normalized_value, 0.5, "90 of 180 days");
+        assert_eq!(component(&outcome.matches[3]).normalized_value, 0.0, "none published");
+        let default = run(centers, &query());
+        assert_eq!(component(&default.matches[0]).weight, 0.0, "off in the default profile");
     }
 
     /// The default profile's breakdown for two centers, against numbers worked
@@ -674,9 +704,10 @@ mod tests {
         // brand support: lists the brand, all models: 0.3.
         // downtime: walk-in, 4 trips of 6 km at 30 km/h + 4 h bench = 4.8 h; 0.5^(4.8 / 24).
         let downtime = 0.5_f64.powf(0.2);
-        let weights = [0.30, 0.25, 0.15, 0.15, 0.15];
-        let expected = |price: f64| -> [(f64, f64); 5] {
-            [(6.0, distance), (13.0 / 3.0, rating), (0.0, price), (0.0, 0.3), (4.8, downtime)]
+        // repair warranty: none published, and weighed 0 by default.
+        let weights = [0.30, 0.25, 0.15, 0.15, 0.15, 0.0];
+        let expected = |price: f64| -> [(f64, f64); 6] {
+            [(6.0, distance), (13.0 / 3.0, rating), (0.0, price), (0.0, 0.3), (4.8, downtime), (0.0, 0.0)]
         };
         for (m, price_raw, price) in [(&outcome.matches[0], 15_000.0, 1.0), (&outcome.matches[1], 30_000.0, 0.5)] {
             let mut wanted = expected(price);

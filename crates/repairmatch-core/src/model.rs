@@ -406,6 +406,10 @@ pub struct RepairCenter {
     pub turnaround_hours: Vec<(ServiceMode, u32)>,
     /// Can re-key terminals.
     pub key_injection: bool,
+    /// Days it guarantees its own repair; 0 = none published.
+    pub repair_warranty_days: u32,
+    /// Its service terms (https URL); empty = none published.
+    pub terms_url: String,
     /// Matched at all.
     pub active: bool,
     /// Version for optimistic concurrency.

@@ -9,6 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{FaultCategory, ServiceMode};
 
+/// How many score factors there are: distance, rating, price, brand support,
+/// downtime, repair warranty.
+pub const FACTOR_COUNT: usize = 6;
+
 /// Relative weight of each score factor. Weights are normalized to sum 1 when
 /// the score is computed, so only their ratios matter.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -24,28 +28,31 @@ pub struct Weights {
     pub brand_support: f64,
     /// Time until the merchant takes payments again.
     pub downtime: f64,
+    /// The center's own warranty on the repair (off unless a profile weighs it).
+    pub repair_warranty: f64,
 }
 
 impl Default for Weights {
     fn default() -> Self {
-        Self { distance: 0.30, rating: 0.25, price: 0.15, brand_support: 0.15, downtime: 0.15 }
+        Self { distance: 0.30, rating: 0.25, price: 0.15, brand_support: 0.15, downtime: 0.15, repair_warranty: 0.0 }
     }
 }
 
 impl Weights {
-    fn as_array(&self) -> [(&'static str, f64); 5] {
+    fn as_array(&self) -> [(&'static str, f64); FACTOR_COUNT] {
         [
             ("distance", self.distance),
             ("rating", self.rating),
             ("price", self.price),
             ("brand_support", self.brand_support),
             ("downtime", self.downtime),
+            ("repair_warranty", self.repair_warranty),
         ]
     }
 
     /// The weights in breakdown order (`ranking::FACTORS`).
-    pub fn as_factor_array(&self) -> [f64; 5] {
-        [self.distance, self.rating, self.price, self.brand_support, self.downtime]
+    pub fn as_factor_array(&self) -> [f64; FACTOR_COUNT] {
+        [self.distance, self.rating, self.price, self.brand_support, self.downtime, self.repair_warranty]
     }
 
     /// The weights scaled to sum 1.
@@ -57,6 +64,7 @@ impl Weights {
             price: self.price / total,
             brand_support: self.brand_support / total,
             downtime: self.downtime / total,
+            repair_warranty: self.repair_warranty / total,
         }
     }
 }
@@ -258,6 +266,9 @@ pub struct RankingProfile {
     pub brand_support: BrandSupportLevels,
     /// Price factor for a center with no price for the fault, 0..=1.
     pub unknown_price_score: f64,
+    /// A warranty on the repair this long or longer scores the full repair
+    /// warranty factor; shorter ones score their share of it, days.
+    pub repair_warranty_full_days: f64,
     /// Trip distance cap when the request sets none, km.
     pub default_distance_cap_km: f64,
     /// Page size when the request sets none.
@@ -275,6 +286,7 @@ impl Default for RankingProfile {
             downtime: DowntimeModel::default(),
             brand_support: BrandSupportLevels::default(),
             unknown_price_score: 0.3,
+            repair_warranty_full_days: 180.0,
             default_distance_cap_km: 50.0,
             default_page_size: 10,
             policies: Policies::default(),
@@ -314,6 +326,11 @@ impl RankingProfile {
             self.rating_prior.weight.is_finite() && self.rating_prior.weight >= 0.0,
             "rating_prior.weight",
             "must be >= 0",
+        );
+        check(
+            self.repair_warranty_full_days.is_finite() && self.repair_warranty_full_days > 0.0,
+            "repair_warranty_full_days",
+            "must be > 0",
         );
         let model = &self.downtime;
         for (key, hours) in [
@@ -386,7 +403,8 @@ mod tests {
     #[test]
     fn weights_normalize_to_one() {
         let weights =
-            Weights { distance: 2.0, rating: 1.0, price: 1.0, brand_support: 0.0, downtime: 0.0 }.normalized();
+            Weights { distance: 2.0, rating: 1.0, price: 1.0, brand_support: 0.0, downtime: 0.0, repair_warranty: 0.0 }
+                .normalized();
         assert!((weights.distance - 0.5).abs() < 1e-12);
         let sum: f64 = weights.as_array().iter().map(|(_, w)| w).sum();
         assert!((sum - 1.0).abs() < 1e-12);
@@ -439,7 +457,14 @@ mod tests {
     #[test]
     fn validation_names_every_bad_key() {
         let mut profile = RankingProfile {
-            weights: Weights { distance: 0.0, rating: 0.0, price: 0.0, brand_support: 0.0, downtime: 0.0 },
+            weights: Weights {
+                distance: 0.0,
+                rating: 0.0,
+                price: 0.0,
+                brand_support: 0.0,
+                downtime: 0.0,
+                repair_warranty: 0.0,
+            },
             ..Default::default()
         };
         profile.distance_decay.decay = 1.0;

@@ -97,6 +97,8 @@ pub struct FindQuery {
     pub min_rating: Option<f64>,
     /// Only centers open then.
     pub open_at: Option<DateTime<Utc>>,
+    /// Only centers that guarantee their repair at least this many days.
+    pub min_repair_warranty_days: Option<u32>,
     /// The ranking profile's name (resolved by the caller).
     pub profile_name: String,
     /// Page size; `None` = the profile's default.
@@ -125,6 +127,7 @@ impl FindQuery {
             max_price: None,
             min_rating: None,
             open_at: None,
+            min_repair_warranty_days: None,
             profile_name: "default".to_owned(),
             page_size: None,
             page_token: None,

@@ -11,7 +11,7 @@ use std::cmp::Ordering;
 use crate::catalog::{Catalog, MatchFacts};
 use crate::eligibility::{BrandSupportLevel, Eligible};
 use crate::model::CurrencyCode;
-use crate::profile::RankingProfile;
+use crate::profile::{FACTOR_COUNT, RankingProfile};
 
 /// One factor's part in a score.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -29,7 +29,8 @@ pub struct ScoreComponent {
 }
 
 /// The factors in breakdown order.
-pub const FACTORS: [&str; 5] = ["distance", "rating", "price", "brand_support", "downtime"];
+pub const FACTORS: [&str; FACTOR_COUNT] =
+    ["distance", "rating", "price", "brand_support", "downtime", "repair_warranty"];
 const PRICE: usize = 2;
 const DOWNTIME: usize = 4;
 
@@ -42,9 +43,9 @@ pub struct Scored {
     /// Weighted score, 0..=1: the sum of the breakdown's contributions.
     pub score: f64,
     /// Each factor's input in its own unit, in [`FACTORS`] order.
-    pub raw: [f64; 5],
+    pub raw: [f64; FACTOR_COUNT],
     /// Each factor mapped to 0..=1, in [`FACTORS`] order.
-    pub normalized: [f64; 5],
+    pub normalized: [f64; FACTOR_COUNT],
 }
 
 impl Scored {
@@ -54,7 +55,7 @@ impl Scored {
     }
 
     /// One component per factor, under the profile that scored it.
-    pub fn breakdown(&self, profile: &RankingProfile) -> [ScoreComponent; 5] {
+    pub fn breakdown(&self, profile: &RankingProfile) -> [ScoreComponent; FACTOR_COUNT] {
         let weights = profile.weights.normalized().as_factor_array();
         std::array::from_fn(|i| ScoreComponent {
             factor: FACTORS[i],
@@ -173,7 +174,7 @@ pub fn score_all(eligible: impl Iterator<Item = Eligible>, profile: &RankingProf
 pub fn score(
     eligible: Eligible,
     profile: &RankingProfile,
-    weights: &[f64; 5],
+    weights: &[f64; FACTOR_COUNT],
     cheapest: &CheapestQuotes,
     catalog: &Catalog,
 ) -> Scored {
@@ -184,7 +185,7 @@ pub fn score(
         scored.normalized[PRICE] = if mid <= 0.0 { 1.0 } else { floor.max(0.0) / mid };
     }
     // Summed in breakdown order, so the contributions add up to exactly this.
-    scored.score = (0..5).map(|i| weights[i] * scored.normalized[i]).sum();
+    scored.score = (0..FACTOR_COUNT).map(|i| weights[i] * scored.normalized[i]).sum();
     scored
 }
 
@@ -226,10 +227,15 @@ fn score_one(eligible: Eligible, profile: &RankingProfile, facts: &MatchFacts) -
         .fold(f64::INFINITY, f64::min);
     let downtime = profile.downtime.factor(downtime_hours);
 
+    // A longer guarantee on the repair is better, up to the profile's "full"
+    // length; none published scores nothing.
+    let warranty_days = f64::from(facts.repair_warranty_days);
+    let repair_warranty = (warranty_days / profile.repair_warranty_full_days).min(1.0);
+
     Scored {
         eligible,
         score: 0.0,
-        raw: [distance_km, rating_raw, price_raw, brand_raw, downtime_hours],
-        normalized: [distance, rating, price, brand, downtime],
+        raw: [distance_km, rating_raw, price_raw, brand_raw, downtime_hours, warranty_days],
+        normalized: [distance, rating, price, brand, downtime, repair_warranty],
     }
 }

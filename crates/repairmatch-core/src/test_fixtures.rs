@@ -55,6 +55,8 @@ pub fn center(id: &str, km: f64) -> RepairCenter {
         bank_ids: vec![],
         turnaround_hours: vec![],
         key_injection: false,
+        repair_warranty_days: 0,
+        terms_url: String::new(),
         active: true,
         etag: String::new(),
         update_time: None,

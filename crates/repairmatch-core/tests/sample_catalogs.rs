@@ -39,6 +39,8 @@ fn depot(id: &str, location: LatLng, radius_km: f64) -> RepairCenter {
         bank_ids: vec![],
         turnaround_hours: vec![],
         key_injection: false,
+        repair_warranty_days: 0,
+        terms_url: String::new(),
         active: true,
         etag: String::new(),
         update_time: None,
@@ -146,19 +148,27 @@ fn brute_force_ranking(
 /// A ranking that stops visiting candidates once none left can reach the
 /// page must page exactly like one that runs the rules on all of them, and
 /// like a brute-force scan, under profiles that weigh distance, price or
-/// rating first, with tiers (bank-deployed, in warranty) and filters.
+/// rating or the repair warranty first, with tiers (bank-deployed, in warranty)
+/// and filters (the minimum repair warranty among them).
 #[test]
 fn a_pruned_ranking_pages_exactly_like_a_full_one() {
     let sample = repairmatch_datagen::generate(10_000, 11);
     let catalog = Catalog::build(1, sample.centers, sample.brands, sample.banks);
     let now = chrono::DateTime::parse_from_rfc3339("2026-11-25T10:00:00Z").unwrap().with_timezone(&chrono::Utc);
-    let weights =
-        |distance, rating, price, brand_support, downtime| Weights { distance, rating, price, brand_support, downtime };
+    let weights = |distance, rating, price, brand_support, downtime, repair_warranty| Weights {
+        distance,
+        rating,
+        price,
+        brand_support,
+        downtime,
+        repair_warranty,
+    };
     let profiles = [
         RankingProfile::default(),
-        RankingProfile { weights: weights(0.9, 0.025, 0.025, 0.025, 0.025), ..RankingProfile::default() },
-        RankingProfile { weights: weights(0.1, 0.1, 0.7, 0.05, 0.05), ..RankingProfile::default() },
-        RankingProfile { weights: weights(0.05, 0.8, 0.05, 0.05, 0.05), ..RankingProfile::default() },
+        RankingProfile { weights: weights(0.9, 0.025, 0.025, 0.025, 0.025, 0.0), ..RankingProfile::default() },
+        RankingProfile { weights: weights(0.1, 0.1, 0.7, 0.05, 0.05, 0.0), ..RankingProfile::default() },
+        RankingProfile { weights: weights(0.05, 0.8, 0.05, 0.05, 0.05, 0.0), ..RankingProfile::default() },
+        RankingProfile { weights: weights(0.2, 0.1, 0.1, 0.1, 0.1, 0.4), ..RankingProfile::default() },
     ];
     let brands = ["PAX", "Verifone", "Ingenico", "Newland"];
     let (mut pruned_pages, mut estimated) = (0, 0);
@@ -173,6 +183,9 @@ fn a_pruned_ranking_pages_exactly_like_a_full_one() {
             3 => query.min_rating = Some(4.0),
             4 => query.service_modes = [ServiceMode::WalkIn, ServiceMode::Onsite].into_iter().collect(),
             _ => {}
+        }
+        if i % 7 == 6 {
+            query.min_repair_warranty_days = Some(60);
         }
         let warranty = query.warranty.decide(catalog.brand(&query.brand), now.date_naive());
         let everything = brute_force_ranking(&catalog, &query, profile, warranty);

@@ -592,6 +592,7 @@ fn generate_center(index: usize, picker: &CityPicker, rng: &mut fastrand::Rng) -
         }
     };
     let id = format!("rc-{index:07}");
+    let (repair_warranty_days, terms_url) = repair_terms(index, kind, &id);
     RepairCenter {
         contact: Contact {
             phone: format!("+{} {:03} {:04}", 10 + index % 89, rng.u32(100..1000), rng.u32(0..10_000)),
@@ -616,10 +617,27 @@ fn generate_center(index: usize, picker: &CityPicker, rng: &mut fastrand::Rng) -
         bank_ids,
         turnaround_hours,
         key_injection,
+        repair_warranty_days,
+        terms_url,
         active: !chance(rng, 0.02),
         etag: String::new(),
         update_time: None,
     }
+}
+
+/// A center's warranty on its repairs and its terms page. Drawn from a
+/// generator of its own, seeded by the center's index, so catalogs made before
+/// these fields existed keep every other value they had.
+fn repair_terms(index: usize, kind: CenterKind, id: &str) -> (u32, String) {
+    let mut rng = fastrand::Rng::with_seed(0x7e57_7e57 ^ index as u64);
+    let days = match kind {
+        CenterKind::Authorized => [90, 180][rng.usize(0..2)],
+        CenterKind::BankService => 90,
+        CenterKind::ThirdParty => [0, 30, 60, 90][rng.usize(0..4)],
+    };
+    let published = kind != CenterKind::ThirdParty || chance(&mut rng, 0.7);
+    let terms_url = if published { format!("https://repairs.example/centers/{id}/terms") } else { String::new() };
+    (days, terms_url)
 }
 
 fn service_area_around(center: LatLng, rng: &mut fastrand::Rng) -> ServiceArea {

@@ -14,8 +14,8 @@ use tonic_types::FieldViolation;
 
 use super::enums::ProtoEnum;
 use super::{
-    Limits, MAX_ID_CHARS, MAX_NAME_KEY_CHARS, MAX_POLYGON_POINTS, MAX_RADIUS_KM, Violations, is_valid_id, join,
-    money_to_proto, parse_date, timestamp, timestamp_to_proto,
+    Limits, MAX_ID_CHARS, MAX_NAME_KEY_CHARS, MAX_POLYGON_POINTS, MAX_RADIUS_KM, MAX_REPAIR_WARRANTY_DAYS, Violations,
+    is_valid_id, join, money_to_proto, parse_date, timestamp, timestamp_to_proto,
 };
 
 /// Validates a center. `prefix` is the path of the message in its request
@@ -194,6 +194,14 @@ pub fn center_from_proto(
         })
         .collect();
 
+    if center.repair_warranty_days > MAX_REPAIR_WARRANTY_DAYS {
+        v.add(field("repair_warranty_days"), "must be at most 3650 (ten years)");
+    }
+    v.text(field("terms_url"), &center.terms_url, 2048, false);
+    if !center.terms_url.is_empty() && !center.terms_url.starts_with("https://") {
+        v.add(field("terms_url"), "must be an https:// URL");
+    }
+
     v.text(field("etag"), &center.etag, 128, false);
     let update_time = center.update_time.as_ref().and_then(|time| {
         let parsed = timestamp(time);
@@ -226,6 +234,8 @@ pub fn center_from_proto(
         bank_ids: center.bank_ids.clone(),
         turnaround_hours,
         key_injection: center.key_injection,
+        repair_warranty_days: center.repair_warranty_days,
+        terms_url: center.terms_url.clone(),
         active: center.active,
         etag: center.etag.clone(),
         update_time,
@@ -421,6 +431,8 @@ pub fn center_to_proto(center: &RepairCenter) -> pb::RepairCenter {
             .map(|(mode, hours)| pb::Turnaround { service_mode: mode.to_proto(), hours: *hours })
             .collect(),
         key_injection: center.key_injection,
+        repair_warranty_days: center.repair_warranty_days,
+        terms_url: center.terms_url.clone(),
         active: center.active,
         etag: center.etag.clone(),
         update_time: center.update_time.map(timestamp_to_proto),

@@ -98,6 +98,7 @@ proto_enum!(ExclusionRule => pb::ExclusionRule {
     Price => Price,
     Closed => Closed,
     Policy => Policy,
+    Terms => Terms,
 });
 
 #[cfg(test)]

@@ -10,8 +10,8 @@ use tonic_types::FieldViolation;
 
 use super::enums::ProtoEnum;
 use super::{
-    MAX_EXPLAIN_IDS, MAX_ID_CHARS, MAX_NAME_KEY_CHARS, Violations, center_to_proto, money_to_proto, parse_date,
-    timestamp,
+    MAX_EXPLAIN_IDS, MAX_ID_CHARS, MAX_NAME_KEY_CHARS, MAX_REPAIR_WARRANTY_DAYS, Violations, center_to_proto,
+    money_to_proto, parse_date, timestamp,
 };
 
 /// Half the Earth's circumference: no cap needs to be larger.
@@ -116,6 +116,9 @@ pub fn find_query_from_proto(
     if request.page_size < 0 {
         v.add("page_size", "must not be negative");
     }
+    if request.min_repair_warranty_days > MAX_REPAIR_WARRANTY_DAYS {
+        v.add("min_repair_warranty_days", "must be at most 3650 (ten years)");
+    }
     v.text("page_token".into(), &request.page_token, 1024, false);
     if request.explain_center_ids.len() > MAX_EXPLAIN_IDS {
         v.add("explain_center_ids", format!("at most {MAX_EXPLAIN_IDS} ids"));
@@ -139,6 +142,7 @@ pub fn find_query_from_proto(
         max_price,
         min_rating: (min_rating > 0.0).then_some(min_rating),
         open_at,
+        min_repair_warranty_days: (request.min_repair_warranty_days > 0).then_some(request.min_repair_warranty_days),
         profile_name: profile_name.to_owned(),
         page_size: (request.page_size > 0).then(|| request.page_size.unsigned_abs()),
         page_token: (!request.page_token.is_empty()).then(|| request.page_token.clone()),
