@@ -295,7 +295,7 @@ pub fn center(id: &str, latitude: f64, longitude: f64) -> pb::RepairCenter {
         address: "1 Test Road".into(),
         city: "Shanghai".into(),
         country_code: "CN".into(),
-        coverage: Some(pb::Coverage { radius_km: 30.0, polygon: None }),
+        coverage: Some(pb::Coverage { radius_km: 30.0, polygon: None, country_codes: vec![] }),
         service_modes: vec![pb::ServiceMode::WalkIn as i32],
         brands: vec![pb::BrandSupport { brand: "PAX".into(), authorized: false, models: vec![] }],
         fault_categories: all_faults,

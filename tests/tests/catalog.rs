@@ -178,7 +178,7 @@ async fn stale_etags_abort_and_change_nothing() {
 async fn a_mixed_batch_writes_the_good_items_and_names_the_bad_fields() {
     let server = TestServer::start(&Fixture::with_centers(vec![])).await;
     let mut bad_radius = center_east("bad-radius", 1.0);
-    bad_radius.coverage = Some(pb::Coverage { radius_km: 900.0, polygon: None });
+    bad_radius.coverage = Some(pb::Coverage { radius_km: 900.0, polygon: None, country_codes: vec![] });
     let mut bad_hours = center_east("bad-hours", 1.0);
     bad_hours.opening_hours =
         Some(pb::OpeningHours { time_zone: "Mars/Olympus_Mons".into(), periods: vec![], exceptions: vec![] });

@@ -100,9 +100,9 @@ async fn coverage_radius_exact_boundary() {
     let (latitude, longitude) = east_of_shanghai(17.0);
     let distance_km = geodesic_distance_km(LatLng::new(SHANGHAI.0, SHANGHAI.1), LatLng::new(latitude, longitude));
     let mut on_the_edge = center("edge", latitude, longitude);
-    on_the_edge.coverage = Some(pb::Coverage { radius_km: distance_km, polygon: None });
+    on_the_edge.coverage = Some(pb::Coverage { radius_km: distance_km, polygon: None, country_codes: vec![] });
     assert_eq!(rule_for(on_the_edge.clone(), find_request()).await, None);
-    on_the_edge.coverage = Some(pb::Coverage { radius_km: distance_km - 1e-9, polygon: None });
+    on_the_edge.coverage = Some(pb::Coverage { radius_km: distance_km - 1e-9, polygon: None, country_codes: vec![] });
     assert_eq!(rule_for(on_the_edge, find_request()).await, Some(pb::ExclusionRule::Coverage));
 }
 
@@ -126,11 +126,13 @@ async fn coverage_polygon() {
     polygon.coverage = Some(pb::Coverage {
         radius_km: 0.0,
         polygon: Some(pb::Polygon { exterior: Some(square(0.2)), holes: vec![] }),
+        country_codes: vec![],
     });
     assert_eq!(rule_for(polygon.clone(), find_request()).await, None);
     polygon.coverage = Some(pb::Coverage {
         radius_km: 0.0,
         polygon: Some(pb::Polygon { exterior: Some(square(0.2)), holes: vec![square(0.05)] }),
+        country_codes: vec![],
     });
     assert_eq!(rule_for(polygon, find_request()).await, Some(pb::ExclusionRule::Coverage), "merchant in a hole");
 }
@@ -140,7 +142,7 @@ async fn coverage_across_the_antimeridian() {
     // A Fiji depot east of the antimeridian, a merchant just west of it.
     let mut depot = center("fiji", -17.8, -179.9);
     depot.service_modes = vec![pb::ServiceMode::MailIn as i32];
-    depot.coverage = Some(pb::Coverage { radius_km: 100.0, polygon: None });
+    depot.coverage = Some(pb::Coverage { radius_km: 100.0, polygon: None, country_codes: vec![] });
     let mut request = find_request();
     request.location = Some(pb::LatLng { latitude: -17.8, longitude: 179.8 });
     assert_eq!(rule_for(depot.clone(), request.clone()).await, None);
@@ -446,5 +448,79 @@ async fn impossible_warranty_and_terms_values_are_refused_naming_the_field() {
     assert_eq!(result.outcome(), pb::ItemOutcome::InvalidArgument);
     let fields: Vec<&str> = result.field_violations.iter().map(|v| v.field.as_str()).collect();
     assert_eq!(fields, ["centers[0].repair_warranty_days", "centers[0].terms_url"]);
+    server.stop().await;
+}
+
+/// A PAX mail-in depot far from everyone, serving `countries` nationwide.
+fn national_depot(id: &str, countries: &[&str]) -> pb::RepairCenter {
+    let mut depot = center_east(id, 1_200.0);
+    depot.coverage = Some(pb::Coverage {
+        radius_km: 0.0,
+        polygon: None,
+        country_codes: countries.iter().map(|c| (*c).to_owned()).collect(),
+    });
+    depot.service_modes = vec![pb::ServiceMode::MailIn as i32, pb::ServiceMode::Exchange as i32];
+    depot
+}
+
+#[tokio::test]
+async fn a_national_depot_covers_its_country_whatever_the_distance_and_stops_at_the_border() {
+    let server = TestServer::start(&Fixture::with_centers(vec![national_depot("cn-depot", &["CN"])])).await;
+    let mut client = server.client().await;
+    let response = client.find_repair_center(find_request()).await.unwrap().into_inner();
+    assert_eq!(match_ids(&response), ["cn-depot"], "Shanghai is in China, 1,200 km is no matter");
+    let modes: Vec<i32> = response.matches[0].service_modes.clone();
+    assert_eq!(modes, [pb::ServiceMode::MailIn as i32, pb::ServiceMode::Exchange as i32]);
+
+    // Across the border in Hong Kong (its own country code), outside coverage...
+    let hong_kong = || pb::FindRepairCenterRequest {
+        location: Some(pb::LatLng { latitude: 22.2793, longitude: 114.1628 }),
+        explain_center_ids: vec!["cn-depot".into()],
+        ..find_request()
+    };
+    let response = client.find_repair_center(hong_kong()).await.unwrap().into_inner();
+    assert!(response.matches.is_empty());
+    assert_eq!(response.exclusions[0].rule(), pb::ExclusionRule::Coverage);
+    // ...unless the caller says the merchant is in China.
+    let said = pb::FindRepairCenterRequest { country_code: "CN".into(), ..hong_kong() };
+    let response = client.find_repair_center(said).await.unwrap().into_inner();
+    assert_eq!(match_ids(&response), ["cn-depot"]);
+    // A visit needs a radius or a polygon.
+    let walk_in = pb::FindRepairCenterRequest {
+        service_modes: vec![pb::ServiceMode::WalkIn as i32],
+        explain_center_ids: vec!["cn-depot".into()],
+        ..find_request()
+    };
+    let response = client.find_repair_center(walk_in).await.unwrap().into_inner();
+    assert_eq!(response.exclusions[0].rule(), pb::ExclusionRule::Coverage);
+
+    let bad = pb::FindRepairCenterRequest { country_code: "China".into(), ..find_request() };
+    let status = client.find_repair_center(bad).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert_eq!(bad_request_violations(&status)[0].0, "country_code");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn country_coverage_is_checked_when_written() {
+    let server = TestServer::start(&Fixture::with_centers(vec![])).await;
+    let mut lower_case = national_depot("lower", &["cn", "CN"]);
+    lower_case.id = "lower".into();
+    let mut repeated = national_depot("repeated", &["CN", "CN"]);
+    repeated.id = "repeated".into();
+    let mut visits_only = national_depot("visits", &["CN"]);
+    visits_only.service_modes = vec![pb::ServiceMode::WalkIn as i32];
+    let request = pb::UpsertRepairCentersRequest { centers: vec![lower_case, repeated, visits_only] };
+    let response = server.catalog("provider-fix").await.upsert_repair_centers(request).await.unwrap().into_inner();
+    let fields = |i: usize| -> Vec<String> {
+        response.results[i].field_violations.iter().map(|v| format!("{}: {}", v.field, v.description)).collect()
+    };
+    assert_eq!(
+        fields(0),
+        ["centers[0].coverage.country_codes[0]: must be an ISO 3166-1 alpha-2 code: two upper-case letters, like CN"]
+    );
+    assert_eq!(fields(1), ["centers[1].coverage.country_codes[1]: CN is listed twice"]);
+    assert_eq!(fields(2).len(), 1);
+    assert!(fields(2)[0].starts_with("centers[2].coverage: covering countries alone"), "{:?}", fields(2));
     server.stop().await;
 }

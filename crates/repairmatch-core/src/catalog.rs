@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use rstar::{AABB, RTree, RTreeObject};
 
+use crate::country::CountryCode;
 use crate::eligibility::CandidateFilter;
 use crate::geodesy::{Envelope, LatLng, MIN_RADIUS_OF_CURVATURE_KM, ReducedPoint, cap_envelope, envelope_intersection};
 use crate::model::{
@@ -56,6 +57,8 @@ pub struct MatchFacts {
     pub key_injection: bool,
     /// Has a coverage polygon (kept in the center).
     pub has_area: bool,
+    /// Serves whole countries (listed in the center).
+    pub national: bool,
     /// Days it guarantees its own repair; 0 = none published.
     pub repair_warranty_days: u16,
 }
@@ -79,6 +82,7 @@ impl MatchFacts {
             active: center.active,
             key_injection: center.key_injection,
             has_area: center.coverage.area.is_some(),
+            national: !center.coverage.country_codes.is_empty(),
             // Validated to at most 3,650 days.
             repair_warranty_days: u16::try_from(center.repair_warranty_days).unwrap_or(u16::MAX),
         }
@@ -199,6 +203,9 @@ struct IndexEntry {
     /// infinite for polygon-only coverage.
     max_chord_squared: f64,
     kind: CenterKind,
+    /// Also serves whole countries, so a query may find it both by its box
+    /// and in its countries' lists.
+    national: bool,
 }
 
 impl IndexEntry {
@@ -218,7 +225,25 @@ impl IndexEntry {
             rating_average: center.rating.filter(|r| r.count > 0).map_or(f64::NAN, |r| r.average),
             location: center.location.unit_vector(),
             max_chord_squared,
+            national: !center.coverage.country_codes.is_empty(),
         }
+    }
+
+    /// The entry in a country's list: any distance, and only the modes that
+    /// need no trip (walk-in and onsite need a radius or polygon); `None` when
+    /// it offers none of those.
+    fn nationwide(candidate: Candidate, center: &RepairCenter) -> Option<Self> {
+        let service_modes = center.service_modes.without_trips();
+        if service_modes.is_empty() {
+            return None;
+        }
+        let location = center.location.unit_vector();
+        Some(Self {
+            envelope: AABB::from_point(location),
+            max_chord_squared: f64::INFINITY,
+            service_modes,
+            ..Self::new(AABB::from_point(location), candidate, center)
+        })
     }
 
     /// False only when the rules would turn the center down.
@@ -290,6 +315,8 @@ struct Layer {
     /// Local positions, ordered by the center's id.
     by_id: Vec<u32>,
     trees_by_brand: HashMap<String, RTree<IndexEntry>>,
+    /// Centers serving whole countries, by brand and country.
+    nationwide_by_brand: HashMap<String, HashMap<CountryCode, Vec<IndexEntry>>>,
 }
 
 impl Layer {
@@ -309,26 +336,33 @@ impl Layer {
         by_id.sort_unstable_by(|&a, &b| centers[a as usize].id.cmp(&centers[b as usize].id));
 
         let mut entries_by_brand: HashMap<String, Vec<IndexEntry>> = HashMap::new();
+        let mut nationwide_by_brand: HashMap<String, HashMap<CountryCode, Vec<IndexEntry>>> = HashMap::new();
         for (local, center) in centers.iter().enumerate() {
             if !center.active {
                 continue;
             }
-            let Some(envelope) = coverage_envelope(center) else {
-                continue;
-            };
+            let envelope = coverage_envelope(center);
             let brand_keys: HashSet<&str> = center.brands.iter().map(|b| b.brand_key()).collect();
             for brand_key in brand_keys {
                 let brand = BrandFacts::find(center, brand_key).expect("listed brand");
                 let candidate = Candidate { slot: first_slot + local as Slot, brand };
-                entries_by_brand
-                    .entry(brand_key.to_owned())
-                    .or_default()
-                    .push(IndexEntry::new(envelope, candidate, center));
+                if let Some(envelope) = envelope {
+                    entries_by_brand
+                        .entry(brand_key.to_owned())
+                        .or_default()
+                        .push(IndexEntry::new(envelope, candidate, center));
+                }
+                if let Some(entry) = IndexEntry::nationwide(candidate, center) {
+                    let by_country = nationwide_by_brand.entry(brand_key.to_owned()).or_default();
+                    for country in &center.coverage.country_codes {
+                        by_country.entry(*country).or_default().push(entry.clone());
+                    }
+                }
             }
         }
         let trees_by_brand =
             entries_by_brand.into_iter().map(|(brand, entries)| (brand, RTree::bulk_load(entries))).collect();
-        Self { first_slot, centers, facts, quote_hints, prices, by_id, trees_by_brand }
+        Self { first_slot, centers, facts, quote_hints, prices, by_id, trees_by_brand, nationwide_by_brand }
     }
 
     fn len(&self) -> usize {
@@ -570,7 +604,13 @@ impl Catalog {
             // since the last compaction.
             tree.iter().any(|entry| !self.shadowed.contains(&entry.candidate.slot))
         });
-        in_base || self.delta.trees_by_brand.contains_key(brand_key)
+        let nationwide_in_base = self.base.nationwide_by_brand.get(brand_key).is_some_and(|by_country| {
+            by_country.values().flatten().any(|entry| !self.shadowed.contains(&entry.candidate.slot))
+        });
+        in_base
+            || nationwide_in_base
+            || self.delta.trees_by_brand.contains_key(brand_key)
+            || self.delta.nationwide_by_brand.contains_key(brand_key)
     }
 
     /// Active centers of the brand whose coverage box holds the merchant and
@@ -604,9 +644,20 @@ impl Catalog {
         let probe = AABB::from_point(filter.merchant);
         let base = self.base.trees_by_brand.get(brand_key);
         let delta = self.delta.trees_by_brand.get(brand_key);
-        base.into_iter()
+        let by_box = base
+            .into_iter()
             .chain(delta)
             .flat_map(move |tree| tree.locate_in_envelope_intersecting(&probe))
+            // A center serving the merchant's country comes from that
+            // country's list below, once.
+            .filter(|entry| {
+                !entry.national || !self.center_at(entry.candidate.slot).coverage.serves_country(filter.country)
+            });
+        let nationwide_list =
+            |layer: &'a Layer| Some(layer.nationwide_by_brand.get(brand_key)?.get(&filter.country?)?.iter());
+        let nationwide = [nationwide_list(&self.base), nationwide_list(&self.delta)].into_iter().flatten().flatten();
+        by_box
+            .chain(nationwide)
             .filter(|entry| entry.may_match(filter))
             .filter(|entry| self.shadowed.is_empty() || !self.shadowed.contains(&entry.candidate.slot))
     }

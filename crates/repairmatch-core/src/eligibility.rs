@@ -5,6 +5,7 @@
 //! disagree.
 
 use crate::catalog::{BrandFacts, Candidate, Catalog, Slot};
+use crate::country::{CountryCode, country_at};
 use crate::geodesy::{ReducedPoint, within_km};
 use crate::hours::{OpenState, open_state};
 use crate::model::{
@@ -242,6 +243,8 @@ pub struct MatchContext<'a> {
     pub warranty: WarrantyStatus,
     remote_faults: FaultSet,
     merchant: ReducedPoint,
+    /// The merchant's country: as the caller said, else where it is.
+    pub merchant_country: Option<CountryCode>,
 }
 
 impl<'a> MatchContext<'a> {
@@ -260,6 +263,7 @@ impl<'a> MatchContext<'a> {
             warranty,
             remote_faults: profile.policies.remote_fault_categories.iter().copied().collect(),
             merchant: ReducedPoint::new(query.location),
+            merchant_country: query.country_code.or_else(|| country_at(query.location)),
         }
     }
 
@@ -292,6 +296,7 @@ impl<'a> MatchContext<'a> {
             fault: self.query.fault,
             wanted_modes: self.wanted_modes,
             min_rating: self.query.min_rating,
+            country: self.merchant_country,
         }
     }
 
@@ -334,10 +339,20 @@ impl<'a> MatchContext<'a> {
         };
         let inside_area =
             || !facts.has_area || center().coverage.area.as_ref().is_some_and(|a| a.contains(query.location));
-        if (facts.radius_km.is_none() && !facts.has_area) || !inside_radius() || !inside_area() {
+        let in_area = (facts.radius_km.is_some() || facts.has_area) && inside_radius() && inside_area();
+        let in_country = facts.national && center().coverage.serves_country(self.merchant_country);
+        if !in_area && !in_country {
             return Err(Rejection::Coverage { distance_km });
         }
         let mut usable_modes = facts.service_modes.intersection(self.wanted_modes);
+        if !in_area {
+            // Nationwide coverage reaches the merchant by post, exchange or a
+            // remote session; a visit needs the radius or the polygon.
+            usable_modes = usable_modes.without_trips();
+            if usable_modes.is_empty() {
+                return Err(Rejection::Coverage { distance_km });
+            }
+        }
         let beyond_distance_cap = !within_km(query.location, facts.location, distance_km, self.distance_cap_km);
         if beyond_distance_cap && !usable_modes.is_empty() {
             if usable_modes.all_trips() {
@@ -452,6 +467,8 @@ pub struct CandidateFilter {
     pub wanted_modes: ServiceModeSet,
     /// Minimum rating.
     pub min_rating: Option<f64>,
+    /// The merchant's country, for nationwide coverage.
+    pub country: Option<CountryCode>,
 }
 
 #[cfg(test)]
@@ -461,7 +478,7 @@ mod tests {
     use super::ExclusionRule as Rule;
     use crate::geodesy::{LatLng, ServiceArea, geodesic_distance_km};
     use crate::model::{
-        BrandSupport, CenterKind, FaultCategory, Money, OpeningHours, Rating, ServiceMode, WeeklyPeriod,
+        BrandSupport, CenterKind, Coverage, FaultCategory, Money, OpeningHours, Rating, ServiceMode, WeeklyPeriod,
     };
     use crate::query::Ownership;
     use crate::test_fixtures::*;
@@ -484,6 +501,27 @@ mod tests {
         assert_eq!(first_failed_rule(with_days(0), &q), Some(Rule::Terms), "none published");
         assert_eq!(first_failed_rule(with_days(90), &q), None, "exactly the minimum is enough");
         assert_eq!(first_failed_rule(with_days(0), &query()), None, "no minimum asked");
+    }
+
+    #[test]
+    fn a_nationwide_depot_serves_its_countries_by_post_but_not_across_the_border_or_for_a_visit() {
+        // A mail-in depot 1,000 km away with no radius, serving China: where it
+        // stands does not matter.
+        let mut depot = center("depot", 1_000.0);
+        depot.coverage = Coverage { radius_km: None, area: None, country_codes: vec!["CN".parse().unwrap()] };
+        depot.service_modes = [ServiceMode::MailIn, ServiceMode::WalkIn].into_iter().collect();
+        assert_eq!(first_failed_rule(depot.clone(), &query()), None, "a Shanghai merchant is in China");
+        let mut hong_kong = query();
+        hong_kong.location = LatLng::new(22.2793, 114.1628);
+        assert_eq!(first_failed_rule(depot.clone(), &hong_kong), Some(Rule::Coverage), "Hong Kong is not CN");
+        hong_kong.country_code = Some("CN".parse().unwrap());
+        assert_eq!(first_failed_rule(depot.clone(), &hong_kong), None, "the caller's country counts over the point's");
+        let mut visit = query();
+        visit.service_modes = [ServiceMode::WalkIn].into_iter().collect();
+        assert_eq!(first_failed_rule(depot.clone(), &visit), Some(Rule::Coverage), "a visit needs a radius");
+        let outcome = run(vec![depot], &query());
+        let modes: Vec<ServiceMode> = outcome.matches[0].scored.eligible.usable_modes.iter().collect();
+        assert_eq!(modes, [ServiceMode::MailIn], "by post only");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //!
 //! - [`model`]: repair centers, brands and banks, validated.
 //! - [`geodesy`]: WGS84 distances, coverage polygons, index boxes.
+//! - [`country`]: country codes and the offline reverse geocoder.
 //! - [`hours`]: open-at checks in a center's own time zone.
 //! - [`catalog`]: an immutable catalog snapshot with its per-brand R-trees.
 //! - [`query`]: a validated find request, warranty decisions.
@@ -18,6 +19,7 @@
 //! so the core carries no sample data.
 
 pub mod catalog;
+pub mod country;
 pub mod diagnosis;
 pub mod eligibility;
 pub mod find;

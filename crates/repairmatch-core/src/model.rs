@@ -9,6 +9,7 @@ use std::fmt;
 use chrono::{DateTime, NaiveDate, Utc, Weekday};
 use serde::{Deserialize, Serialize};
 
+use crate::country::CountryCode;
 use crate::geodesy::{LatLng, ServiceArea};
 
 /// What kind of repairer a center is.
@@ -356,13 +357,29 @@ pub struct Contact {
     pub url: String,
 }
 
-/// Where a center serves. With both parts, the merchant must be inside both.
+/// Where a center serves. With a radius and a polygon, the merchant must be
+/// inside both; countries cover their whole territory, for the modes that need
+/// no trip (mail-in, exchange, remote).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Coverage {
     /// Geodesic radius around the center's location, km.
     pub radius_km: Option<f64>,
     /// Service-area polygon.
     pub area: Option<ServiceArea>,
+    /// Countries served nationwide, sorted, without repeats.
+    pub country_codes: Vec<CountryCode>,
+}
+
+impl Coverage {
+    /// Whether it has a radius or a polygon: what walk-in and onsite need.
+    pub fn has_area(&self) -> bool {
+        self.radius_km.is_some() || self.area.is_some()
+    }
+
+    /// Whether it serves `country` nationwide.
+    pub fn serves_country(&self, country: Option<CountryCode>) -> bool {
+        country.is_some_and(|country| self.country_codes.binary_search(&country).is_ok())
+    }
 }
 
 /// A repair center, validated.

@@ -4,6 +4,7 @@ use chrono::{DateTime, Months, NaiveDate, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::country::CountryCode;
 use crate::geodesy::LatLng;
 use crate::model::{Brand, FaultCategory, Money, ServiceModeSet, match_key};
 
@@ -99,6 +100,9 @@ pub struct FindQuery {
     pub open_at: Option<DateTime<Utc>>,
     /// Only centers that guarantee their repair at least this many days.
     pub min_repair_warranty_days: Option<u32>,
+    /// The merchant's country as the caller knows it; `None` = where
+    /// `location` is, by the offline reverse geocoder.
+    pub country_code: Option<CountryCode>,
     /// The ranking profile's name (resolved by the caller).
     pub profile_name: String,
     /// Page size; `None` = the profile's default.
@@ -128,6 +132,7 @@ impl FindQuery {
             min_rating: None,
             open_at: None,
             min_repair_warranty_days: None,
+            country_code: None,
             profile_name: "default".to_owned(),
             page_size: None,
             page_token: None,

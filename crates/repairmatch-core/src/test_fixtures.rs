@@ -44,7 +44,7 @@ pub fn center(id: &str, km: f64) -> RepairCenter {
         address: String::new(),
         city: "Shanghai".into(),
         country_code: "CN".into(),
-        coverage: Coverage { radius_km: Some(30.0), area: None },
+        coverage: Coverage { radius_km: Some(30.0), area: None, country_codes: Vec::new() },
         service_modes: [ServiceMode::WalkIn].into_iter().collect(),
         brands: vec![BrandSupport::new("PAX", false, vec![])],
         fault_categories: FaultSet::ALL,

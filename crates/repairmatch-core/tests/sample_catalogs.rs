@@ -28,7 +28,7 @@ fn depot(id: &str, location: LatLng, radius_km: f64) -> RepairCenter {
         address: String::new(),
         city: String::new(),
         country_code: String::new(),
-        coverage: Coverage { radius_km: Some(radius_km), area: None },
+        coverage: Coverage { radius_km: Some(radius_km), area: None, country_codes: Vec::new() },
         service_modes: [ServiceMode::MailIn].into_iter().collect(),
         brands: vec![BrandSupport::new("PAX", false, vec![])],
         fault_categories: FaultSet::ALL,
@@ -233,4 +233,84 @@ fn a_pruned_ranking_pages_exactly_like_a_full_one() {
     println!("{pruned_pages} pages ranked with the limit at 0, {estimated} stopped early");
     assert!(pruned_pages > 250, "the pruned ranking ran on too few pages: {pruned_pages}");
     assert!(estimated > 25, "too few totals were estimated to test the pruning: {estimated}");
+}
+
+/// Nationwide depots among a realistic catalog match a merchant exactly when
+/// the reverse geocoder puts the merchant in one of their countries, at
+/// population-weighted points, points near borders, and at sea; and
+/// radius-covered centers that also serve a country are found once.
+#[test]
+fn country_coverage_agrees_with_the_reverse_geocoder() {
+    use repairmatch_core::country::{CountryCode, country_at};
+    let countries = |codes: &[&str]| -> Vec<CountryCode> {
+        let mut codes: Vec<CountryCode> = codes.iter().map(|c| c.parse().unwrap()).collect();
+        codes.sort_unstable();
+        codes
+    };
+    let nationwide = |id: &str, codes: &[&str], radius_km: Option<f64>| RepairCenter {
+        id: id.to_owned(),
+        coverage: Coverage { radius_km, area: None, country_codes: countries(codes) },
+        ..depot(id, LatLng::new(0.0, 0.0), 1.0)
+    };
+    let depots = vec![
+        nationwide("nat-cn", &["CN"], None),
+        nationwide("nat-in", &["IN"], None),
+        nationwide("nat-dach", &["DE", "AT", "CH"], None),
+        nationwide("nat-br-ar", &["BR", "AR"], None),
+        nationwide("nat-us", &["US"], Some(300.0)),
+        // In Shanghai, for visits within 100 km, and by post all over China:
+        // Shanghai merchants find it through both.
+        RepairCenter {
+            location: LatLng::new(31.2304, 121.4737),
+            ..nationwide("nat-cn-shanghai", &["CN"], Some(100.0))
+        },
+    ];
+    let depot_countries: Vec<(String, Vec<CountryCode>)> =
+        depots.iter().map(|d| (d.id.clone(), d.coverage.country_codes.clone())).collect();
+    let mut centers = repairmatch_datagen::generate(5_000, 21).centers;
+    centers.extend(depots);
+    let catalog = Catalog::build(1, centers, vec![], vec![]);
+
+    let mut points = repairmatch_datagen::sample_locations(300, 22);
+    // Both sides of borders: Basel/Weil am Rhein, Büsingen (DE inside CH),
+    // Shenzhen/Hong Kong, Tijuana/San Diego, Foz do Iguaçu/Puerto Iguazú;
+    // and the open sea.
+    points.extend(
+        [
+            (47.5596, 7.5886),
+            (47.5930, 7.6200),
+            (47.6973, 8.6910),
+            (22.5431, 114.0579),
+            (22.2793, 114.1628),
+            (32.5149, -117.0382),
+            (32.7157, -117.1611),
+            (-25.5163, -54.5854),
+            (-25.5972, -54.5786),
+            (0.0, -140.0),
+            (31.2304, 121.4737),
+            (31.3, 121.5),
+        ]
+        .map(|(latitude, longitude)| LatLng::new(latitude, longitude)),
+    );
+    let mut served = 0;
+    for location in points {
+        let mut query = FindQuery::new(location, "PAX");
+        query.service_modes = [ServiceMode::MailIn].into_iter().collect();
+        query.page_size = Some(100);
+        query.explain_center_ids = depot_countries.iter().map(|(id, _)| id.clone()).collect();
+        let now = chrono::Utc::now();
+        let outcome = find_with_exact_limit(&catalog, &query, &RankingProfile::default(), now, usize::MAX).unwrap();
+        let here = country_at(location);
+        for (id, codes) in &depot_countries {
+            let expected = here.is_some_and(|country| codes.contains(&country));
+            // Eligible = not explained away (it may rank past the first page).
+            let eligible = !outcome.exclusions.iter().any(|e| &e.center_id == id);
+            // nat-us also reaches 300 km around (0, 0), in the Gulf of Guinea: no merchant there.
+            assert_eq!(eligible, expected, "{id} at {location:?} in {here:?}");
+            served += usize::from(eligible);
+        }
+        let ids: HashSet<&str> = outcome.matches.iter().map(|m| m.center.id.as_str()).collect();
+        assert_eq!(ids.len(), outcome.matches.len(), "a center found both ways is ranked once");
+    }
+    assert!(served > 50, "the check saw too few nationwide matches to mean much: {served}");
 }

@@ -524,8 +524,8 @@ fn generate_center(index: usize, picker: &CityPicker, rng: &mut fastrand::Rng) -
     let radius_km = (radius_km * 10.0).round() / 10.0;
     let area = chance(rng, 0.04).then(|| service_area_around(location, rng));
     let coverage = match area {
-        Some(area) if chance(rng, 0.5) => Coverage { radius_km: None, area: Some(area) },
-        area => Coverage { radius_km: Some(radius_km), area },
+        Some(area) if chance(rng, 0.5) => Coverage { radius_km: None, area: Some(area), country_codes: Vec::new() },
+        area => Coverage { radius_km: Some(radius_km), area, country_codes: Vec::new() },
     };
 
     let rating = (!chance(rng, 0.05)).then(|| {

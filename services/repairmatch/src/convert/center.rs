@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 
 use chrono::Weekday;
+use repairmatch_core::country::CountryCode;
 use repairmatch_core::geodesy::{LatLng, ServiceArea};
 use repairmatch_core::model::{
     Bank, Brand, BrandSupport, CenterKind, Contact, Coverage, DatedException, FaultCategory, OpeningHours, PriceRange,
@@ -14,8 +15,8 @@ use tonic_types::FieldViolation;
 
 use super::enums::ProtoEnum;
 use super::{
-    Limits, MAX_ID_CHARS, MAX_NAME_KEY_CHARS, MAX_POLYGON_POINTS, MAX_RADIUS_KM, MAX_REPAIR_WARRANTY_DAYS, Violations,
-    is_valid_id, join, money_to_proto, parse_date, timestamp, timestamp_to_proto,
+    Limits, MAX_COUNTRIES, MAX_ID_CHARS, MAX_NAME_KEY_CHARS, MAX_POLYGON_POINTS, MAX_RADIUS_KM,
+    MAX_REPAIR_WARRANTY_DAYS, Violations, is_valid_id, join, money_to_proto, parse_date, timestamp, timestamp_to_proto,
 };
 
 /// Validates a center. `prefix` is the path of the message in its request
@@ -172,6 +173,17 @@ pub fn center_from_proto(
         v.add(field("bank_ids"), "a BANK_SERVICE center must name the banks it serves");
     }
 
+    if let Some(coverage) = &coverage
+        && !coverage.has_area()
+        && !service_modes.is_empty()
+        && service_modes.without_trips().is_empty()
+    {
+        v.add(
+            field("coverage"),
+            "covering countries alone serves mail-in, exchange and remote; walk-in and onsite need a radius or a polygon",
+        );
+    }
+
     let mut turnaround_modes = ServiceModeSet::EMPTY;
     let turnaround_hours = center
         .turnaround_hours
@@ -276,12 +288,24 @@ fn coverage_from_proto(coverage: Option<&pb::Coverage>, path: &str, v: &mut Viol
             }
         }
     };
+    let mut country_codes = Vec::with_capacity(coverage.country_codes.len());
+    v.limit(coverage.country_codes.len() > MAX_COUNTRIES, format!("{path}.country_codes"), "at most 250 countries");
+    for (i, code) in coverage.country_codes.iter().enumerate().take(MAX_COUNTRIES) {
+        match code.parse::<CountryCode>() {
+            Ok(country) if country_codes.contains(&country) => {
+                v.add(format!("{path}.country_codes[{i}]"), format!("{country} is listed twice"));
+            }
+            Ok(country) => country_codes.push(country),
+            Err(problem) => v.add(format!("{path}.country_codes[{i}]"), problem.to_string()),
+        }
+    }
+    country_codes.sort_unstable();
     let radius_km = (radius_km > 0.0).then_some(radius_km);
-    if radius_km.is_none() && area.is_none() {
-        v.add(format!("{path}.radius_km"), "a radius above 0 or a polygon is required");
+    if radius_km.is_none() && area.is_none() && country_codes.is_empty() {
+        v.add(format!("{path}.radius_km"), "a radius above 0, a polygon or country codes are required");
         return None;
     }
-    Some(Coverage { radius_km, area })
+    Some(Coverage { radius_km, area, country_codes })
 }
 
 fn period_from_proto(
@@ -384,6 +408,7 @@ pub fn center_to_proto(center: &RepairCenter) -> pb::RepairCenter {
         country_code: center.country_code.clone(),
         coverage: Some(pb::Coverage {
             radius_km: center.coverage.radius_km.unwrap_or(0.0),
+            country_codes: center.coverage.country_codes.iter().map(ToString::to_string).collect(),
             polygon: center.coverage.area.as_ref().map(|area| pb::Polygon {
                 exterior: Some(ring(&area.exterior)),
                 holes: area.holes.iter().map(|hole| ring(hole)).collect(),
@@ -536,7 +561,7 @@ mod tests {
         let mut message = center_to_proto(&datagen::generate(1, 1).centers[0]);
         message.id = "bad id!".into();
         message.location = Some(pb::LatLng { latitude: f64::NAN, longitude: 200.0 });
-        message.coverage = Some(pb::Coverage { radius_km: 900.0, polygon: None });
+        message.coverage = Some(pb::Coverage { radius_km: 900.0, polygon: None, country_codes: vec![] });
         message.service_modes.push(42);
         let fields: Vec<String> =
             center_from_proto(&message, "centers[3]", Limits::Api).unwrap_err().into_iter().map(|v| v.field).collect();
@@ -559,6 +584,7 @@ mod tests {
         message.coverage = Some(pb::Coverage {
             radius_km: 0.0,
             polygon: Some(pb::Polygon { exterior: Some(pb::LinearRing { points: ring.to_vec() }), holes: vec![] }),
+            country_codes: vec![],
         });
         let violations = center_from_proto(&message, "", Limits::Api).unwrap_err();
         assert_eq!(violations[0].field, "coverage.polygon");

@@ -1,6 +1,7 @@
 //! The Find request and its answer.
 
 use chrono::NaiveDate;
+use repairmatch_core::country::CountryCode;
 use repairmatch_core::eligibility::Exclusion;
 use repairmatch_core::find::{FindOutcome, RankedMatch, SupportChannel, SupportProvider};
 use repairmatch_core::model::{FaultCategory, ServiceMode, ServiceModeSet};
@@ -116,6 +117,13 @@ pub fn find_query_from_proto(
     if request.page_size < 0 {
         v.add("page_size", "must not be negative");
     }
+    let country_code = (!request.country_code.is_empty())
+        .then(|| request.country_code.parse::<CountryCode>())
+        .transpose()
+        .unwrap_or_else(|problem| {
+            v.add("country_code", problem.to_string());
+            None
+        });
     if request.min_repair_warranty_days > MAX_REPAIR_WARRANTY_DAYS {
         v.add("min_repair_warranty_days", "must be at most 3650 (ten years)");
     }
@@ -143,6 +151,7 @@ pub fn find_query_from_proto(
         min_rating: (min_rating > 0.0).then_some(min_rating),
         open_at,
         min_repair_warranty_days: (request.min_repair_warranty_days > 0).then_some(request.min_repair_warranty_days),
+        country_code,
         profile_name: profile_name.to_owned(),
         page_size: (request.page_size > 0).then(|| request.page_size.unsigned_abs()),
         page_token: (!request.page_token.is_empty()).then(|| request.page_token.clone()),

@@ -36,6 +36,8 @@ pub const MAX_POLYGON_POINTS: usize = 10_000;
 pub const MAX_RADIUS_KM: f64 = 500.0;
 /// Most ids a caller may ask to have explained.
 pub const MAX_EXPLAIN_IDS: usize = 100;
+/// Most countries one center may cover nationwide.
+pub const MAX_COUNTRIES: usize = 250;
 /// Longest warranty on a repair a center may publish or a caller ask for.
 pub const MAX_REPAIR_WARRANTY_DAYS: u32 = 3_650;
 

@@ -451,7 +451,7 @@ pub fn center(id: &str, km_east: f64) -> pb::RepairCenter {
         name: format!("Center {id}"),
         kind: pb::RepairCenterKind::ThirdParty as i32,
         location: Some(pb::LatLng { latitude: 31.2304, longitude: 121.4737 + km_east / 95.0 }),
-        coverage: Some(pb::Coverage { radius_km: 400.0, polygon: None }),
+        coverage: Some(pb::Coverage { radius_km: 400.0, polygon: None, country_codes: vec![] }),
         service_modes: vec![pb::ServiceMode::WalkIn as i32],
         brands: vec![pb::BrandSupport { brand: "PAX".into(), authorized: false, models: vec![] }],
         fault_categories: vec![pb::FaultCategory::Screen as i32],
