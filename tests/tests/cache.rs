@@ -135,3 +135,23 @@ async fn paging_goes_on_through_the_ranking_it_started_with_while_the_catalog_ch
     assert_eq!(match_ids(&now), ["new", "a", "c"]);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn each_language_is_one_entry_however_its_tag_is_spelled() {
+    let server = TestServer::start(&Fixture::with_centers(vec![center_east("a", 3.0)])).await;
+    let mut client = server.client().await;
+    let ask =
+        |language_code: &str| pb::FindRepairCenterRequest { language_code: language_code.into(), ..find_request() };
+    let english = client.find_repair_center(ask("")).await.unwrap().into_inner();
+    for tag in ["en", "fr", "zh-TW"] {
+        assert_eq!(client.find_repair_center(ask(tag)).await.unwrap().into_inner(), english, "{tag}");
+    }
+    assert_eq!((computed(&server), hits(&server, "local")), (1, 3));
+    let chinese = client.find_repair_center(ask("zh-Hans")).await.unwrap().into_inner();
+    assert_eq!(chinese.language_code, "zh-Hans", "not the English answer from the cache");
+    for tag in ["zh", "zh-CN", "zh-Hans-SG"] {
+        assert_eq!(client.find_repair_center(ask(tag)).await.unwrap().into_inner(), chinese, "{tag}");
+    }
+    assert_eq!((computed(&server), hits(&server, "local")), (2, 6));
+    server.stop().await;
+}

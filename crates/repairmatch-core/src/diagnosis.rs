@@ -16,7 +16,8 @@
 
 use crate::catalog::Catalog;
 use crate::eligibility::{MatchContext, Rejection};
-use crate::model::{CurrencyCode, FaultCategory, Money};
+use crate::i18n::{Arg, ListStyle, Text};
+use crate::model::{CurrencyCode, FaultCategory, Money, ServiceMode};
 use crate::query::FindQuery;
 
 /// The most index candidates one diagnosis evaluates; past it the counts are
@@ -137,58 +138,52 @@ impl Cause {
     }
 
     /// "the filter: what is true of them", for one guidance line.
-    fn describe(&self, context: &MatchContext<'_>) -> String {
+    fn describe(&self, context: &MatchContext<'_>) -> Text {
         let query = context.query;
-        let fault = query.fault.map_or_else(|| "this".to_owned(), |fault: FaultCategory| fault.to_string());
-        let brand = &context.brand_name;
+        let fault = || FaultCategory::text_of(query.fault);
+        let brand = context.brand_name.as_str();
         match self {
-            Cause::Model => format!(
-                "the model {}, which is not among the {brand} models they list",
-                context.model_name.as_deref().unwrap_or_default()
-            ),
-            Cause::Fault => format!("the fault, as they do not repair {fault} faults"),
-            Cause::DistanceCap => format!(
-                "the {:.0} km trip cap, as they are farther and offer only walk-in or onsite visits",
-                context.distance_cap_km
-            ),
-            Cause::ServiceMode => {
-                let wanted: Vec<String> = query.service_modes.iter().map(|mode| mode.to_string()).collect();
-                format!("the service modes asked for, as they do not offer {}", wanted.join(" or "))
+            Cause::Model => Text::new("cause-model")
+                .with("model", context.model_name.as_deref().unwrap_or_default())
+                .with("brand", brand),
+            Cause::Fault => Text::new("cause-fault").with("fault", fault()),
+            Cause::DistanceCap => {
+                Text::new("cause-distance-cap").with("cap_km", Arg::decimal(context.distance_cap_km, 0))
             }
+            Cause::ServiceMode => Text::new("cause-service-mode")
+                .with("modes", Arg::list(query.service_modes.iter().map(ServiceMode::text), ListStyle::Or)),
             Cause::Rating { best_average } => {
-                let min_rating = query.min_rating.unwrap_or_default();
+                let min_rating = Arg::decimal(query.min_rating.unwrap_or_default(), 1);
                 match best_average {
-                    Some(best) => format!("the minimum rating {min_rating:.1}, as the best of them is rated {best:.1}"),
-                    None => format!("the minimum rating {min_rating:.1}, as they have no reviews yet"),
+                    Some(best) => Text::new("cause-rating-best")
+                        .with("min_rating", min_rating)
+                        .with("best", Arg::decimal(*best, 1)),
+                    None => Text::new("cause-rating-unrated").with("min_rating", min_rating),
                 }
             }
             Cause::PriceCurrency { quoted } => {
-                let cap = query.max_price.map_or_else(String::new, |cap| cap.currency_code.to_string());
-                let quoted: Vec<&str> = quoted.iter().map(CurrencyCode::as_str).collect();
-                format!("the price cap in {cap}, as they quote in {}", quoted.join(" or "))
+                let quoted = quoted.iter().map(|code| Arg::from(code.as_str())).collect();
+                Text::new("cause-price-currency")
+                    .with("cap_currency", query.max_price.as_ref().map_or("", |cap| cap.currency_code.as_str()))
+                    .with("quoted", Arg::List(quoted, ListStyle::Or))
             }
-            Cause::AbovePriceCap { lowest } => {
-                let cap = query.max_price.map_or_else(String::new, |cap| cap.to_string());
-                format!("the price cap of {cap}, as their lowest quote for {fault} faults is {lowest}")
-            }
-            Cause::Unpriced => format!("the price cap, as they publish no price for {fault} faults"),
+            Cause::AbovePriceCap { lowest } => Text::new("cause-above-price-cap")
+                .with("cap", query.max_price.map_or_else(|| Arg::from(""), Arg::Money))
+                .with("fault", fault())
+                .with("lowest", *lowest),
+            Cause::Unpriced => Text::new("cause-unpriced").with("fault", fault()),
             Cause::ShortRepairWarranty { longest_days } => {
-                let min_days = query.min_repair_warranty_days.unwrap_or_default();
+                let min_days = Arg::Count(u64::from(query.min_repair_warranty_days.unwrap_or_default()));
                 match longest_days {
-                    0 => format!("the {min_days}-day minimum warranty on the repair, as none of them publishes one"),
-                    days => format!(
-                        "the {min_days}-day minimum warranty on the repair, as the longest they give is {days} days"
-                    ),
+                    0 => Text::new("cause-repair-warranty-unpublished").with("min_days", min_days),
+                    days => Text::new("cause-repair-warranty-short")
+                        .with("min_days", min_days)
+                        .with("days", Arg::Count(u64::from(*days))),
                 }
             }
-            Cause::Closed => "the opening time asked for, as they are closed then".to_owned(),
-            Cause::TamperPolicy => format!(
-                "the tamper rule: a tampered terminal needs a center authorized for {brand} with key injection, \
-                 or an exchange, and they offer neither"
-            ),
-            Cause::RemoteCannotFix => {
-                format!("the fault, as all they offer here is a remote session, which cannot fix {fault} faults")
-            }
+            Cause::Closed => Text::new("cause-closed"),
+            Cause::TamperPolicy => Text::new("cause-tamper-policy").with("brand", brand),
+            Cause::RemoteCannotFix => Text::new("cause-remote-cannot-fix").with("fault", fault()),
         }
     }
 }
@@ -250,43 +245,24 @@ pub fn diagnose(catalog: &Catalog, context: &MatchContext<'_>) -> Diagnosis {
 impl Diagnosis {
     /// The guidance line for an empty answer. `has_remote_support`: the
     /// answer carries at least one support channel (brand or bank).
-    pub fn guidance(&self, context: &MatchContext<'_>, has_remote_support: bool) -> String {
-        let brand = &context.brand_name;
+    pub fn guidance(&self, context: &MatchContext<'_>, has_remote_support: bool) -> Text {
+        let brand = context.brand_name.as_str();
         if !self.brand_on_file && !self.brand_listed {
-            return format!(
-                "\"{brand}\" is not a brand in the catalog: no repair center lists it and no support channel is on \
-                 file for it. Check the brand name on the terminal's label (printed with the model and serial \
-                 number, usually underneath) and ask again."
-            );
+            return Text::new("diagnosis-unknown-brand").with("brand", brand);
         }
         if self.serving == 0 {
-            return if has_remote_support {
-                format!(
-                    "No repair center covers this location for {brand} terminals: use the remote support channels; \
-                     they can arrange mail-in repair or an exchange unit."
-                )
-            } else {
-                format!(
-                    "No repair center covers this location for {brand} terminals, and no support channel is on file \
-                     for {brand}."
-                )
-            };
+            let id =
+                if has_remote_support { "diagnosis-nobody-covers-with-support" } else { "diagnosis-nobody-covers" };
+            return Text::new(id).with("brand", brand);
         }
-        let centers = |count: usize| if count == 1 { "1 center".to_owned() } else { format!("{count} centers") };
-        let (serving, verb) = match (self.complete, self.serving) {
-            (true, 1) => ("1 repair center".to_owned(), "covers"),
-            (true, count) => (format!("{count} repair centers"), "cover"),
-            (false, count) => (format!("{count} or more repair centers"), "cover"),
-        };
-        let causes: Vec<String> = self
-            .causes
-            .iter()
-            .map(|(cause, count)| format!("{} ({})", cause.describe(context), centers(*count)))
-            .collect();
-        format!(
-            "{serving} for {brand} {verb} this location, but none fits this request. What ruled them out: {}.",
-            causes.join("; ")
-        )
+        let causes = self.causes.iter().map(|(cause, count)| {
+            Text::new("diagnosis-cause").with("cause", cause.describe(context)).with("count", Arg::Count(*count as u64))
+        });
+        Text::new("diagnosis-none-fits")
+            .with("complete", Arg::Flag(self.complete))
+            .with("count", Arg::Count(self.serving as u64))
+            .with("brand", brand)
+            .with("causes", Arg::list(causes, ListStyle::Clauses))
     }
 }
 
@@ -308,7 +284,7 @@ mod tests {
         let mut context = MatchContext::new(query, &profile, WarrantyStatus::Unknown);
         context.spell_as(catalog.brand(&query.brand));
         let diagnosis = diagnose(&catalog, &context);
-        let line = diagnosis.guidance(&context, true);
+        let line = diagnosis.guidance(&context, true).english();
         (diagnosis, line)
     }
 
@@ -338,7 +314,7 @@ mod tests {
         let profile = RankingProfile::default();
         let context = MatchContext::new(&q, &profile, WarrantyStatus::Unknown);
         assert_eq!(
-            diagnosis.guidance(&context, false),
+            diagnosis.guidance(&context, false).english(),
             "No repair center covers this location for castles terminals, and no support channel is on file for castles."
         );
     }

@@ -8,6 +8,7 @@ use crate::catalog::{BrandFacts, Candidate, Catalog, Slot};
 use crate::country::{CountryCode, country_at};
 use crate::geodesy::{ReducedPoint, within_km};
 use crate::hours::{OpenState, open_state};
+use crate::i18n::{Arg, Text};
 use crate::model::{
     Brand, BrandSupport, CenterKind, CurrencyCode, FaultCategory, FaultSet, Money, ServiceMode, ServiceModeSet,
     match_key, price_for,
@@ -47,14 +48,14 @@ pub enum ExclusionRule {
 }
 
 /// Why one center is not matched.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Exclusion {
     /// The center asked about.
     pub center_id: String,
     /// The first rule it failed.
     pub rule: ExclusionRule,
-    /// A human-readable detail.
-    pub detail: String,
+    /// A short detail for people: rendered in the request's language.
+    pub detail: Text,
 }
 
 /// How well a center supports the terminal's brand.
@@ -147,54 +148,41 @@ impl Rejection {
         }
     }
 
-    /// A short human-readable detail.
-    pub fn detail(self, context: &MatchContext<'_>) -> String {
+    /// A short detail for people, in no language yet.
+    pub fn detail(self, context: &MatchContext<'_>) -> Text {
         let query = context.query;
+        let brand = context.brand_name.as_str();
         match self {
-            Rejection::Inactive => "the center is inactive".into(),
-            Rejection::Brand => format!("does not repair {}", context.brand_name),
-            Rejection::Model => {
-                format!(
-                    "repairs {} but not the {}",
-                    context.brand_name,
-                    context.model_name.as_deref().unwrap_or_default()
-                )
-            }
-            Rejection::Fault => {
-                format!("does not repair {} faults", query.fault.map_or("these".into(), |f| f.to_string()))
-            }
+            Rejection::Inactive => Text::new("exclusion-inactive"),
+            Rejection::Brand => Text::new("exclusion-brand").with("brand", brand),
+            Rejection::Model => Text::new("exclusion-model")
+                .with("brand", brand)
+                .with("model", context.model_name.as_deref().unwrap_or_default()),
+            Rejection::Fault => Text::new("exclusion-fault").with("fault", FaultCategory::text_of(query.fault)),
             Rejection::Coverage { distance_km } => {
-                format!("the merchant is outside its coverage ({distance_km:.1} km away)")
+                Text::new("exclusion-coverage").with("distance_km", Arg::decimal(distance_km, 1))
             }
-            Rejection::DistanceCap { distance_km } => {
-                format!("{distance_km:.1} km is beyond the {:.0} km trip cap", context.distance_cap_km)
-            }
-            Rejection::ServiceMode => "offers none of the wanted service modes".into(),
-            Rejection::Unrated => "has no reviews".into(),
-            Rejection::RatedBelow { average } => {
-                format!("rated {average:.1}, below {:.1}", query.min_rating.unwrap_or_default())
-            }
-            Rejection::Unpriced => "publishes no price for this fault".into(),
-            Rejection::OtherCurrency { currency_code } => format!(
-                "prices in {currency_code}, not {}",
-                query.max_price.map_or_else(String::new, |cap| cap.currency_code.to_string())
-            ),
-            Rejection::AbovePriceCap { lowest } => {
-                format!("its lowest price for this fault, {lowest}, is above the cap")
-            }
-            Rejection::ShortRepairWarranty { days: 0 } => "publishes no warranty on its repairs".into(),
-            Rejection::ShortRepairWarranty { days } => format!(
-                "guarantees its repairs for {days} days, fewer than the {} asked",
-                query.min_repair_warranty_days.unwrap_or_default()
-            ),
-            Rejection::Closed => "closed at the requested time".into(),
-            Rejection::OtherBanksOnly => "a bank service point takes only terminals its banks deployed".into(),
-            Rejection::TamperPolicy => {
-                "a tampered terminal needs a center authorized for the brand with key injection, or an exchange".into()
-            }
-            Rejection::RemoteCannotFix => {
-                "a remote session cannot fix this fault and no other wanted mode is usable".into()
-            }
+            Rejection::DistanceCap { distance_km } => Text::new("exclusion-distance-cap")
+                .with("distance_km", Arg::decimal(distance_km, 1))
+                .with("cap_km", Arg::decimal(context.distance_cap_km, 0)),
+            Rejection::ServiceMode => Text::new("exclusion-service-mode"),
+            Rejection::Unrated => Text::new("exclusion-unrated"),
+            Rejection::RatedBelow { average } => Text::new("exclusion-rated-below")
+                .with("average", Arg::decimal(average, 1))
+                .with("min_rating", Arg::decimal(query.min_rating.unwrap_or_default(), 1)),
+            Rejection::Unpriced => Text::new("exclusion-unpriced"),
+            Rejection::OtherCurrency { currency_code } => Text::new("exclusion-other-currency")
+                .with("currency", currency_code.as_str())
+                .with("cap_currency", query.max_price.as_ref().map_or("", |cap| cap.currency_code.as_str())),
+            Rejection::AbovePriceCap { lowest } => Text::new("exclusion-above-price-cap").with("lowest", lowest),
+            Rejection::ShortRepairWarranty { days: 0 } => Text::new("exclusion-repair-warranty-unpublished"),
+            Rejection::ShortRepairWarranty { days } => Text::new("exclusion-repair-warranty-short")
+                .with("days", Arg::Count(u64::from(days)))
+                .with("min_days", Arg::Count(u64::from(query.min_repair_warranty_days.unwrap_or_default()))),
+            Rejection::Closed => Text::new("exclusion-closed"),
+            Rejection::OtherBanksOnly => Text::new("exclusion-other-banks-only"),
+            Rejection::TamperPolicy => Text::new("exclusion-tamper-policy"),
+            Rejection::RemoteCannotFix => Text::new("exclusion-remote-cannot-fix"),
         }
     }
 }
@@ -675,7 +663,7 @@ mod tests {
         // No published hours: stays in, marked.
         let outcome = run(vec![center("b", 3.0)], &q);
         assert!(outcome.matches[0].scored.eligible.hours_unknown);
-        assert!(outcome.matches[0].reasons.iter().any(|r| r == "hours unknown"));
+        assert!(english(&outcome.matches[0].reasons).iter().any(|r| r == "hours unknown"));
     }
 
     #[test]

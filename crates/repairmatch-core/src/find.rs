@@ -9,8 +9,9 @@ use crate::catalog::{Catalog, HintedCandidate};
 use crate::diagnosis::diagnose;
 use crate::eligibility::{BrandSupportLevel, Eligible, Exclusion, ExclusionRule, MatchContext};
 use crate::geodesy::{DISTANCE_RELATIVE_ERROR, MIN_RADIUS_OF_CURVATURE_KM};
+use crate::i18n::{Arg, ListStyle, Text};
 use crate::model::CurrencyCode;
-use crate::model::{FaultCategory, RepairCenter};
+use crate::model::{FaultCategory, RepairCenter, ServiceMode};
 use crate::paging::{self, PageTokenError};
 use crate::profile::{FACTOR_COUNT, MAX_PAGE_SIZE, RankingProfile};
 use crate::query::{FindQuery, WarrantyStatus};
@@ -51,8 +52,8 @@ pub struct RankedMatch {
     pub breakdown: [ScoreComponent; FACTOR_COUNT],
     /// 1-based rank across all pages.
     pub rank: u32,
-    /// Short human-readable reasons.
-    pub reasons: Vec<String>,
+    /// Short reasons, for people: rendered in the request's language.
+    pub reasons: Vec<Text>,
 }
 
 /// The answer to a find.
@@ -71,8 +72,8 @@ pub struct FindOutcome {
     pub exclusions: Vec<Exclusion>,
     /// The bank's channel first, then the brand's.
     pub remote_support: Vec<SupportChannel>,
-    /// Next steps.
-    pub guidance: Vec<String>,
+    /// Next steps, for people: rendered in the request's language.
+    pub guidance: Vec<Text>,
     /// The warranty status acted on.
     pub warranty: WarrantyStatus,
     /// The catalog version answered from.
@@ -480,7 +481,7 @@ fn explain(catalog: &Catalog, context: &MatchContext<'_>) -> Vec<Exclusion> {
             None => Some(Exclusion {
                 center_id: id.clone(),
                 rule: ExclusionRule::NotFound,
-                detail: "no repair center has this id".into(),
+                detail: Text::new("exclusion-not-found"),
             }),
             // The rules are the truth, whatever the ranking visited.
             Some(slot) => context.evaluate_slot(catalog, slot).err().map(|rejection| context.exclusion(id, rejection)),
@@ -511,15 +512,12 @@ fn guidance(
     context: &MatchContext<'_>,
     total_size: usize,
     remote_support: &[SupportChannel],
-) -> Vec<String> {
+) -> Vec<Text> {
     let query = context.query;
-    let brand_name = &context.brand_name;
+    let brand_name = context.brand_name.as_str();
     let mut lines = Vec::new();
     if query.fault == Some(FaultCategory::Tamper) {
-        lines.push(format!(
-            "Tamper alert: do not power-cycle or open the terminal. Only a center authorized for {brand_name} \
-             with key-injection facilities can re-key it; otherwise ask for an exchange unit."
-        ));
+        lines.push(Text::new("guidance-tamper").with("brand", brand_name));
     }
     // Why nothing matched comes before the routine advice: it is what the
     // merchant must act on.
@@ -528,103 +526,91 @@ fn guidance(
     }
     if let Some(bank_id) = query.ownership.deploying_bank() {
         let bank_name = catalog.bank(bank_id).map_or(bank_id, |bank| bank.name.as_str());
-        lines.push(format!(
-            "This terminal was deployed by {bank_name}: go through its service channel first; it may replace the unit."
-        ));
+        lines.push(Text::new("guidance-bank-deployed").with("bank", bank_name));
     }
     match context.warranty {
-        WarrantyStatus::InWarranty => lines.push(
-            "In warranty: go to a center that honours the warranty and bring the warranty card and proof of purchase."
-                .into(),
-        ),
+        WarrantyStatus::InWarranty => lines.push(Text::new("guidance-in-warranty")),
         WarrantyStatus::Unknown => {
             if let Some(brand) = catalog.brand(&query.brand) {
-                lines.push(format!(
-                    "Check the purchase date: {} terminals carry a {}-month warranty, repaired free at authorized centers.",
-                    brand.name, brand.warranty_months
-                ));
+                lines.push(
+                    Text::new("guidance-check-purchase-date")
+                        .with("brand", brand.name.as_str())
+                        .with("months", Arg::Count(u64::from(brand.warranty_months))),
+                );
             }
         }
-        WarrantyStatus::OutOfWarranty => lines.push(
-            "Out of warranty: compare quotes; with an independent repairer agree scope, cost and delivery time in writing."
-                .into(),
-        ),
+        WarrantyStatus::OutOfWarranty => lines.push(Text::new("guidance-out-of-warranty")),
     }
     // Bank first: a deployed terminal's first line is its bank. No channel on
     // file, no hotline to send the merchant to.
     if matches!(query.fault, Some(FaultCategory::Software | FaultCategory::Connectivity))
         && let Some(channel) = remote_support.first()
     {
-        lines.push(format!(
-            "Software and connectivity faults are often fixed remotely: try {}'s hotline before moving the terminal.",
-            channel.name
-        ));
+        lines.push(Text::new("guidance-remote-first").with("channel", channel.name.as_str()));
     }
     if total_size > 0 {
-        lines.push("Book an appointment where you can, and bring any documents the center asks for.".into());
-        lines.push(
-            "Before handing the terminal over, check the center's warranty on the repair and its service terms.".into(),
-        );
+        lines.push(Text::new("guidance-book-appointment"));
+        lines.push(Text::new("guidance-check-repair-terms"));
     }
-    lines.push(
-        "Do not open the terminal yourself: it is tamper-protected, and opening it erases its keys and voids the warranty."
-            .into(),
-    );
-    lines.push(
-        "After the repair, run a test transaction, update the firmware and re-bind the merchant account if asked."
-            .into(),
-    );
+    lines.push(Text::new("guidance-do-not-open"));
+    lines.push(Text::new("guidance-after-repair"));
     lines
 }
 
-fn reasons(context: &MatchContext<'_>, scored: &Scored, center: &RepairCenter) -> Vec<String> {
+fn reasons(context: &MatchContext<'_>, scored: &Scored, center: &RepairCenter) -> Vec<Text> {
     let eligible = &scored.eligible;
     let query = context.query;
     let mut lines = Vec::new();
     if let Some(bank_id) = query.ownership.deploying_bank()
         && center.serves_bank(bank_id)
     {
-        lines.push("the deploying bank's designated service point".to_owned());
+        lines.push(Text::new("reason-deploying-bank-service-point"));
     }
     match eligible.brand_support {
         BrandSupportLevel::Authorized => {
             let brand = center.brand_support(&context.brand_key).map_or(query.brand.as_str(), |b| b.brand.as_str());
-            lines.push(format!("authorized {brand} center"));
+            lines.push(Text::new("reason-authorized").with("brand", brand));
         }
         BrandSupportLevel::ModelListed => {
             let support = center.brand_support(&context.brand_key);
-            lines.push(format!("repairs the {}", context.model_name_in(support)));
+            lines.push(Text::new("reason-model-listed").with("model", context.model_name_in(support)));
         }
         BrandSupportLevel::BrandListed => {}
     }
     if eligible.warranty_covered {
-        lines.push("repair covered by the warranty".to_owned());
+        lines.push(Text::new("reason-warranty-covered"));
     }
-    lines.push(format!("{:.1} km away", eligible.distance_km));
+    lines.push(Text::new("reason-distance").with("distance_km", Arg::decimal(eligible.distance_km, 1)));
     if eligible.beyond_distance_cap {
-        lines.push(format!("beyond the {:.0} km trip cap: no walk-in or onsite visit", context.distance_cap_km));
+        lines.push(Text::new("reason-beyond-trip-cap").with("cap_km", Arg::decimal(context.distance_cap_km, 0)));
     }
     match center.rating {
-        Some(rating) if rating.count > 0 => {
-            lines.push(format!("rated {:.1} from {} reviews", rating.average, rating.count))
-        }
-        _ => lines.push("no reviews yet".to_owned()),
+        Some(rating) if rating.count > 0 => lines.push(
+            Text::new("reason-rated")
+                .with("average", Arg::decimal(rating.average, 1))
+                .with("count", Arg::Count(u64::from(rating.count))),
+        ),
+        _ => lines.push(Text::new("reason-no-reviews")),
     }
-    match &eligible.price {
-        Some((low, high)) => lines.push(format!("quotes {low}–{high}")),
-        None => lines.push("no published price for this fault".to_owned()),
+    match eligible.price {
+        Some((low, high)) => lines.push(Text::new("reason-quote").with("low", low).with("high", high)),
+        None => lines.push(Text::new("reason-no-price")),
     }
     if center.repair_warranty_days > 0 {
-        lines.push(format!("{}-day warranty on the repair", center.repair_warranty_days));
+        lines
+            .push(Text::new("reason-repair-warranty").with("days", Arg::Count(u64::from(center.repair_warranty_days))));
     }
     if !center.terms_url.is_empty() {
-        lines.push(format!("service terms: {}", center.terms_url));
+        lines.push(Text::new("reason-service-terms").with("url", center.terms_url.as_str()));
     }
-    let modes: Vec<String> = eligible.usable_modes.iter().map(|mode| mode.to_string()).collect();
     // Rounded up: never promise a working terminal sooner than the model expects.
-    lines.push(format!("back in service in about {:.0} h ({})", scored.downtime_hours().ceil(), modes.join(", ")));
+    lines.push(
+        Text::new("reason-back-in-service")
+            .with("hours", Arg::decimal(scored.downtime_hours().ceil(), 0))
+            .with("modes", Arg::list(eligible.usable_modes.iter().map(ServiceMode::text), ListStyle::And)),
+    );
     if eligible.hours_unknown {
-        lines.push("hours unknown".to_owned());
+        lines.push(Text::new("reason-hours-unknown"));
     }
     lines
 }
@@ -790,15 +776,15 @@ mod tests {
         q.explain_center_ids = vec!["lists-s920".into()];
         let outcome = run(vec![lists("lists-a920", "A920"), lists("lists-s920", "S920")], &q);
         assert_eq!(ids(&outcome), ["lists-a920"]);
-        let reasons = &outcome.matches[0].reasons;
+        let reasons = english(&outcome.matches[0].reasons);
         assert!(reasons.iter().any(|r| r == "repairs the A920"), "{reasons:?}");
         assert!(reasons.iter().all(|r| !r.contains("a920")), "{reasons:?}");
         // Spelled as the brand's record lists it (the fixture PAX lists A920).
-        assert_eq!(outcome.exclusions[0].detail, "repairs PAX but not the A920");
+        assert_eq!(outcome.exclusions[0].detail.english(), "repairs PAX but not the A920");
         // A model the catalog does not know is named as asked.
         q.model = Some("x9".into());
         let outcome = run(vec![lists("lists-s920", "S920")], &q);
-        assert_eq!(outcome.exclusions[0].detail, "repairs PAX but not the x9");
+        assert_eq!(outcome.exclusions[0].detail.english(), "repairs PAX but not the x9");
     }
 
     #[test]
@@ -816,7 +802,7 @@ mod tests {
     #[test]
     fn downtime_in_reasons_is_rounded_up_to_a_whole_hour() {
         let back_in = |outcome: &FindOutcome| {
-            let reasons = &outcome.matches[0].reasons;
+            let reasons = english(&outcome.matches[0].reasons);
             reasons.iter().find(|r| r.starts_with("back in service")).cloned().unwrap_or_default()
         };
         // Walk-in 10.4 km out: 4 trips at 30 km/h plus 4 h on the bench, about 5.39 h.
@@ -966,7 +952,7 @@ mod tests {
         assert_eq!(outcome.total_size, 0);
         assert_eq!(outcome.remote_support.len(), 1);
         assert_eq!(outcome.remote_support[0].hotline, "+86 400 888 6600");
-        assert!(outcome.guidance.iter().any(|g| g.contains("No repair center covers")));
+        assert!(english(&outcome.guidance).iter().any(|g| g.contains("No repair center covers")));
     }
 
     #[test]
@@ -974,6 +960,7 @@ mod tests {
         let mut q = query();
         q.fault = Some(FaultCategory::Tamper);
         let outcome = run(vec![], &q);
-        assert!(outcome.guidance[0].contains("do not power-cycle"), "{:?}", outcome.guidance);
+        let guidance = english(&outcome.guidance);
+        assert!(guidance[0].contains("do not power-cycle"), "{guidance:?}");
     }
 }

@@ -14,6 +14,8 @@
 //! - [`diagnosis`]: why an answer is empty, and what to relax.
 //! - [`paging`]: opaque keyset page tokens.
 //! - [`find`]: `FindRepairCenter` end to end, with guidance and remote support.
+//! - [`i18n`]: what the answers say, as message ids and arguments, and the
+//!   Fluent message files that say it in English and Simplified Chinese.
 //!
 //! Sample catalogs for demos, tests and benchmarks are in `repairmatch-datagen`,
 //! so the core carries no sample data.
@@ -25,6 +27,7 @@ pub mod eligibility;
 pub mod find;
 pub mod geodesy;
 pub mod hours;
+pub mod i18n;
 pub mod model;
 pub mod paging;
 pub mod profile;

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::country::CountryCode;
 use crate::geodesy::{LatLng, ServiceArea};
+use crate::i18n::Text;
 
 /// What kind of repairer a center is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -146,33 +147,39 @@ small_enum_set!(
     }
 );
 
-impl fmt::Display for FaultCategory {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = match self {
-            FaultCategory::Screen => "screen",
-            FaultCategory::Keypad => "keypad",
-            FaultCategory::Printer => "printer",
-            FaultCategory::CardReader => "card reader",
-            FaultCategory::BatteryPower => "battery/power",
-            FaultCategory::Connectivity => "connectivity",
-            FaultCategory::Software => "software",
-            FaultCategory::Tamper => "tamper",
-            FaultCategory::Other => "other",
-        };
-        f.write_str(name)
+impl FaultCategory {
+    /// The category's name inside a sentence ("screen", "屏幕").
+    pub fn text(self) -> Text {
+        Text::new(match self {
+            FaultCategory::Screen => "fault-screen",
+            FaultCategory::Keypad => "fault-keypad",
+            FaultCategory::Printer => "fault-printer",
+            FaultCategory::CardReader => "fault-card-reader",
+            FaultCategory::BatteryPower => "fault-battery-power",
+            FaultCategory::Connectivity => "fault-connectivity",
+            FaultCategory::Software => "fault-software",
+            FaultCategory::Tamper => "fault-tamper",
+            FaultCategory::Other => "fault-other",
+        })
+    }
+
+    /// The name of `fault` inside a sentence, or of "these" faults when
+    /// the request named none.
+    pub fn text_of(fault: Option<FaultCategory>) -> Text {
+        fault.map_or_else(|| Text::new("fault-unspecified"), FaultCategory::text)
     }
 }
 
-impl fmt::Display for ServiceMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = match self {
-            ServiceMode::WalkIn => "walk-in",
-            ServiceMode::Onsite => "onsite",
-            ServiceMode::MailIn => "mail-in",
-            ServiceMode::Exchange => "exchange",
-            ServiceMode::Remote => "remote",
-        };
-        f.write_str(name)
+impl ServiceMode {
+    /// The mode's name inside a sentence ("walk-in", "到店维修").
+    pub fn text(self) -> Text {
+        Text::new(match self {
+            ServiceMode::WalkIn => "mode-walk-in",
+            ServiceMode::Onsite => "mode-onsite",
+            ServiceMode::MailIn => "mode-mail-in",
+            ServiceMode::Exchange => "mode-exchange",
+            ServiceMode::Remote => "mode-remote",
+        })
     }
 }
 
@@ -288,19 +295,26 @@ pub struct Money {
     pub amount_minor_units: i64,
 }
 
-/// As a merchant reads a price: major units with the currency's own number of
-/// decimals ("7897 JPY", "342.00 CNY", "1.234 BHD").
-impl fmt::Display for Money {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Money {
+    /// The amount in major units with the currency's own number of
+    /// decimals ("7897" JPY, "342.00" CNY, "1.234" BHD), no currency.
+    pub fn major_units(&self) -> String {
         let digits = self.currency_code.minor_unit_digits();
         let sign = if self.amount_minor_units < 0 { "-" } else { "" };
         let amount = self.amount_minor_units.unsigned_abs();
         if digits == 0 {
-            return write!(f, "{sign}{amount} {}", self.currency_code);
+            return format!("{sign}{amount}");
         }
         let per_major = 10_u64.pow(digits);
-        let width = digits as usize;
-        write!(f, "{sign}{}.{:0width$} {}", amount / per_major, amount % per_major, self.currency_code)
+        format!("{sign}{}.{:0width$}", amount / per_major, amount % per_major, width = digits as usize)
+    }
+}
+
+/// As logs and tools show a price: "342.00 CNY" (answers say it in the
+/// caller's language, through [`crate::i18n`]).
+impl fmt::Display for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.major_units(), self.currency_code)
     }
 }
 

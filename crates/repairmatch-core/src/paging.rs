@@ -8,6 +8,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+use crate::i18n::Text;
 use crate::ranking::SortKey;
 
 const TOKEN_VERSION: u8 = 1;
@@ -21,6 +22,16 @@ pub enum PageTokenError {
     /// Written for a different query.
     #[error("was issued for a different query")]
     OtherQuery,
+}
+
+impl PageTokenError {
+    /// What is wrong with the token, for people, in no language yet.
+    pub fn text(&self) -> Text {
+        Text::new(match self {
+            PageTokenError::Malformed => "violation-page-token-malformed",
+            PageTokenError::OtherQuery => "violation-page-token-other-query",
+        })
+    }
 }
 
 /// Encodes the position after which the next page starts.

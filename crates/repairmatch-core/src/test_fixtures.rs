@@ -7,6 +7,7 @@ use crate::catalog::Catalog;
 use crate::eligibility::ExclusionRule;
 use crate::find::{FindOutcome, find};
 use crate::geodesy::LatLng;
+use crate::i18n::Text;
 use crate::model::{
     Bank, Brand, BrandSupport, CenterKind, Contact, Coverage, CurrencyCode, FaultCategory, FaultSet, Money, PriceRange,
     Rating, RepairCenter, ServiceMode, ServiceModeSet,
@@ -129,4 +130,9 @@ pub fn first_failed_rule(center: RepairCenter, query: &FindQuery) -> Option<Excl
         }
         more => panic!("one center, several exclusions: {more:?}"),
     }
+}
+
+/// Texts as an English answer says them.
+pub fn english(texts: &[Text]) -> Vec<String> {
+    texts.iter().map(Text::english).collect()
 }

@@ -2,10 +2,11 @@
 //! bytes) and, on a shared Redis store, Redis itself, so a replica can serve
 //! what another computed.
 //!
-//! An answer is cached under a key made of the request as sent, everything
-//! else that shapes the answer (the profile it resolved to, the UTC date that
-//! warranty decisions use) and the catalog and config versions it was
-//! computed at. A write or a config reload changes a version, so a stale
+//! An answer is cached under a key made of the request as sent (its
+//! `language_code` named one way per language, as the answer's text is in
+//! it), everything else that shapes the answer (the profile it resolved to,
+//! the UTC date that warranty decisions use) and the catalog and config
+//! versions it was computed at. A write or a config reload changes a version, so a stale
 //! answer is never looked up again; it simply ages out. Concurrent identical
 //! misses in one process compute once (moka's single-flight `try_get_with`).
 //!
@@ -345,6 +346,10 @@ mod tests {
         assert_ne!(key, CacheKey::new(&request, "default", date.succ_opt().unwrap(), 7, 1));
         let other = pb::FindRepairCenterRequest { page_size: 4, ..Default::default() };
         assert_ne!(key, CacheKey::new(&other, "default", date, 7, 1));
+        // The answer's text is in the request's language (canonicalized by
+        // the app first, so `zh` and `zh-CN` share an entry).
+        let chinese = pb::FindRepairCenterRequest { language_code: "zh-Hans".into(), ..request.clone() };
+        assert_ne!(key, CacheKey::new(&chinese, "default", date, 7, 1), "another language, another answer");
     }
 
     #[test]

@@ -4,10 +4,16 @@
 //! `repairmatch.v1` domain; validation failures also carry a `BadRequest`
 //! naming each bad field (AIP-193); a call over its tenant's rate limit also
 //! carries a `RetryInfo` saying when the next one would be allowed.
+//!
+//! `Status.message` is always English: clients match on it and logs keep it.
+//! A request that asked for another language (a Find's `language_code`) also
+//! gets a `LocalizedMessage` in that language, as Google APIs localize errors;
+//! it says what is wrong, field by field, in words a bank app can show.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
+use repairmatch_core::i18n::{Arg, Language, ListStyle, Text};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 
@@ -21,7 +27,7 @@ pub const ERROR_DOMAIN: &str = "repairmatch.v1";
 pub enum ServiceError {
     /// One or more fields are bad.
     #[error("invalid argument: {}", summarize(.0))]
-    InvalidArgument(Vec<FieldViolation>),
+    InvalidArgument(Vec<Violation>),
     /// No repair center has the id.
     #[error("repair center {0:?} not found")]
     RepairCenterNotFound(String),
@@ -34,6 +40,14 @@ pub enum ServiceError {
     /// The caller may not do this.
     #[error("{0}")]
     PermissionDenied(String),
+    /// The tenant may not rank with this profile.
+    #[error("tenant {tenant} may not use ranking profile {profile:?}")]
+    ProfileNotAllowed {
+        /// The tenant.
+        tenant: String,
+        /// The profile it asked for.
+        profile: String,
+    },
     /// A stale etag.
     #[error("{0}")]
     Aborted(String),
@@ -53,16 +67,66 @@ pub enum ServiceError {
     Internal(String),
 }
 
-fn summarize(violations: &[FieldViolation]) -> String {
+/// A bad field: the English description the `BadRequest` carries and, for
+/// what a Find's caller sent, the same in any language. (Catalog calls name
+/// no language: their checks are English only.)
+#[derive(Debug, Clone, PartialEq)]
+pub struct Violation {
+    /// The field's path (`location.latitude`).
+    pub field: String,
+    /// What is wrong, in English.
+    pub description: String,
+    /// What is wrong, in no language yet.
+    pub text: Option<Text>,
+}
+
+impl Violation {
+    /// A bad field and what is wrong with it.
+    pub fn new(field: impl Into<String>, text: Text) -> Self {
+        Self { field: field.into(), description: text.english(), text: Some(text) }
+    }
+
+    /// As a `BadRequest` lists it.
+    pub fn to_field_violation(&self) -> FieldViolation {
+        FieldViolation::new(self.field.clone(), self.description.clone())
+    }
+
+    /// "field: what is wrong", in no language yet.
+    fn item(&self) -> Text {
+        let description = match &self.text {
+            Some(text) => Arg::from(text.clone()),
+            None => Arg::from(self.description.as_str()),
+        };
+        Text::new("violation-item").with("field", self.field.as_str()).with("description", description)
+    }
+}
+
+impl From<FieldViolation> for Violation {
+    fn from(violation: FieldViolation) -> Self {
+        Self { field: violation.field, description: violation.description, text: None }
+    }
+}
+
+fn summarize(violations: &[Violation]) -> String {
     let fields: Vec<String> = violations.iter().map(|v| format!("{}: {}", v.field, v.description)).take(5).collect();
     let more = violations.len().saturating_sub(5);
     if more > 0 { format!("{} (and {more} more)", fields.join("; ")) } else { fields.join("; ") }
 }
 
 impl ServiceError {
-    /// A single bad field.
+    /// A single bad field, said in English only.
     pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
-        Self::InvalidArgument(vec![FieldViolation::new(field, description)])
+        Self::InvalidArgument(vec![FieldViolation::new(field, description).into()])
+    }
+
+    /// A single bad field of a request that may name its language.
+    pub fn invalid_text(field: impl Into<String>, text: Text) -> Self {
+        Self::InvalidArgument(vec![Violation::new(field, text)])
+    }
+
+    /// Bad fields of a catalog message (English only).
+    pub fn invalid_fields(violations: Vec<FieldViolation>) -> Self {
+        Self::InvalidArgument(violations.into_iter().map(Violation::from).collect())
     }
 
     /// An equivalent error, for each caller that waited on one failed
@@ -74,6 +138,9 @@ impl ServiceError {
             ServiceError::BrandNotFound(name) => ServiceError::BrandNotFound(name.clone()),
             ServiceError::Unauthenticated(why) => ServiceError::Unauthenticated(why.clone()),
             ServiceError::PermissionDenied(why) => ServiceError::PermissionDenied(why.clone()),
+            ServiceError::ProfileNotAllowed { tenant, profile } => {
+                ServiceError::ProfileNotAllowed { tenant: tenant.clone(), profile: profile.clone() }
+            }
             ServiceError::Aborted(why) => ServiceError::Aborted(why.clone()),
             ServiceError::RateLimited { tenant, retry_after } => {
                 ServiceError::RateLimited { tenant: tenant.clone(), retry_after: *retry_after }
@@ -97,7 +164,9 @@ impl ServiceError {
             ServiceError::RepairCenterNotFound(_) => (Code::NotFound, "REPAIR_CENTER_NOT_FOUND"),
             ServiceError::BrandNotFound(_) => (Code::NotFound, "BRAND_NOT_FOUND"),
             ServiceError::Unauthenticated(_) => (Code::Unauthenticated, "UNAUTHENTICATED"),
-            ServiceError::PermissionDenied(_) => (Code::PermissionDenied, "PERMISSION_DENIED"),
+            ServiceError::PermissionDenied(_) | ServiceError::ProfileNotAllowed { .. } => {
+                (Code::PermissionDenied, "PERMISSION_DENIED")
+            }
             ServiceError::Aborted(_) => (Code::Aborted, "STALE_ETAG"),
             ServiceError::RateLimited { .. } => (Code::ResourceExhausted, "RATE_LIMITED"),
             ServiceError::Storage(error) if error.is_unavailable() => (Code::Unavailable, "STORE_UNAVAILABLE"),
@@ -105,16 +174,50 @@ impl ServiceError {
             ServiceError::Internal(_) => (Code::Internal, "INTERNAL"),
         }
     }
-}
 
-impl From<ServiceError> for Status {
-    fn from(error: ServiceError) -> Self {
+    /// What went wrong, for people, in no language yet: what the
+    /// `LocalizedMessage` says. Internal details stay out, as they do of
+    /// `Status.message`.
+    pub fn text(&self) -> Text {
+        match self {
+            ServiceError::InvalidArgument(violations) => {
+                // A catalog check has no translation (catalog calls name no
+                // language): its English is still better than no word on it.
+                let items = violations.iter().map(Violation::item);
+                Text::new("error-invalid-argument").with("violations", Arg::list(items, ListStyle::Clauses))
+            }
+            ServiceError::RepairCenterNotFound(id) => {
+                Text::new("error-repair-center-not-found").with("id", format!("{id:?}"))
+            }
+            ServiceError::BrandNotFound(name) => Text::new("error-brand-not-found").with("name", format!("{name:?}")),
+            ServiceError::Unauthenticated(_) => Text::new("error-unauthenticated"),
+            ServiceError::PermissionDenied(_) => Text::new("error-permission-denied"),
+            ServiceError::ProfileNotAllowed { tenant, profile } => Text::new("error-profile-not-allowed")
+                .with("tenant", tenant.as_str())
+                .with("profile", format!("{profile:?}")),
+            ServiceError::Aborted(_) => Text::new("error-stale-etag"),
+            ServiceError::RateLimited { tenant, retry_after } => Text::new("error-rate-limited")
+                .with("tenant", format!("{tenant:?}"))
+                .with("retry_ms", Arg::Count(u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX))),
+            ServiceError::Storage(store) if store.is_unavailable() => Text::new("error-store-unavailable"),
+            ServiceError::Storage(_) => Text::new("error-storage"),
+            ServiceError::Internal(_) => Text::new("error-internal"),
+        }
+    }
+
+    /// The status for a caller who reads `language`: English throughout,
+    /// and a `LocalizedMessage` when that is another language.
+    pub fn into_status(self, language: Language) -> Status {
+        let error = self;
         let (code, reason) = error.code_and_reason();
         let mut details = ErrorDetails::new();
+        if language != Language::English {
+            details.set_localized_message(language.tag(), error.text().render(language));
+        }
         let mut metadata = HashMap::new();
         match &error {
             ServiceError::InvalidArgument(violations) => {
-                details.set_bad_request(violations.clone());
+                details.set_bad_request(violations.iter().map(Violation::to_field_violation).collect::<Vec<_>>());
             }
             ServiceError::RepairCenterNotFound(id) => {
                 metadata.insert("id".to_owned(), id.clone());
@@ -128,6 +231,7 @@ impl From<ServiceError> for Status {
             }
             ServiceError::Unauthenticated(_)
             | ServiceError::PermissionDenied(_)
+            | ServiceError::ProfileNotAllowed { .. }
             | ServiceError::Aborted(_)
             | ServiceError::Storage(_)
             | ServiceError::Internal(_) => {}
@@ -150,6 +254,13 @@ impl From<ServiceError> for Status {
             other => other.to_string(),
         };
         Status::with_error_details(code, message, details)
+    }
+}
+
+/// The status for a call that names no language: English only.
+impl From<ServiceError> for Status {
+    fn from(error: ServiceError) -> Self {
+        error.into_status(Language::English)
     }
 }
 

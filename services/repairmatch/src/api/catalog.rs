@@ -181,7 +181,7 @@ impl CatalogService for CatalogGrpc {
         let Some(brand) = request.into_inner().brand else {
             return Err(ServiceError::invalid("brand", "is required").into());
         };
-        let brand = convert::brand_from_proto(&brand, "brand", Limits::Api).map_err(ServiceError::InvalidArgument)?;
+        let brand = convert::brand_from_proto(&brand, "brand", Limits::Api).map_err(ServiceError::invalid_fields)?;
         let app = self.app.clone();
         let brand = blocking(move || app.upsert_brand(&tenant, brand)).await?;
         Ok(Response::new(pb::UpsertBrandResponse { brand: Some(convert::brand_to_proto(&brand)) }))

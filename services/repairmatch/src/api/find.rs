@@ -2,6 +2,7 @@
 //! hand back its answer.
 
 use chrono::Utc;
+use repairmatch_core::i18n::Language;
 use repairmatch_proto::EncodedFindRepairCenterResponse;
 use repairmatch_proto::encoded::repair_match_service_server::RepairMatchService;
 use repairmatch_proto::v1 as pb;
@@ -32,7 +33,10 @@ impl RepairMatchService for RepairMatchGrpc {
         request: Request<pb::FindRepairCenterRequest>,
     ) -> Result<Response<EncodedFindRepairCenterResponse>, Status> {
         let caller = caller_of(&request);
-        let answer = self.app.find(&caller, request.get_ref(), Utc::now()).await?;
+        // The language that the answer's text is in, its errors' too.
+        let language = Language::negotiate(&request.get_ref().language_code);
+        let answer =
+            self.app.find(&caller, request.get_ref(), Utc::now()).await.map_err(|error| error.into_status(language))?;
         Ok(Response::new(EncodedFindRepairCenterResponse(answer.encoded.clone())))
     }
 

@@ -5,6 +5,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use repairmatch_core::paging::PageTokenError;
 
 use crate::error::ServiceError;
 
@@ -18,7 +19,7 @@ pub fn wrap(version: u64, keyset: &str) -> String {
 
 /// The catalog version and keyset token a caller's token carries.
 pub fn unwrap(token: &str) -> Result<(u64, String), ServiceError> {
-    let malformed = || ServiceError::invalid("page_token", "is malformed");
+    let malformed = || ServiceError::invalid_text("page_token", PageTokenError::Malformed.text());
     let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| malformed())?;
     if bytes.len() <= 8 {
         return Err(malformed());

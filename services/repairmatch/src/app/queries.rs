@@ -1,11 +1,13 @@
 //! Reads: a Find from request to answer in one place, and the catalog's
 //! lookups and listings.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use repairmatch_core::Catalog;
 use repairmatch_core::find::{EXACT_TOTAL_LIMIT, find_pages};
+use repairmatch_core::i18n::{Language, Text};
 use repairmatch_core::model::{Bank, Brand, CenterKind, RepairCenter, match_key};
 use repairmatch_proto::v1 as pb;
 
@@ -57,10 +59,7 @@ pub fn resolve_profile(
         && config.profiles.contains_key(profile)
         && !tenant.may_use_profile(profile)
     {
-        return Err(ServiceError::PermissionDenied(format!(
-            "tenant {} may not use ranking profile {profile:?}",
-            tenant.name
-        )));
+        return Err(ServiceError::ProfileNotAllowed { tenant: tenant.name.clone(), profile: profile.to_owned() });
     }
     Ok(profile.to_owned())
 }
@@ -111,20 +110,23 @@ fn rank(
         now.date_naive(),
     )
     .map_err(ServiceError::InvalidArgument)?;
+    let language = Language::negotiate(&request.language_code);
     let profile = &config.profiles[&query.profile_name];
     // Naming a bank the catalog does not know would rank no designated
     // service point first and name an unknown bank in the guidance: refuse it.
     if let Some(bank_id) = query.ownership.deploying_bank()
         && catalog.bank(bank_id).is_none()
     {
-        return Err(ServiceError::invalid("bank_id", format!("{bank_id:?} is not a bank in the catalog")));
+        let text = Text::new("violation-unknown-bank").with("bank_id", format!("{bank_id:?}"));
+        return Err(ServiceError::invalid_text("bank_id", text));
     }
     let outcomes = find_pages(catalog, &query, profile, now, pages, EXACT_TOTAL_LIMIT)
-        .map_err(|error| ServiceError::invalid("page_token", error.to_string()))?;
+        .map_err(|error| ServiceError::invalid_text("page_token", error.text()))?;
     let responses = outcomes
         .iter()
         .map(|outcome| {
-            let mut response = convert::find::find_response_to_proto(outcome, &query.profile_name, live.version);
+            let mut response =
+                convert::find::find_response_to_proto(outcome, &query.profile_name, live.version, language);
             if !response.next_page_token.is_empty() {
                 response.next_page_token = page_token::wrap(catalog.version(), &response.next_page_token);
             }
@@ -132,6 +134,26 @@ fn rank(
         })
         .collect();
     Ok(responses)
+}
+
+/// `request` with its language named the one way the answer names it
+/// (`""` for English, else the chosen language's tag), so requests that
+/// differ only in how they spell a language (`zh`, `zh-CN`, `zh-Hans`; `fr`,
+/// `en`, none) share cached answers, and those in different languages don't.
+fn canonical_language(request: &pb::FindRepairCenterRequest) -> Cow<'_, pb::FindRepairCenterRequest> {
+    // A tag too long to accept stays as sent, for validation to refuse.
+    if request.language_code.len() > convert::find::MAX_LANGUAGE_CODE_CHARS {
+        return Cow::Borrowed(request);
+    }
+    let canonical = match Language::negotiate(&request.language_code) {
+        Language::English => "",
+        other => other.tag(),
+    };
+    if request.language_code == canonical {
+        Cow::Borrowed(request)
+    } else {
+        Cow::Owned(pb::FindRepairCenterRequest { language_code: canonical.to_owned(), ..request.clone() })
+    }
 }
 
 impl App {
@@ -145,6 +167,8 @@ impl App {
     ) -> Result<Arc<FindAnswer>, ServiceError> {
         let live = self.config();
         let catalog = self.catalog();
+        let request = canonical_language(request);
+        let request = request.as_ref();
         let exact = self.inner.inexact_version.load(std::sync::atomic::Ordering::SeqCst) != catalog.version();
         let Some(cache) = self.inner.cache.as_ref().filter(|_| exact) else {
             self.metrics().find_computed.inc();

@@ -144,7 +144,10 @@ pub fn rank_locally(
     }));
     queries::find(live, catalog, &operator, request, Utc::now()).map_err(|error| match error {
         crate::error::ServiceError::InvalidArgument(violations) => {
-            anyhow::anyhow!("the request is invalid: {}", convert::describe(&violations))
+            anyhow::anyhow!(
+                "the request is invalid: {}",
+                convert::describe(&violations.iter().map(|v| v.to_field_violation()).collect::<Vec<_>>())
+            )
         }
         other => anyhow::anyhow!(other),
     })

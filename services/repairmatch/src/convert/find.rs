@@ -4,12 +4,14 @@ use chrono::NaiveDate;
 use repairmatch_core::country::CountryCode;
 use repairmatch_core::eligibility::Exclusion;
 use repairmatch_core::find::{FindOutcome, RankedMatch, SupportChannel, SupportProvider};
+use repairmatch_core::i18n::{Arg, Language, Text};
 use repairmatch_core::model::{FaultCategory, ServiceMode, ServiceModeSet};
 use repairmatch_core::query::{FindQuery, Ownership, WarrantyClaim, WarrantyStatus};
 use repairmatch_proto::v1 as pb;
-use tonic_types::FieldViolation;
 
 use super::enums::ProtoEnum;
+use crate::error::Violation;
+
 use super::{
     MAX_EXPLAIN_IDS, MAX_ID_CHARS, MAX_NAME_KEY_CHARS, MAX_REPAIR_WARRANTY_DAYS, Violations, center_to_proto,
     money_to_proto, parse_date, timestamp,
@@ -18,6 +20,9 @@ use super::{
 /// Half the Earth's circumference: no cap needs to be larger.
 const MAX_DISTANCE_CAP_KM: f64 = 20_038.0;
 
+/// Longest language tag: what BCP 47 asks every implementation to handle.
+pub const MAX_LANGUAGE_CODE_CHARS: usize = 35;
+
 /// Validates a find request. `profile_known` says whether a profile name
 /// exists; `today` bounds purchase dates.
 pub fn find_query_from_proto(
@@ -25,7 +30,7 @@ pub fn find_query_from_proto(
     default_profile: &str,
     profile_known: impl Fn(&str) -> bool,
     today: NaiveDate,
-) -> Result<FindQuery, Vec<FieldViolation>> {
+) -> Result<FindQuery, Vec<Violation>> {
     let mut v = Violations::default();
     let location = v.location("location", request.location.as_ref());
 
@@ -36,7 +41,7 @@ pub fn find_query_from_proto(
 
     let fault_message = request.fault.clone().unwrap_or_default();
     let fault = FaultCategory::from_proto(fault_message.category).unwrap_or_else(|unknown| {
-        v.add("fault.category", unknown.to_string());
+        v.add_text("fault.category", unknown_value(unknown.0));
         None
     });
     v.text("fault.description".into(), &fault_message.description, 2000, false);
@@ -48,13 +53,13 @@ pub fn find_query_from_proto(
         Ok(pb::Ownership::BankDeployed) => match bank_id {
             Some(bank_id) => Ownership::BankDeployed { bank_id },
             None => {
-                v.add("bank_id", "is required for a bank-deployed terminal");
+                v.add_text("bank_id", Text::new("violation-bank-id-required"));
                 Ownership::MerchantOwned
             }
         },
         Ok(pb::Ownership::Leased) => Ownership::Leased { bank_id },
         Err(_) => {
-            v.add("ownership", format!("unknown value {}", request.ownership));
+            v.add_text("ownership", unknown_value(request.ownership));
             Ownership::MerchantOwned
         }
     };
@@ -65,7 +70,7 @@ pub fn find_query_from_proto(
         Ok(pb::WarrantyStatus::InWarranty) => WarrantyStatus::InWarranty,
         Ok(pb::WarrantyStatus::OutOfWarranty) => WarrantyStatus::OutOfWarranty,
         Err(_) => {
-            v.add("warranty.status", format!("unknown value {}", warranty_message.status));
+            v.add_text("warranty.status", unknown_value(warranty_message.status));
             WarrantyStatus::Unknown
         }
     };
@@ -75,11 +80,11 @@ pub fn find_query_from_proto(
         match parse_date(&warranty_message.purchase_date) {
             Some(date) if date <= today + chrono::Days::new(1) => Some(date),
             Some(_) => {
-                v.add("warranty.purchase_date", "must not be in the future");
+                v.add_text("warranty.purchase_date", Text::new("violation-future-date"));
                 None
             }
             None => {
-                v.add("warranty.purchase_date", "must be a date as YYYY-MM-DD");
+                v.add_text("warranty.purchase_date", Text::new("violation-date-format"));
                 None
             }
         }
@@ -89,54 +94,72 @@ pub fn find_query_from_proto(
     for (i, &value) in request.service_modes.iter().enumerate() {
         match ServiceMode::from_proto_required(value) {
             Some(mode) => service_modes.insert(mode),
-            None => v.add(format!("service_modes[{i}]"), format!("unknown or unspecified value {value}")),
+            None => v.add_text(
+                format!("service_modes[{i}]"),
+                Text::new("violation-unknown-or-unspecified").with("value", value.to_string()),
+            ),
         }
     }
 
     let max_distance_km = request.max_distance_km;
     if !(max_distance_km.is_finite() && (0.0..=MAX_DISTANCE_CAP_KM).contains(&max_distance_km)) {
-        v.add("max_distance_km", format!("must be from 0 (the profile's cap) to {MAX_DISTANCE_CAP_KM}"));
+        v.add_text(
+            "max_distance_km",
+            Text::new("violation-distance-cap").with("max_km", Arg::decimal(MAX_DISTANCE_CAP_KM, 0)),
+        );
     }
     let max_price = request.max_price.as_ref().and_then(|price| v.money("max_price", Some(price)));
     let min_rating = request.min_rating;
     if !(min_rating == 0.0 || (min_rating.is_finite() && (1.0..=5.0).contains(&min_rating))) {
-        v.add("min_rating", "must be 0 (none) or from 1 to 5");
+        v.add_text("min_rating", Text::new("violation-min-rating"));
     }
     let open_at = request.open_at.as_ref().and_then(|time| {
         let parsed = timestamp(time);
         if parsed.is_none() {
-            v.add("open_at", "is not a valid timestamp");
+            v.add_text("open_at", Text::new("violation-timestamp"));
         }
         parsed
     });
 
     let profile_name = if request.ranking_profile.is_empty() { default_profile } else { &request.ranking_profile };
     if !profile_known(profile_name) {
-        v.add("ranking_profile", format!("unknown ranking profile {profile_name:?}"));
+        v.add_text(
+            "ranking_profile",
+            Text::new("violation-unknown-profile").with("profile", format!("{profile_name:?}")),
+        );
     }
     if request.page_size < 0 {
-        v.add("page_size", "must not be negative");
+        v.add_text("page_size", Text::new("violation-negative"));
     }
     let country_code = (!request.country_code.is_empty())
         .then(|| request.country_code.parse::<CountryCode>())
         .transpose()
-        .unwrap_or_else(|problem| {
-            v.add("country_code", problem.to_string());
+        .unwrap_or_else(|_| {
+            v.add_text("country_code", Text::new("violation-country-code"));
             None
         });
     if request.min_repair_warranty_days > MAX_REPAIR_WARRANTY_DAYS {
-        v.add("min_repair_warranty_days", "must be at most 3650 (ten years)");
+        v.add_text(
+            "min_repair_warranty_days",
+            Text::new("violation-repair-warranty-days")
+                .with("max_days", Arg::Count(u64::from(MAX_REPAIR_WARRANTY_DAYS))),
+        );
     }
     v.text("page_token".into(), &request.page_token, 1024, false);
     if request.explain_center_ids.len() > MAX_EXPLAIN_IDS {
-        v.add("explain_center_ids", format!("at most {MAX_EXPLAIN_IDS} ids"));
+        v.add_text(
+            "explain_center_ids",
+            Text::new("violation-too-many-ids").with("max", Arg::Count(MAX_EXPLAIN_IDS as u64)),
+        );
     }
     for (i, id) in request.explain_center_ids.iter().enumerate().take(MAX_EXPLAIN_IDS) {
         v.text(format!("explain_center_ids[{i}]"), id, MAX_ID_CHARS, true);
     }
+    // Any tag is answered (in English when unsupported); only its size is checked.
+    v.text("language_code".into(), &request.language_code, MAX_LANGUAGE_CODE_CHARS, false);
 
     if !v.is_empty() {
-        return Err(v.into_vec());
+        return Err(v.into_violations());
     }
     Ok(FindQuery {
         location: location.expect("validated"),
@@ -159,7 +182,16 @@ pub fn find_query_from_proto(
     })
 }
 
-fn match_to_proto(ranked: &RankedMatch) -> pb::RepairCenterMatch {
+/// "unknown value N" for a wire number the proto does not define.
+fn unknown_value(value: i32) -> Text {
+    Text::new("violation-unknown-value").with("value", value.to_string())
+}
+
+fn render(texts: &[Text], language: Language) -> Vec<String> {
+    texts.iter().map(|text| text.render(language)).collect()
+}
+
+fn match_to_proto(ranked: &RankedMatch, language: Language) -> pb::RepairCenterMatch {
     let scored = &ranked.scored;
     let eligible = &scored.eligible;
     pb::RepairCenterMatch {
@@ -184,7 +216,7 @@ fn match_to_proto(ranked: &RankedMatch) -> pb::RepairCenterMatch {
             .as_ref()
             .map(|(low, high)| pb::PriceEstimate { min: Some(money_to_proto(low)), max: Some(money_to_proto(high)) }),
         service_modes: eligible.usable_modes.iter().map(ServiceMode::to_proto).collect(),
-        reasons: ranked.reasons.clone(),
+        reasons: render(&ranked.reasons, language),
         tier: eligible.tier,
         downtime_hours: scored.downtime_hours(),
     }
@@ -204,28 +236,29 @@ fn channel_to_proto(channel: &SupportChannel) -> pb::SupportChannel {
     }
 }
 
-fn exclusion_to_proto(exclusion: &Exclusion) -> pb::Exclusion {
+fn exclusion_to_proto(exclusion: &Exclusion, language: Language) -> pb::Exclusion {
     pb::Exclusion {
         center_id: exclusion.center_id.clone(),
         rule: exclusion.rule.to_proto(),
-        detail: exclusion.detail.clone(),
+        detail: exclusion.detail.render(language),
     }
 }
 
-/// A find outcome as a response.
+/// A find outcome as a response, its human text in `language`.
 /// `config_version` is the version of the config the request was answered under.
 pub fn find_response_to_proto(
     outcome: &FindOutcome,
     profile_name: &str,
     config_version: u64,
+    language: Language,
 ) -> pb::FindRepairCenterResponse {
     pb::FindRepairCenterResponse {
-        matches: outcome.matches.iter().map(match_to_proto).collect(),
+        matches: outcome.matches.iter().map(|ranked| match_to_proto(ranked, language)).collect(),
         remote_support: Some(pb::RemoteSupport {
             channels: outcome.remote_support.iter().map(channel_to_proto).collect(),
         }),
-        guidance: outcome.guidance.clone(),
-        exclusions: outcome.exclusions.iter().map(exclusion_to_proto).collect(),
+        guidance: render(&outcome.guidance, language),
+        exclusions: outcome.exclusions.iter().map(|exclusion| exclusion_to_proto(exclusion, language)).collect(),
         total_size: i32::try_from(outcome.total_size).unwrap_or(i32::MAX),
         total_size_is_estimate: outcome.total_size_is_estimate,
         next_page_token: outcome.next_page_token.clone().unwrap_or_default(),
@@ -233,6 +266,7 @@ pub fn find_response_to_proto(
         catalog_version: outcome.catalog_version,
         warranty_status: warranty_status_to_proto(outcome.warranty),
         config_version,
+        language_code: language.tag().to_owned(),
     }
 }
 

@@ -17,9 +17,12 @@ pub mod find;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use repairmatch_core::geodesy::LatLng;
+use repairmatch_core::i18n::{Arg, Text};
 use repairmatch_core::model::{CurrencyCode, Money};
 use repairmatch_proto::v1 as pb;
 use tonic_types::FieldViolation;
+
+use crate::error::Violation;
 
 pub use center::{
     bank_from_proto, bank_to_proto, brand_from_proto, brand_to_proto, center_from_proto, center_to_proto,
@@ -55,7 +58,7 @@ pub enum Limits {
 /// Collects violations under a path prefix.
 #[derive(Debug)]
 pub struct Violations {
-    list: Vec<FieldViolation>,
+    list: Vec<Violation>,
     limits: Limits,
 }
 
@@ -71,9 +74,16 @@ impl Violations {
         Self { list: Vec::new(), limits }
     }
 
-    /// Records a bad field.
+    /// Records a bad field of a catalog message, in English (catalog calls
+    /// name no language).
     pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
-        self.list.push(FieldViolation::new(field, description));
+        self.list.push(FieldViolation::new(field, description).into());
+    }
+
+    /// Records a bad field of a message whose caller may read another
+    /// language (a Find request; the checks both share).
+    pub fn add_text(&mut self, field: impl Into<String>, text: Text) {
+        self.list.push(Violation::new(field, text));
     }
 
     /// Whether nothing was recorded.
@@ -81,8 +91,13 @@ impl Violations {
         self.list.is_empty()
     }
 
-    /// The recorded violations.
+    /// The recorded violations, as a `BadRequest` lists them.
     pub fn into_vec(self) -> Vec<FieldViolation> {
+        self.list.iter().map(Violation::to_field_violation).collect()
+    }
+
+    /// The recorded violations, with what to say in any language.
+    pub fn into_violations(self) -> Vec<Violation> {
         self.list
     }
 
@@ -95,25 +110,24 @@ impl Violations {
 
     fn text(&mut self, field: String, value: &str, max_chars: usize, required: bool) {
         if required && value.trim().is_empty() {
-            self.add(field, "is required");
-        } else {
-            let too_long = self.limits == Limits::Api && value.chars().count() > max_chars;
-            self.limit(too_long, field, format!("must be at most {max_chars} characters"));
+            self.add_text(field, Text::new("violation-required"));
+        } else if self.limits == Limits::Api && value.chars().count() > max_chars {
+            self.add_text(field, Text::new("violation-too-long").with("max", Arg::Count(max_chars as u64)));
         }
     }
 
     fn location(&mut self, field: &str, location: Option<&pb::LatLng>) -> Option<LatLng> {
         let Some(location) = location else {
-            self.add(field, "is required");
+            self.add_text(field, Text::new("violation-required"));
             return None;
         };
         let mut ok = true;
         if !(location.latitude.is_finite() && (-90.0..=90.0).contains(&location.latitude)) {
-            self.add(format!("{field}.latitude"), "must be a number from -90 to 90");
+            self.add_text(format!("{field}.latitude"), Text::new("violation-latitude"));
             ok = false;
         }
         if !(location.longitude.is_finite() && (-180.0..=180.0).contains(&location.longitude)) {
-            self.add(format!("{field}.longitude"), "must be a number from -180 to 180");
+            self.add_text(format!("{field}.longitude"), Text::new("violation-longitude"));
             ok = false;
         }
         ok.then(|| LatLng::new(location.latitude, location.longitude))
@@ -121,15 +135,15 @@ impl Violations {
 
     fn money(&mut self, field: &str, money: Option<&pb::Money>) -> Option<Money> {
         let Some(money) = money else {
-            self.add(field, "is required");
+            self.add_text(field, Text::new("violation-required"));
             return None;
         };
         let currency_code = CurrencyCode::parse(&money.currency_code);
         if currency_code.is_none() {
-            self.add(format!("{field}.currency_code"), "must be an ISO 4217 currency code, such as CNY or USD");
+            self.add_text(format!("{field}.currency_code"), Text::new("violation-currency-code"));
         }
         if money.amount_minor_units < 0 {
-            self.add(format!("{field}.amount_minor_units"), "must not be negative");
+            self.add_text(format!("{field}.amount_minor_units"), Text::new("violation-negative"));
             return None;
         }
         Some(Money { currency_code: currency_code?, amount_minor_units: money.amount_minor_units })

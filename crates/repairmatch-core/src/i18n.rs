@@ -1,0 +1,429 @@
+//! The human text of an answer, in the caller's language.
+//!
+//! The core never writes a sentence: it says *what* to tell the merchant as a
+//! [`Text`], a message id and typed arguments (a brand, a distance, money, a
+//! list of service modes…), and the service renders each text once, in the
+//! [`Language`] the request chose. The sentences live in Project Fluent
+//! message files, one per language, under `locales/` in this crate
+//! (`locales/en/repairmatch.ftl`, `locales/zh-Hans/repairmatch.ftl`), compiled
+//! into the binary so a running service never reads a file.
+//!
+//! Numbers are formatted here, before Fluent sees them, so each has exactly
+//! the decimals the sentence promises (`10.4 km`, `4.7`); money goes through
+//! the language's own `money` message, so English reads `342.00 CNY` and
+//! Chinese `¥342.00`. Counts stay numbers, so each language picks its plural
+//! forms (`1 center`, `2 centers`; Chinese has one form).
+
+use std::borrow::Cow;
+use std::sync::LazyLock;
+
+use fluent_bundle::concurrent::FluentBundle;
+use fluent_bundle::{FluentArgs, FluentResource, FluentValue};
+use unic_langid::LanguageIdentifier;
+
+use crate::model::Money;
+
+/// A language the answers are written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Language {
+    /// English: the default, and the language of every unsupported tag.
+    English,
+    /// Simplified Chinese.
+    SimplifiedChinese,
+}
+
+impl Language {
+    /// Every shipped language, the default first.
+    pub const ALL: [Language; 2] = [Language::English, Language::SimplifiedChinese];
+
+    /// The BCP 47 tag an answer names its language with.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Language::English => "en",
+            Language::SimplifiedChinese => "zh-Hans",
+        }
+    }
+
+    /// The language to answer a request's BCP 47 `tag` in (case-insensitive,
+    /// `-` or `_`). Chinese written in Simplified characters is `zh-Hans`,
+    /// `zh-Hans-*`, and `zh` with no script unless its region writes
+    /// Traditional (Taiwan, Hong Kong, Macao): so `zh`, `zh-CN`, `zh-SG`
+    /// choose it, `zh-TW` and `zh-Hant` do not. Extensions and private use
+    /// (`-u-…`, `-x-…`) are ignored. Everything else, an empty or malformed
+    /// tag included, is English: a caller always gets an answer.
+    pub fn negotiate(tag: &str) -> Self {
+        // unic-langid parses language, script, region and variants only:
+        // cut the tag before its first singleton (`u`, `t`, `x`…).
+        let subtags: Vec<&str> = tag.trim().split(['-', '_']).take_while(|subtag| subtag.len() != 1).collect();
+        let Ok(id) = subtags.join("-").parse::<LanguageIdentifier>() else {
+            return Language::English;
+        };
+        if id.language.as_str() != "zh" {
+            return Language::English;
+        }
+        let simplified = match id.script.as_ref().map(|script| script.as_str()) {
+            Some(script) => script == "Hans",
+            None => !matches!(id.region.as_ref().map(|region| region.as_str()), Some("TW" | "HK" | "MO")),
+        };
+        if simplified { Language::SimplifiedChinese } else { Language::English }
+    }
+}
+
+/// Something to say, in no language yet: a message id of the `locales/`
+/// files and its arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Text {
+    /// The Fluent message id.
+    pub id: &'static str,
+    /// The message's variables, by name.
+    pub args: Vec<(&'static str, Arg)>,
+}
+
+impl Text {
+    /// The message `id` with no arguments yet.
+    pub fn new(id: &'static str) -> Self {
+        Self { id, args: Vec::new() }
+    }
+
+    /// Adds the variable `$name`.
+    pub fn with(mut self, name: &'static str, value: impl Into<Arg>) -> Self {
+        self.args.push((name, value.into()));
+        self
+    }
+
+    /// The text in `language`.
+    pub fn render(&self, language: Language) -> String {
+        MESSAGES.render(language, self)
+    }
+
+    /// The text in English: what tests and logs read.
+    pub fn english(&self) -> String {
+        self.render(Language::English)
+    }
+}
+
+/// A variable of a [`Text`]. Each kind is formatted for the language before
+/// the message sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Arg {
+    /// Shown as it is: a name, an id, a code.
+    Verbatim(String),
+    /// A count: shown as an integer, and the messages may pick a plural form by it.
+    Count(u64),
+    /// A measurement with a fixed number of decimals.
+    Decimal {
+        /// The value.
+        value: f64,
+        /// Decimals shown, rounded half to even as Rust's `{:.N}` does.
+        places: u8,
+    },
+    /// Money, with the currency's own minor units and the language's way of
+    /// naming the currency.
+    Money(Money),
+    /// Another text, rendered in the same language.
+    Text(Box<Text>),
+    /// Items joined in the language's way.
+    List(Vec<Arg>, ListStyle),
+    /// A yes/no the messages select on (`[yes]`, `*[no]`).
+    Flag(bool),
+}
+
+impl Arg {
+    /// A measurement shown with `places` decimals.
+    pub fn decimal(value: f64, places: u8) -> Self {
+        Arg::Decimal { value, places }
+    }
+
+    /// Texts joined in the language's way.
+    pub fn list(items: impl IntoIterator<Item = Text>, style: ListStyle) -> Self {
+        Arg::List(items.into_iter().map(Arg::from).collect(), style)
+    }
+}
+
+impl From<String> for Arg {
+    fn from(value: String) -> Self {
+        Arg::Verbatim(value)
+    }
+}
+
+impl From<&str> for Arg {
+    fn from(value: &str) -> Self {
+        Arg::Verbatim(value.to_owned())
+    }
+}
+
+impl From<Text> for Arg {
+    fn from(value: Text) -> Self {
+        Arg::Text(Box::new(value))
+    }
+}
+
+impl From<Money> for Arg {
+    fn from(value: Money) -> Self {
+        Arg::Money(value)
+    }
+}
+
+/// How a list's items are joined: each style is a pair of messages,
+/// `list-STYLE-separator` between items and `list-STYLE-last` before the last,
+/// so a language can write "A、B或C".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListStyle {
+    /// All of them ("walk-in, mail-in").
+    And,
+    /// Any one of them ("walk-in or onsite").
+    Or,
+    /// Whole clauses ("…; …").
+    Clauses,
+}
+
+impl ListStyle {
+    fn message_ids(self) -> (&'static str, &'static str) {
+        match self {
+            ListStyle::And => ("list-and-separator", "list-and-last"),
+            ListStyle::Or => ("list-or-separator", "list-or-last"),
+            ListStyle::Clauses => ("list-clauses-separator", "list-clauses-last"),
+        }
+    }
+}
+
+/// Each language's message file, as shipped.
+pub const MESSAGE_FILES: [(Language, &str); 2] = [
+    (Language::English, include_str!("../locales/en/repairmatch.ftl")),
+    (Language::SimplifiedChinese, include_str!("../locales/zh-Hans/repairmatch.ftl")),
+];
+
+/// The parsed message files, one bundle per language, built on first use.
+static MESSAGES: LazyLock<Messages> = LazyLock::new(Messages::load);
+
+struct Messages {
+    /// In [`Language::ALL`] order.
+    bundles: Vec<FluentBundle<FluentResource>>,
+}
+
+impl Messages {
+    /// Parses the shipped files. They are part of the build and a test
+    /// parses them, so a broken file is a bug, not an input.
+    fn load() -> Self {
+        let bundles = MESSAGE_FILES
+            .iter()
+            .map(|(language, source)| {
+                let resource = FluentResource::try_new((*source).to_owned())
+                    .unwrap_or_else(|(_, errors)| panic!("locales/{}: {errors:?}", language.tag()));
+                let id: LanguageIdentifier = language.tag().parse().expect("a valid tag");
+                let mut bundle = FluentBundle::new_concurrent(vec![id]);
+                // Fluent wraps each variable in Unicode isolation marks for
+                // right-to-left scripts; these answers are plain text, read
+                // by apps that would show the marks.
+                bundle.set_use_isolating(false);
+                bundle.add_resource(resource).unwrap_or_else(|errors| panic!("{errors:?}"));
+                bundle
+            })
+            .collect();
+        Self { bundles }
+    }
+
+    fn bundle(&self, language: Language) -> &FluentBundle<FluentResource> {
+        &self.bundles[language as usize]
+    }
+
+    /// `text` in `language`; a message the language lacks is said in
+    /// English (a test keeps every language complete).
+    fn render(&self, language: Language, text: &Text) -> String {
+        let bundle = self.bundle(language);
+        let Some(pattern) = bundle.get_message(text.id).and_then(|message| message.value()) else {
+            debug_assert!(false, "no message {} in {}", text.id, language.tag());
+            return if language == Language::English { text.id.to_owned() } else { text.english() };
+        };
+        let mut args = FluentArgs::with_capacity(text.args.len());
+        for (name, arg) in &text.args {
+            args.set(*name, self.value(language, arg));
+        }
+        let mut errors = Vec::new();
+        let rendered = bundle.format_pattern(pattern, Some(&args), &mut errors);
+        debug_assert!(errors.is_empty(), "{} in {}: {errors:?}", text.id, language.tag());
+        rendered.into_owned()
+    }
+
+    fn value(&self, language: Language, arg: &Arg) -> FluentValue<'static> {
+        match arg {
+            // Fluent shows a whole f64 without decimals, and selects plurals by it.
+            Arg::Count(count) => FluentValue::from(*count as f64),
+            other => FluentValue::String(Cow::Owned(self.string(language, other))),
+        }
+    }
+
+    /// `arg` as text in `language`.
+    fn string(&self, language: Language, arg: &Arg) -> String {
+        match arg {
+            Arg::Verbatim(value) => value.clone(),
+            Arg::Count(count) => count.to_string(),
+            Arg::Decimal { value, places } => format!("{value:.*}", usize::from(*places)),
+            Arg::Money(money) => self.money(language, money),
+            Arg::Text(inner) => self.render(language, inner),
+            Arg::List(items, style) => self.join(language, items, *style),
+            Arg::Flag(flag) => if *flag { "yes" } else { "no" }.to_owned(),
+        }
+    }
+
+    /// Major units with the currency's ISO 4217 decimals, named as the
+    /// language's `money` message names the currency.
+    fn money(&self, language: Language, money: &Money) -> String {
+        let text =
+            Text::new("money").with("amount", money.major_units()).with("currency", money.currency_code.as_str());
+        self.render(language, &text)
+    }
+
+    fn join(&self, language: Language, items: &[Arg], style: ListStyle) -> String {
+        let (separator, last) = style.message_ids();
+        let mut joined = String::new();
+        for (index, item) in items.iter().enumerate() {
+            if index > 0 {
+                let id = if index + 1 == items.len() { last } else { separator };
+                joined.push_str(&self.render(language, &Text::new(id)));
+            }
+            joined.push_str(&self.string(language, item));
+        }
+        joined
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use fluent_syntax::ast;
+
+    use super::*;
+    use crate::model::CurrencyCode;
+
+    fn money(code: &str, amount_minor_units: i64) -> Money {
+        Money { currency_code: CurrencyCode::parse(code).unwrap(), amount_minor_units }
+    }
+
+    #[test]
+    fn simplified_chinese_is_chosen_by_its_tags_and_nothing_else() {
+        for tag in
+            ["zh-Hans", "zh", "zh-CN", "zh-SG", "zh-Hans-CN", "zh-Hans-HK", "ZH-cn", "zh_CN", "zh-CN-u-nu-hanidec"]
+        {
+            assert_eq!(Language::negotiate(tag), Language::SimplifiedChinese, "{tag}");
+        }
+        for tag in ["", "en", "en-US", "fr", "zh-TW", "zh-Hant", "zh-Hant-CN", "zh-HK", "zh-MO", "x", "??", "cmn"] {
+            assert_eq!(Language::negotiate(tag), Language::English, "{tag}");
+        }
+        assert_eq!(Language::negotiate(&"zh-".repeat(10_000)), Language::English);
+    }
+
+    #[test]
+    fn money_reads_as_each_language_writes_it() {
+        let render = |language: Language, money: Money| MESSAGES.money(language, &money);
+        assert_eq!(render(Language::English, money("CNY", 34_200)), "342.00 CNY");
+        assert_eq!(render(Language::English, money("JPY", 7_897)), "7897 JPY");
+        assert_eq!(render(Language::English, money("BHD", 1_234)), "1.234 BHD");
+        assert_eq!(render(Language::SimplifiedChinese, money("CNY", 34_200)), "¥342.00");
+        assert_eq!(render(Language::SimplifiedChinese, money("USD", 1_999)), "US$19.99");
+        assert_eq!(render(Language::SimplifiedChinese, money("EUR", 500)), "€5.00");
+        assert_eq!(render(Language::SimplifiedChinese, money("HKD", 12_000)), "HK$120.00");
+        assert_eq!(render(Language::SimplifiedChinese, money("JPY", 7_897)), "JP¥7897");
+        assert_eq!(render(Language::SimplifiedChinese, money("BHD", 1_234)), "1.234 BHD", "no symbol: the code");
+    }
+
+    #[test]
+    fn lists_join_in_each_languages_way() {
+        let modes = || Arg::list(["mode-walk-in", "mode-onsite", "mode-mail-in"].map(Text::new), ListStyle::Or);
+        assert_eq!(MESSAGES.join(Language::English, &[], ListStyle::Or), "");
+        let Arg::List(items, style) = modes() else { unreachable!() };
+        assert_eq!(MESSAGES.join(Language::English, &items, style), "walk-in or onsite or mail-in");
+        assert_eq!(MESSAGES.join(Language::SimplifiedChinese, &items, style), "到店维修、上门维修或寄修");
+        assert_eq!(MESSAGES.join(Language::English, &items[..2], ListStyle::And), "walk-in, onsite");
+        assert_eq!(MESSAGES.join(Language::SimplifiedChinese, &items[..2], ListStyle::And), "到店维修、上门维修");
+    }
+
+    #[test]
+    fn counts_pick_plural_forms_and_decimals_are_fixed() {
+        let cause = |count| {
+            Text::new("diagnosis-cause").with("cause", Text::new("cause-closed")).with("count", Arg::Count(count))
+        };
+        assert!(cause(1).english().ends_with("(1 center)"), "{}", cause(1).english());
+        assert!(cause(1000).english().ends_with("(1000 centers)"), "{}", cause(1000).english());
+        assert!(cause(2).render(Language::SimplifiedChinese).ends_with("（2 家）"));
+        let distance = Text::new("reason-distance").with("distance_km", Arg::decimal(10.4249, 1));
+        assert_eq!(distance.english(), "10.4 km away");
+        assert_eq!(distance.render(Language::SimplifiedChinese), "距离 10.4 公里");
+    }
+
+    /// Every message id of a file, with the variables it uses (in its value,
+    /// its attributes, and the selectors and variants of its selects).
+    fn messages_of(source: &str) -> BTreeMap<String, BTreeSet<String>> {
+        fn inline(expression: &ast::InlineExpression<&str>, variables: &mut BTreeSet<String>) {
+            match expression {
+                ast::InlineExpression::VariableReference { id } => {
+                    variables.insert(id.name.to_owned());
+                }
+                ast::InlineExpression::FunctionReference { arguments, .. } => {
+                    arguments.positional.iter().for_each(|argument| inline(argument, variables));
+                    arguments.named.iter().for_each(|argument| inline(&argument.value, variables));
+                }
+                ast::InlineExpression::Placeable { expression } => placeable(expression, variables),
+                _ => {}
+            }
+        }
+        fn placeable(expression: &ast::Expression<&str>, variables: &mut BTreeSet<String>) {
+            match expression {
+                ast::Expression::Inline(expression) => inline(expression, variables),
+                ast::Expression::Select { selector, variants } => {
+                    inline(selector, variables);
+                    variants.iter().for_each(|variant| pattern(&variant.value, variables));
+                }
+            }
+        }
+        fn pattern(pattern: &ast::Pattern<&str>, variables: &mut BTreeSet<String>) {
+            for element in &pattern.elements {
+                if let ast::PatternElement::Placeable { expression } = element {
+                    placeable(expression, variables);
+                }
+            }
+        }
+        let resource = fluent_syntax::parser::parse(source).unwrap_or_else(|(_, errors)| panic!("{errors:?}"));
+        let mut messages = BTreeMap::new();
+        for entry in &resource.body {
+            match entry {
+                ast::Entry::Message(message) => {
+                    let mut variables = BTreeSet::new();
+                    if let Some(value) = &message.value {
+                        pattern(value, &mut variables);
+                    }
+                    for attribute in &message.attributes {
+                        pattern(&attribute.value, &mut variables);
+                    }
+                    let previous = messages.insert(message.id.name.to_owned(), variables);
+                    assert!(previous.is_none(), "{} is defined twice", message.id.name);
+                }
+                ast::Entry::Junk { content } => panic!("cannot parse: {content}"),
+                _ => {}
+            }
+        }
+        messages
+    }
+
+    #[test]
+    fn every_language_has_every_message_with_the_same_variables() {
+        let english = messages_of(MESSAGE_FILES[0].1);
+        assert!(english.len() > 50, "{} messages", english.len());
+        for (language, source) in &MESSAGE_FILES[1..] {
+            let translated = messages_of(source);
+            let missing: Vec<_> = english.keys().filter(|id| !translated.contains_key(*id)).collect();
+            let extra: Vec<_> = translated.keys().filter(|id| !english.contains_key(*id)).collect();
+            assert!(missing.is_empty() && extra.is_empty(), "{}: missing {missing:?}, extra {extra:?}", language.tag());
+            for (id, variables) in &english {
+                assert_eq!(&translated[id], variables, "{}: {id} uses other variables", language.tag());
+            }
+        }
+        // And the bundles load them: no message shadows another.
+        for language in Language::ALL {
+            for id in english.keys() {
+                assert!(MESSAGES.bundle(language).has_message(id), "{id} in {}", language.tag());
+            }
+        }
+    }
+}
