@@ -216,7 +216,7 @@ async fn invalid_argument_keeps_english_and_adds_a_chinese_localized_message() {
     let status = client.find_repair_center(request).await.unwrap_err();
     assert_eq!(
         status.get_details_localized_message().unwrap().message,
-        "请求参数有误，请修改后重试：bank_id：目录中没有编号为 \"nobank\" 的银行"
+        "请求参数有误，请修改后重试：bank_id：系统中没有编号为 \"nobank\" 的银行"
     );
     server.stop().await;
 }

@@ -94,7 +94,7 @@ guidance-after-repair = 维修完成后，请先做一笔测试交易，确认�
 
 ## 查询结果为空的原因（第一条建议）
 
-diagnosis-unknown-brand = 目录中没有“{ $brand }”这个品牌：没有维修网点登记该品牌，也没有它的客服渠道。请查看机具底部的铭牌（通常与型号、序列号印在一起），核对品牌名称后重新查询。
+diagnosis-unknown-brand = 系统中查不到“{ $brand }”这个品牌：没有维修网点登记该品牌，也没有该品牌的客服渠道。请查看机具底部的铭牌（通常与型号、序列号印在一起），核对品牌名称后重新查询。
 diagnosis-nobody-covers-with-support = 您所在的位置暂无可维修 { $brand } 终端的维修网点：请通过远程支持渠道联系，对方可安排寄修或换机。
 diagnosis-nobody-covers = 您所在的位置暂无可维修 { $brand } 终端的维修网点，系统中也没有 { $brand } 的客服渠道。
 # $count 家网点覆盖商户位置；$complete 为“no”时，还有网点未检查（数量为下限）。
@@ -135,7 +135,7 @@ exclusion-service-mode = 不提供所选的任何服务方式
 exclusion-unrated = 暂无客户评价
 exclusion-rated-below = 评分 { $average } 分，低于要求的 { $min_rating } 分
 exclusion-unpriced = 未公布此类故障的维修报价
-exclusion-other-currency = 以 { $currency } 报价，不是 { $cap_currency }
+exclusion-other-currency = 以 { $currency } 报价，与价格上限的币种 { $cap_currency } 不同
 exclusion-above-price-cap = 此类故障的最低报价 { $lowest }，高于价格上限
 exclusion-repair-warranty-unpublished = 未公布维修保修期
 exclusion-repair-warranty-short = 维修保修 { $days } 天，少于要求的 { $min_days } 天
@@ -164,7 +164,7 @@ violation-unknown-profile = 没有名为 { $profile } 的排序方案
 violation-too-many-ids = 最多 { $max } 个编号
 violation-page-token-malformed = 格式不正确
 violation-page-token-other-query = 属于另一个查询，不能用于本次查询
-violation-unknown-bank = 目录中没有编号为 { $bank_id } 的银行
+violation-unknown-bank = 系统中没有编号为 { $bank_id } 的银行
 violation-country-code = 须为 ISO 3166-1 alpha-2 国家或地区代码：两个大写字母，例如 CN
 violation-repair-warranty-days = 不能超过 { $max_days } 天（十年）
 
