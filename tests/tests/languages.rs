@@ -25,6 +25,8 @@ fn authorized_east(id: &str, km: f64) -> pb::RepairCenter {
     center.rating = Some(pb::Rating { average: 4.66, count: 590 });
     center.prices[0].min = Some(cny(34_200));
     center.prices[0].max = Some(cny(68_300));
+    center.repair_warranty_days = 90;
+    center.terms_url = "https://pax.example/service-terms".into();
     center
 }
 
@@ -50,6 +52,8 @@ async fn a_zh_hans_find_answers_in_chinese_with_yuan_and_kilometres() {
             format!("{:.1} km away", top.distance_km),
             "rated 4.7 from 590 reviews".to_owned(),
             "quotes 342.00 CNY–683.00 CNY".to_owned(),
+            "90-day warranty on the repair".to_owned(),
+            "service terms: https://pax.example/service-terms".to_owned(),
             format!("back in service in about {:.0} h (walk-in, exchange)", top.downtime_hours.ceil()),
         ]
     );
@@ -60,6 +64,8 @@ async fn a_zh_hans_find_answers_in_chinese_with_yuan_and_kilometres() {
             format!("距离 {:.1} 公里", top.distance_km),
             "评分 4.7 分（590 条评价）".to_owned(),
             "报价 ¥342.00–¥683.00".to_owned(),
+            "维修保修 90 天".to_owned(),
+            "服务条款：https://pax.example/service-terms".to_owned(),
             format!("预计约 {:.0} 小时恢复收款（到店维修、换机）", top.downtime_hours.ceil()),
         ]
     );
@@ -68,6 +74,7 @@ async fn a_zh_hans_find_answers_in_chinese_with_yuan_and_kilometres() {
         [
             "请核对购买日期：PAX 终端保修 12 个月，保修期内可在官方授权维修中心免费维修。",
             "建议提前预约服务，并携带维修网点要求的相关材料。",
+            "交机前，请向维修网点确认本次维修的保修期限及服务条款。",
             "不建议自行拆机维修：POS机带有防拆保护，拆机会清除密钥，并导致保修失效。",
             "维修完成后，请先做一笔测试交易，确认恢复正常；按提示更新固件，必要时重新绑定商户账户。",
         ]
@@ -112,9 +119,14 @@ async fn zh_cn_and_zh_choose_simplified_chinese_and_anything_else_english() {
 async fn exclusion_details_are_in_chinese() {
     let mut printers_only = center_east("printers", 3.0);
     printers_only.fault_categories = vec![pb::FaultCategory::Printer as i32];
-    let server = TestServer::start(&Fixture::with_centers(vec![printers_only, center_east("far", 45.0)])).await;
+    let mut short_warranty = center_east("short", 2.0);
+    short_warranty.repair_warranty_days = 30;
+    let centers = vec![printers_only, center_east("far", 45.0), short_warranty, center_east("unpublished", 2.5)];
+    let server = TestServer::start(&Fixture::with_centers(centers)).await;
     let mut request = find_request();
-    request.explain_center_ids = vec!["printers".into(), "far".into(), "nobody".into()];
+    request.min_repair_warranty_days = 90;
+    request.explain_center_ids =
+        vec!["printers".into(), "far".into(), "nobody".into(), "short".into(), "unpublished".into()];
     let mut client = server.client().await;
     let english = client.find_repair_center(request.clone()).await.unwrap().into_inner();
     let chinese = client.find_repair_center(in_language(&request, "zh-CN")).await.unwrap().into_inner();
@@ -132,6 +144,13 @@ async fn exclusion_details_are_in_chinese() {
         ("far".into(), pb::ExclusionRule::Coverage as i32, format!("您不在该网点的服务范围内（相距 {km} 公里）"))
     );
     assert_eq!(chinese[2], ("nobody".into(), pb::ExclusionRule::NotFound as i32, "没有这个编号的维修网点".into()));
+    let terms = pb::ExclusionRule::Terms as i32;
+    assert_eq!(
+        english[3],
+        ("short".into(), terms, "guarantees its repairs for 30 days, fewer than the 90 asked".into())
+    );
+    assert_eq!(chinese[3], ("short".into(), terms, "维修保修 30 天，少于要求的 90 天".into()));
+    assert_eq!(chinese[4], ("unpublished".into(), terms, "未公布维修保修期".into()));
     server.stop().await;
 }
 
@@ -163,6 +182,15 @@ async fn an_empty_answers_guidance_says_why_in_chinese() {
     );
 
     request.max_price = None;
+    request.min_repair_warranty_days = 180;
+    let response = client.find_repair_center(request.clone()).await.unwrap().into_inner();
+    assert_eq!(
+        response.guidance[0],
+        "您所在的位置有 2 家 PAX 维修网点，但都不符合本次查询的条件。\
+         排除原因：未公布维修保修期，达不到至少 180 天的要求（2 家）。"
+    );
+
+    request.min_repair_warranty_days = 0;
     request.location = Some(pb::LatLng { latitude: 64.1, longitude: -21.9 });
     let response = client.find_repair_center(request).await.unwrap().into_inner();
     assert_eq!(
@@ -199,6 +227,17 @@ async fn invalid_argument_keeps_english_and_adds_a_chinese_localized_message() {
         localized.message,
         "请求参数有误，请修改后重试：location.latitude：纬度须为 -90 到 90 之间的数字；\
          terminal.brand：必须填写；bank_id：银行布放的POS机必须填写布放银行"
+    );
+
+    // The other fields' checks speak Chinese too.
+    let mut request = in_language(&find_request(), "zh-Hans");
+    request.country_code = "china".into();
+    request.min_repair_warranty_days = 4_000;
+    let status = client.find_repair_center(request).await.unwrap_err();
+    assert_eq!(
+        status.get_details_localized_message().unwrap().message,
+        "请求参数有误，请修改后重试：country_code：须为 ISO 3166-1 alpha-2 国家或地区代码：两个大写字母，例如 CN；\
+         min_repair_warranty_days：不能超过 3650 天（十年）"
     );
 
     // A page token from nowhere, a bank the catalog does not know.
