@@ -326,3 +326,19 @@ async fn keys_from_a_mounted_secret_rotate_live_beside_the_config_map() {
     });
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_read_at_start_only_do_not_count_as_a_reloaded_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("repairmatch.toml");
+    std::fs::write(&file, config_weighing("distance")).unwrap();
+    let server = TestServer::start_with_config_file(&fixture(), &file, false).await;
+    let start_only = "\n[cache]\nttl_ms = 1234\n\n[log]\naccess = false\n\n[server]\nshutdown_pause_ms = 9\n";
+    std::fs::write(&file, config_weighing("distance") + start_only).unwrap();
+    assert_eq!(server.app.reload_from(&[&file]), Ok(None), "nothing that a reload applies changed");
+    assert_eq!(server.app.config().version, 1);
+    assert_ne!(server.app.config().config.cache.ttl_ms, 1234, "the cache keeps its start-up settings");
+    std::fs::write(&file, config_weighing("rating") + start_only).unwrap();
+    assert_eq!(server.app.reload_from(&[&file]), Ok(Some(2)), "the live part of the same file still reloads");
+    server.stop().await;
+}

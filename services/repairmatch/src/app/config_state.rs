@@ -44,7 +44,7 @@ impl App {
     /// Reads, validates and swaps in the config files (layered as at start).
     /// `Ok(None)` when they say nothing new; `Err` lists every problem, and
     /// the old config stays. Settings read only at start (`server`, `store`,
-    /// `log`, `tracing`) take effect at restart.
+    /// `cache`, `log`, `tracing`) take effect at restart.
     pub fn reload_from(&self, files: &[impl AsRef<std::path::Path>]) -> Result<Option<u64>, Vec<String>> {
         let current = self.config();
         let loaded = Config::load(files).map_err(|error| {
@@ -62,15 +62,17 @@ impl App {
         file_server.listen = current.config.server.listen;
         if file_server != current.config.server
             || loaded.store != current.config.store
+            || loaded.cache != current.config.cache
             || loaded.log != current.config.log
             || loaded.tracing != current.config.tracing
         {
             tracing::warn!(
-                "configuration: [server], [store], [log] and [tracing] changes take effect at the next restart"
+                "configuration: [server], [store], [cache], [log] and [tracing] changes take effect at the next restart"
             );
         }
         loaded.server = current.config.server.clone();
         loaded.store = current.config.store.clone();
+        loaded.cache = current.config.cache.clone();
         loaded.log = current.config.log.clone();
         loaded.tracing = current.config.tracing.clone();
         if loaded == current.config {
