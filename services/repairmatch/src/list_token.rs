@@ -32,6 +32,21 @@ pub fn decode(token: &str, scope: &str) -> Result<String, ServiceError> {
     String::from_utf8(bytes[8..].to_vec()).map_err(|_| refuse("is malformed"))
 }
 
+/// The key to resume after, from a request's page token: `None` on the
+/// first page (no token).
+pub fn resume_after(token: &str, scope: &str) -> Result<Option<String>, ServiceError> {
+    (!token.is_empty()).then(|| decode(token, scope)).transpose()
+}
+
+/// The token for the page after one whose last key is `last`: empty when
+/// nothing follows.
+pub fn next(scope: &str, more: bool, last: Option<&str>) -> String {
+    match (more, last) {
+        (true, Some(last)) => encode(scope, last),
+        _ => String::new(),
+    }
+}
+
 /// Page size per AIP-158: 0 = `default`, above `max` = `max`, negative refused.
 pub fn page_size(requested: i32, default: usize, max: usize) -> Result<usize, ServiceError> {
     match requested {
@@ -54,5 +69,9 @@ mod tests {
         assert_eq!(page_size(0, 50, 1000).unwrap(), 50);
         assert_eq!(page_size(5000, 50, 1000).unwrap(), 1000);
         assert!(page_size(-1, 50, 1000).is_err());
+        assert_eq!(resume_after("", "owner=a").unwrap(), None, "no token: the first page");
+        assert_eq!(resume_after(&token, "owner=a").unwrap().as_deref(), Some("rc-9"));
+        assert_eq!(next("owner=a", true, Some("rc-9")), token);
+        assert_eq!(next("owner=a", false, Some("rc-9")), "", "the last page");
     }
 }

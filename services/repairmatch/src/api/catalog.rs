@@ -97,13 +97,9 @@ impl CatalogService for CatalogGrpc {
         };
         let limit = list_token::page_size(request.page_size, 50, 1_000)?;
         let scope = format!("centers|{}|{:?}|{:?}|{:?}", tenant.name, filter.brand, filter.owner, filter.kind);
-        let after =
-            (!request.page_token.is_empty()).then(|| list_token::decode(&request.page_token, &scope)).transpose()?;
+        let after = list_token::resume_after(&request.page_token, &scope)?;
         let (page, more) = self.app.list_centers(&tenant, &filter, after.as_deref(), limit)?;
-        let next_page_token = match (more, page.last()) {
-            (true, Some(last)) => list_token::encode(&scope, &last.id),
-            _ => String::new(),
-        };
+        let next_page_token = list_token::next(&scope, more, page.last().map(|last| last.id.as_str()));
         let repair_centers = page.iter().map(|c| convert::center_to_proto(c)).collect();
         Ok(Response::new(pb::ListRepairCentersResponse { repair_centers, next_page_token }))
     }
@@ -204,13 +200,10 @@ impl CatalogService for CatalogGrpc {
         let caller = caller_of(&request);
         let request = request.into_inner();
         let limit = list_token::page_size(request.page_size, 50, 1_000)?;
-        let after =
-            (!request.page_token.is_empty()).then(|| list_token::decode(&request.page_token, "brands")).transpose()?;
+        let after = list_token::resume_after(&request.page_token, "brands")?;
         let (brands, more) = self.app.brands(&caller, after.as_deref(), limit)?;
-        let next_page_token = match (more, brands.last()) {
-            (true, Some(last)) => list_token::encode("brands", &repairmatch_core::model::match_key(&last.name)),
-            _ => String::new(),
-        };
+        let last = brands.last().map(|last| repairmatch_core::model::match_key(&last.name));
+        let next_page_token = list_token::next("brands", more, last.as_deref());
         Ok(Response::new(pb::ListBrandsResponse {
             brands: brands.iter().map(convert::brand_to_proto).collect(),
             next_page_token,
@@ -224,13 +217,9 @@ impl CatalogService for CatalogGrpc {
         let caller = caller_of(&request);
         let request = request.into_inner();
         let limit = list_token::page_size(request.page_size, 50, 1_000)?;
-        let after =
-            (!request.page_token.is_empty()).then(|| list_token::decode(&request.page_token, "banks")).transpose()?;
+        let after = list_token::resume_after(&request.page_token, "banks")?;
         let (banks, more) = self.app.banks(&caller, after.as_deref(), limit)?;
-        let next_page_token = match (more, banks.last()) {
-            (true, Some(last)) => list_token::encode("banks", &last.id),
-            _ => String::new(),
-        };
+        let next_page_token = list_token::next("banks", more, banks.last().map(|last| last.id.as_str()));
         Ok(Response::new(pb::ListBanksResponse {
             banks: banks.iter().map(convert::bank_to_proto).collect(),
             next_page_token,

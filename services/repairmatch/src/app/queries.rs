@@ -276,27 +276,14 @@ impl App {
     ) -> Result<(Vec<Brand>, bool), ServiceError> {
         authorize_read(&self.config(), caller)?;
         let catalog = self.inner.live.catalog.load();
-        let mut brands: Vec<Brand> = catalog
-            .brands()
-            .filter(|b| after.is_none_or(|after| match_key(&b.name).as_str() > after))
-            .cloned()
-            .collect();
-        brands.sort_by_key(|b| match_key(&b.name));
-        let more = brands.len() > limit;
-        brands.truncate(limit);
-        Ok((brands, more))
+        Ok(page_after(catalog.brands(), |brand| match_key(&brand.name), after, limit))
     }
 
     /// A page of banks in id order, after `after`; whether more follow.
     pub fn banks(&self, caller: &Caller, after: Option<&str>, limit: usize) -> Result<(Vec<Bank>, bool), ServiceError> {
         authorize_read(&self.config(), caller)?;
         let catalog = self.inner.live.catalog.load();
-        let mut banks: Vec<Bank> =
-            catalog.banks().filter(|b| after.is_none_or(|after| b.id.as_str() > after)).cloned().collect();
-        banks.sort_by(|a, b| a.id.cmp(&b.id));
-        let more = banks.len() > limit;
-        banks.truncate(limit);
-        Ok((banks, more))
+        Ok(page_after(catalog.banks(), |bank| bank.id.clone(), after, limit))
     }
 
     /// Centers in id order for a listing: the caller's own, or any for ops.
@@ -328,4 +315,19 @@ impl App {
         page.truncate(limit);
         Ok((page, more))
     }
+}
+
+/// The first `limit` of `items` in `key` order after the key `after`, and
+/// whether more follow: a listing's page out of a catalog map.
+fn page_after<'a, T: Clone + 'a>(
+    items: impl Iterator<Item = &'a T>,
+    key: impl Fn(&T) -> String,
+    after: Option<&str>,
+    limit: usize,
+) -> (Vec<T>, bool) {
+    let mut page: Vec<T> = items.filter(|item| after.is_none_or(|after| key(item).as_str() > after)).cloned().collect();
+    page.sort_by_cached_key(|item| key(item));
+    let more = page.len() > limit;
+    page.truncate(limit);
+    (page, more)
 }
