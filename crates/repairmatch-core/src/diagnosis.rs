@@ -208,7 +208,8 @@ pub fn diagnose(catalog: &Catalog, context: &MatchContext<'_>) -> Diagnosis {
     let query = context.query;
     let mut reduced = FindQuery::new(query.location, query.brand.clone());
     reduced.ownership = query.ownership.clone();
-    reduced.country_code = query.country_code;
+    // Where the merchant is does not change: reuse the country already found.
+    reduced.country_code = context.merchant_country;
     reduced.max_distance_km = Some(NO_DISTANCE_CAP_KM);
     let serves_here = MatchContext::new(&reduced, context.profile, context.warranty);
     let filter = serves_here.candidate_filter();
