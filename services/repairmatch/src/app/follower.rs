@@ -55,7 +55,7 @@ fn follow(app: &WeakApp, store: &dyn CatalogStore, mut version: u64) {
             }
             Ok(Changes::ReloadAll) => store.load().map(|stored| {
                 let started = Instant::now();
-                let catalog = Catalog::build(stored.version, stored.centers, stored.brands, stored.banks);
+                let catalog = Catalog::from_shared(stored.version, stored.centers, stored.brands, stored.banks);
                 tracing::warn!(
                     from = version,
                     to = stored.version,

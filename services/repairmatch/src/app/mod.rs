@@ -101,7 +101,7 @@ impl App {
         }
         let stored = store.load()?;
         let started = std::time::Instant::now();
-        let catalog = Catalog::build(stored.version, stored.centers, stored.brands, stored.banks);
+        let catalog = Catalog::from_shared(stored.version, stored.centers, stored.brands, stored.banks);
         tracing::info!(
             centers = catalog.len(),
             version = catalog.version(),

@@ -161,7 +161,7 @@ pub fn load_catalog(config: &Config) -> anyhow::Result<Catalog> {
         format!("cannot open the store {} (a running server holds it: ask it with --server)", path.display())
     })?;
     let stored = store.load()?;
-    Ok(Catalog::build(stored.version, stored.centers, stored.brands, stored.banks))
+    Ok(Catalog::from_shared(stored.version, stored.centers, stored.brands, stored.banks))
 }
 
 fn center_of(m: &pb::RepairCenterMatch) -> (&str, &str) {

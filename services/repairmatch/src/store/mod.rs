@@ -15,6 +15,8 @@ pub mod embedded;
 pub mod records;
 pub mod redis;
 
+use std::sync::Arc;
+
 use repairmatch_core::model::{Bank, Brand, RepairCenter, match_key};
 use serde::{Deserialize, Serialize};
 
@@ -123,10 +125,10 @@ impl ChangedKeys {
 }
 
 /// The store `config` names: the embedded file, or the shared Redis.
-pub fn open(config: &crate::config::StoreConfig) -> Result<std::sync::Arc<dyn CatalogStore>, StoreError> {
+pub fn open(config: &crate::config::StoreConfig) -> Result<Arc<dyn CatalogStore>, StoreError> {
     Ok(match config.kind {
-        crate::config::StoreKind::Embedded => std::sync::Arc::new(EmbeddedStore::open(&config.path)?),
-        crate::config::StoreKind::Redis => std::sync::Arc::new(RedisStore::new(config)?),
+        crate::config::StoreKind::Embedded => Arc::new(EmbeddedStore::open(&config.path)?),
+        crate::config::StoreKind::Redis => Arc::new(RedisStore::new(config)?),
     })
 }
 
@@ -135,8 +137,8 @@ pub fn open(config: &crate::config::StoreConfig) -> Result<std::sync::Arc<dyn Ca
 pub struct StoredCatalog {
     /// Version of the last committed batch.
     pub version: u64,
-    /// Every center.
-    pub centers: Vec<RepairCenter>,
+    /// Every center, shared: the snapshot built from them holds these.
+    pub centers: Vec<Arc<RepairCenter>>,
     /// Every brand.
     pub brands: Vec<Brand>,
     /// Every bank.

@@ -6,7 +6,10 @@
 //! limits: a limit tightened in a later release must not stop a store that
 //! holds older data from loading.
 
+use std::sync::Arc;
+
 use prost::Message;
+use rayon::prelude::*;
 use repairmatch_core::model::{Bank, Brand, RepairCenter};
 use repairmatch_proto::v1 as pb;
 
@@ -21,6 +24,19 @@ pub fn encode_center(center: &RepairCenter) -> Vec<u8> {
 pub fn decode_center(bytes: &[u8]) -> Result<RepairCenter, String> {
     let message = pb::RepairCenter::decode(bytes).map_err(|e| e.to_string())?;
     convert::center_from_proto(&message, "", Limits::Stored).map_err(|v| convert::describe(&v))
+}
+
+/// Stored centers, decoded on every core, in their order; a bad record is
+/// refused with its key.
+pub fn decode_centers<K, V>(records: &[(K, V)]) -> Result<Vec<Arc<RepairCenter>>, (&K, String)>
+where
+    K: Sync,
+    V: AsRef<[u8]> + Sync,
+{
+    records
+        .par_iter()
+        .map(|(key, bytes)| decode_center(bytes.as_ref()).map(Arc::new).map_err(|why| (key, why)))
+        .collect()
 }
 
 /// A brand as stored bytes.

@@ -28,7 +28,9 @@ use redis::streams::{StreamId, StreamRangeReply, StreamReadReply};
 use redis::{Commands, Connection, RedisResult};
 use repairmatch_core::model::match_key;
 
-use super::records::{decode_bank, decode_brand, decode_center, encode_bank, encode_brand, encode_center};
+use super::records::{
+    decode_bank, decode_brand, decode_center, decode_centers, encode_bank, encode_brand, encode_center,
+};
 use super::{
     AppliedBatch, CatalogStore, ChangeSet, ChangedKeys, Changes, ItemStatus, Precondition, StoreError, StoredCatalog,
     WriteBatch,
@@ -358,9 +360,8 @@ impl CatalogStore for RedisStore {
                 }
                 let replies: Vec<Vec<(String, Vec<u8>)>> = pipe.query(connection)?;
                 for (shard, entries) in shards.iter().zip(replies) {
-                    for (id, bytes) in entries {
-                        stored.centers.push(decode_center(&bytes).map_err(|why| corrupt(shard, &id, why))?);
-                    }
+                    let centers = decode_centers(&entries).map_err(|(id, why)| corrupt(shard, id, why))?;
+                    stored.centers.extend(centers);
                 }
             }
             let brands: Vec<(String, Vec<u8>)> = connection.hgetall(&self.keys.brands)?;
