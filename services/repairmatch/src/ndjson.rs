@@ -11,6 +11,7 @@ use std::fmt;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
 use repairmatch_core::model::{Bank, Brand, RepairCenter, match_key};
 use repairmatch_proto::v1 as pb;
 use serde::de::DeserializeOwned;
@@ -73,40 +74,55 @@ impl fmt::Display for InvalidReport<'_> {
 }
 
 /// Reads and validates a file of messages `M`, converting each with `convert`
-/// and keying it with `key` to refuse duplicates.
+/// and keying it with `key` to refuse duplicates. Lines are parsed and
+/// converted on every core, a batch at a time, and judged in file order.
 fn read_file<M, T>(
     path: &Path,
-    convert: impl Fn(&M) -> Result<T, Vec<FieldViolation>>,
+    convert: impl Fn(&M) -> Result<T, Vec<FieldViolation>> + Sync,
     key: impl Fn(&T) -> String,
 ) -> Result<Vec<T>, NdjsonError>
 where
     M: DeserializeOwned,
+    T: Send,
 {
+    const BATCH_LINES: usize = 4_096;
     let io_error = |source| NdjsonError::Io { path: path.to_owned(), source };
     let reader = BufReader::new(std::fs::File::open(path).map_err(io_error)?);
+    let mut lines = reader.lines();
     let mut records = Vec::new();
     let mut first_line_of: HashMap<String, usize> = HashMap::new();
     let mut problems = Vec::new();
     let mut total = 0;
-    for (index, line) in reader.lines().enumerate() {
-        let line_number = index + 1;
-        let line = line.map_err(io_error)?;
-        if line.trim().is_empty() {
-            continue;
+    let mut line_number = 0;
+    loop {
+        let batch: Vec<String> = lines.by_ref().take(BATCH_LINES).collect::<Result<_, _>>().map_err(io_error)?;
+        if batch.is_empty() {
+            break;
         }
-        let outcome = serde_json::from_str::<M>(&line)
-            .map_err(|e| format!("not a valid message: {e}"))
-            .and_then(|message| convert(&message).map_err(|v| convert::describe(&v)))
-            .and_then(|record| match first_line_of.insert(key(&record), line_number) {
+        let parsed: Vec<Option<Result<T, String>>> = batch
+            .par_iter()
+            .map(|line| {
+                (!line.trim().is_empty()).then(|| {
+                    serde_json::from_str::<M>(line)
+                        .map_err(|e| format!("not a valid message: {e}"))
+                        .and_then(|message| convert(&message).map_err(|v| convert::describe(&v)))
+                })
+            })
+            .collect();
+        for outcome in parsed {
+            line_number += 1;
+            let Some(outcome) = outcome else { continue };
+            let outcome = outcome.and_then(|record| match first_line_of.insert(key(&record), line_number) {
                 Some(first) => Err(format!("duplicate of line {first}")),
                 None => Ok(record),
             });
-        match outcome {
-            Ok(record) => records.push(record),
-            Err(message) => {
-                total += 1;
-                if problems.len() < MAX_REPORTED_PROBLEMS {
-                    problems.push(LineProblem { line: line_number, message });
+            match outcome {
+                Ok(record) => records.push(record),
+                Err(message) => {
+                    total += 1;
+                    if problems.len() < MAX_REPORTED_PROBLEMS {
+                        problems.push(LineProblem { line: line_number, message });
+                    }
                 }
             }
         }
