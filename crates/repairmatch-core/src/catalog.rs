@@ -191,23 +191,39 @@ impl QuoteHints {
 /// One center's coverage box in a brand's tree, with a copy of the facts the
 /// [`CandidateFilter`] checks, so rejecting a candidate reads only the tree's
 /// own contiguous memory.
+///
+/// Only integers and floats, no `bool` or enum: a type with a niche makes
+/// rstar's bulk load collect each leaf in place, keeping the whole buffer of
+/// the partition it was split from (about 1.2 KB an entry, not 0.25).
 #[derive(Debug, Clone)]
 struct IndexEntry {
     envelope: Envelope,
-    candidate: Candidate,
-    fault_categories: FaultSet,
-    service_modes: ServiceModeSet,
+    location: [f64; 3],
     /// Published average, NaN when there are no reviews (fails every minimum).
     rating_average: f64,
-    location: [f64; 3],
     /// Squared chord on the unit sphere beyond which the radius cannot reach;
     /// infinite for polygon-only coverage.
     max_chord_squared: f64,
-    kind: CenterKind,
-    /// Also serves whole countries, so a query may find it both by its box
-    /// and in its countries' lists.
-    national: bool,
+    slot: Slot,
+    fault_categories: FaultSet,
+    service_modes: ServiceModeSet,
+    /// [`BrandFacts::index`].
+    brand_index: u8,
+    /// The `ENTRY_` bits.
+    flags: u8,
 }
+
+/// [`BrandFacts::authorized`].
+const ENTRY_AUTHORIZED: u8 = 1;
+/// [`BrandFacts::all_models`].
+const ENTRY_ALL_MODELS: u8 = 1 << 1;
+/// Also serves whole countries, so a query may find it both by its box and
+/// in its countries' lists.
+const ENTRY_NATIONAL: u8 = 1 << 2;
+/// [`CenterKind::Authorized`].
+const ENTRY_AUTHORIZED_KIND: u8 = 1 << 3;
+/// [`CenterKind::BankService`].
+const ENTRY_BANK_SERVICE: u8 = 1 << 4;
 
 impl IndexEntry {
     fn new(envelope: Envelope, candidate: Candidate, center: &RepairCenter) -> Self {
@@ -217,16 +233,21 @@ impl IndexEntry {
             let angle = radius_km * (1.0 + 1e-6) / MIN_RADIUS_OF_CURVATURE_KM + 1e-12;
             if angle >= PI { f64::INFINITY } else { (2.0 * (angle / 2.0).sin()).powi(2) }
         });
+        let flag = |set: bool, bit: u8| if set { bit } else { 0 };
         Self {
-            kind: center.kind,
             envelope,
-            candidate,
+            location: center.location.unit_vector(),
+            rating_average: center.rating.filter(|r| r.count > 0).map_or(f64::NAN, |r| r.average),
+            max_chord_squared,
+            slot: candidate.slot,
             fault_categories: center.fault_categories,
             service_modes: center.service_modes,
-            rating_average: center.rating.filter(|r| r.count > 0).map_or(f64::NAN, |r| r.average),
-            location: center.location.unit_vector(),
-            max_chord_squared,
-            national: !center.coverage.country_codes.is_empty(),
+            brand_index: candidate.brand.index,
+            flags: flag(candidate.brand.authorized, ENTRY_AUTHORIZED)
+                | flag(candidate.brand.all_models, ENTRY_ALL_MODELS)
+                | flag(!center.coverage.country_codes.is_empty(), ENTRY_NATIONAL)
+                | flag(center.kind == CenterKind::Authorized, ENTRY_AUTHORIZED_KIND)
+                | flag(center.kind == CenterKind::BankService, ENTRY_BANK_SERVICE),
         }
     }
 
@@ -247,6 +268,19 @@ impl IndexEntry {
         })
     }
 
+    fn has(&self, bit: u8) -> bool {
+        self.flags & bit != 0
+    }
+
+    fn candidate(&self) -> Candidate {
+        let brand = BrandFacts {
+            index: self.brand_index,
+            authorized: self.has(ENTRY_AUTHORIZED),
+            all_models: self.has(ENTRY_ALL_MODELS),
+        };
+        Candidate { slot: self.slot, brand }
+    }
+
     /// False only when the rules would turn the center down.
     fn may_match(&self, filter: &CandidateFilter) -> bool {
         filter.fault.is_none_or(|fault| self.fault_categories.contains(fault))
@@ -257,12 +291,12 @@ impl IndexEntry {
 
     fn hinted(&self, filter: &CandidateFilter, quotes: &QuoteHints) -> HintedCandidate {
         HintedCandidate {
-            candidate: self.candidate,
+            candidate: self.candidate(),
             chord_squared: chord_squared(&self.location, &filter.merchant),
             quote_midpoint: quotes.midpoints[quote_slot(filter.fault)],
             quote_currency: quotes.currency,
-            authorized_kind: self.kind == CenterKind::Authorized,
-            bank_service: self.kind == CenterKind::BankService,
+            authorized_kind: self.has(ENTRY_AUTHORIZED_KIND),
+            bank_service: self.has(ENTRY_BANK_SERVICE),
         }
     }
 }
@@ -366,9 +400,9 @@ impl Layer {
         let mut entries_by_brand: HashMap<&str, Vec<IndexEntry>> = HashMap::new();
         let mut nationwide_by_brand: HashMap<String, HashMap<CountryCode, Vec<IndexEntry>>> = HashMap::new();
         for (brand_key, entry, has_envelope) in entries {
-            let center = || &centers[(entry.candidate.slot - first_slot) as usize];
-            if entry.national
-                && let Some(nationwide) = IndexEntry::nationwide(entry.candidate, center())
+            let center = || &centers[(entry.slot - first_slot) as usize];
+            if entry.has(ENTRY_NATIONAL)
+                && let Some(nationwide) = IndexEntry::nationwide(entry.candidate(), center())
             {
                 let by_country = nationwide_by_brand.entry(brand_key.to_owned()).or_default();
                 for country in &center().coverage.country_codes {
@@ -384,11 +418,7 @@ impl Layer {
         entries_by_brand.sort_unstable_by_key(|(_, entries)| std::cmp::Reverse(entries.len()));
         let trees_by_brand = entries_by_brand
             .into_par_iter()
-            // rstar's bulk load splits its input with `split_off` and collects
-            // the leaves in place, so each node keeps the capacity of the
-            // partition it came from: about 1.2 KB an entry instead of 0.25.
-            // A clone allocates every node exactly.
-            .map(|(brand, entries)| (brand.to_owned(), RTree::bulk_load(entries).clone()))
+            .map(|(brand, entries)| (brand.to_owned(), RTree::bulk_load(entries)))
             .collect();
         Self { first_slot, centers, facts, quote_hints, prices, by_id, trees_by_brand, nationwide_by_brand }
     }
@@ -634,11 +664,12 @@ impl Catalog {
         let in_base = self.base.trees_by_brand.get(brand_key).is_some_and(|tree| {
             // Stops at the first live entry: shadowed ones are only the writes
             // since the last compaction.
-            tree.iter().any(|entry| !self.shadowed.contains(&entry.candidate.slot))
+            tree.iter().any(|entry| !self.shadowed.contains(&entry.slot))
         });
-        let nationwide_in_base = self.base.nationwide_by_brand.get(brand_key).is_some_and(|by_country| {
-            by_country.values().flatten().any(|entry| !self.shadowed.contains(&entry.candidate.slot))
-        });
+        let nationwide_in_base =
+            self.base.nationwide_by_brand.get(brand_key).is_some_and(|by_country| {
+                by_country.values().flatten().any(|entry| !self.shadowed.contains(&entry.slot))
+            });
         in_base
             || nationwide_in_base
             || self.delta.trees_by_brand.contains_key(brand_key)
@@ -653,7 +684,7 @@ impl Catalog {
         brand_key: &str,
         filter: &'a CandidateFilter,
     ) -> impl Iterator<Item = Candidate> + 'a {
-        self.entries(brand_key, filter).map(|entry| entry.candidate)
+        self.entries(brand_key, filter).map(IndexEntry::candidate)
     }
 
     /// [`Catalog::candidates`], each with what the index knows of it.
@@ -663,7 +694,7 @@ impl Catalog {
         filter: &'a CandidateFilter,
     ) -> impl Iterator<Item = HintedCandidate> + 'a {
         self.entries(brand_key, filter).map(|entry| {
-            let (layer, local) = self.layer(entry.candidate.slot);
+            let (layer, local) = self.layer(entry.slot);
             entry.hinted(filter, &layer.quote_hints[local])
         })
     }
@@ -683,7 +714,7 @@ impl Catalog {
             // A center serving the merchant's country comes from that
             // country's list below, once.
             .filter(|entry| {
-                !entry.national || !self.center_at(entry.candidate.slot).coverage.serves_country(filter.country)
+                !entry.has(ENTRY_NATIONAL) || !self.center_at(entry.slot).coverage.serves_country(filter.country)
             });
         let nationwide_list =
             |layer: &'a Layer| Some(layer.nationwide_by_brand.get(brand_key)?.get(&filter.country?)?.iter());
@@ -691,7 +722,7 @@ impl Catalog {
         by_box
             .chain(nationwide)
             .filter(|entry| entry.may_match(filter))
-            .filter(|entry| self.shadowed.is_empty() || !self.shadowed.contains(&entry.candidate.slot))
+            .filter(|entry| self.shadowed.is_empty() || !self.shadowed.contains(&entry.slot))
     }
 }
 
@@ -699,6 +730,14 @@ impl Catalog {
 mod tests {
     use super::*;
     use crate::test_fixtures::center;
+
+    #[test]
+    fn index_entries_have_no_niche_so_bulk_loads_size_their_leaves() {
+        // With a niche, rstar's node enum is the entry's size and its bulk
+        // load reuses (and keeps) each partition's whole buffer for a leaf.
+        assert!(size_of::<Option<IndexEntry>>() > size_of::<IndexEntry>(), "no niche");
+        assert!(size_of::<rstar::RTreeNode<IndexEntry>>() > size_of::<IndexEntry>());
+    }
 
     #[test]
     fn later_records_replace_earlier_ones_with_the_same_id() {
