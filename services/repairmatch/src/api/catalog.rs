@@ -1,6 +1,7 @@
 //! The tonic adapter for `CatalogService`: convert, delegate to the app on a
 //! blocking thread (writes fsync), convert back.
 
+use rayon::prelude::*;
 use repairmatch_proto::v1 as pb;
 use repairmatch_proto::v1::catalog_service_server::CatalogService;
 use tonic::{Request, Response, Status, Streaming};
@@ -33,9 +34,11 @@ impl CatalogGrpc {
     }
 }
 
+/// Converts and validates a batch on every core (on the blocking pool: a
+/// thousand centers is milliseconds of work).
 fn check_items(centers: &[pb::RepairCenter], first_position: usize, prefix: &str) -> Vec<CheckedItem> {
     centers
-        .iter()
+        .par_iter()
         .enumerate()
         .map(|(i, center)| {
             let path = format!("{prefix}[{}]", first_position + i);
@@ -56,9 +59,9 @@ impl CatalogService for CatalogGrpc {
         if centers.is_empty() || centers.len() > MAX_BATCH {
             return Err(ServiceError::invalid("centers", format!("send 1 to {MAX_BATCH} centers")).into());
         }
-        let items = check_items(&centers, 0, "centers");
         let app = self.app.clone();
-        let (results, catalog_version) = blocking(move || app.upsert_centers(&tenant, items)).await?;
+        let (results, catalog_version) =
+            blocking(move || app.upsert_centers(&tenant, check_items(&centers, 0, "centers"))).await?;
         let results = results.iter().map(item_result_to_proto).collect();
         Ok(Response::new(pb::UpsertRepairCentersResponse { results, catalog_version }))
     }
@@ -132,15 +135,17 @@ impl CatalogService for CatalogGrpc {
             }
             if batch.len() == MAX_BATCH || (done && !batch.is_empty()) {
                 let first_position = summary.received as usize - batch.len();
-                let items = check_items(&batch, first_position, "items");
-                batch.clear();
-                since_publish += items.len();
+                let centers = std::mem::replace(&mut batch, Vec::with_capacity(MAX_BATCH));
+                since_publish += centers.len();
                 let publish = since_publish >= IMPORT_PUBLISH_EVERY;
                 if publish {
                     since_publish = 0;
                 }
                 let (app, tenant) = (self.app.clone(), tenant.clone());
-                let (results, version) = blocking(move || app.import_batch(&tenant, items, publish)).await?;
+                let (results, version) = blocking(move || {
+                    app.import_batch(&tenant, check_items(&centers, first_position, "items"), publish)
+                })
+                .await?;
                 summary.catalog_version = version;
                 for (offset, result) in results.iter().enumerate() {
                     if result.outcome == ItemOutcome::Ok {
