@@ -12,7 +12,7 @@
 //! every candidate ([`MatchFacts`] and the quotes) sits in flat arrays apart
 //! from the full record, which only the returned page touches.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::f64::consts::PI;
 use std::ops::Range;
 use std::sync::Arc;
@@ -355,10 +355,20 @@ struct Layer {
 }
 
 impl Layer {
-    /// Builds a layer of centers with distinct ids, on every core.
-    fn build(mut centers: Vec<Arc<RepairCenter>>, first_slot: Slot) -> Self {
-        // Only pointers move: a center is some 600 bytes.
-        centers.par_sort_by_cached_key(|center| morton_key(center.location));
+    /// Builds a layer of centers with distinct ids, in id order, on every core.
+    fn build(in_id_order: Vec<Arc<RepairCenter>>, first_slot: Slot) -> Self {
+        debug_assert!(in_id_order.windows(2).all(|pair| pair[0].id < pair[1].id));
+        let mut z_order: Vec<(u64, u32)> = (in_id_order.par_iter().enumerate())
+            .map(|(rank, center)| (morton_key(center.location), rank as u32))
+            .collect();
+        z_order.par_sort_unstable();
+        let mut by_id = vec![0; in_id_order.len()];
+        for (local, &(_, rank)) in z_order.iter().enumerate() {
+            by_id[rank as usize] = local as u32;
+        }
+        let mut in_id_order: Vec<Option<Arc<RepairCenter>>> = in_id_order.into_iter().map(Some).collect();
+        let centers: Vec<Arc<RepairCenter>> =
+            z_order.iter().map(|&(_, rank)| in_id_order[rank as usize].take().expect("once")).collect();
         let mut quote_starts = Vec::with_capacity(centers.len());
         let mut quote_count = 0;
         for center in &centers {
@@ -368,58 +378,60 @@ impl Layer {
         let facts = (centers.par_iter().zip(quote_starts))
             .map(|(center, start)| MatchFacts::of(center, start..start + center.prices.len()))
             .collect();
-        let prices = centers.par_iter().flat_map_iter(|center| center.prices.iter().copied()).collect();
+        let mut prices = Vec::with_capacity(quote_count);
+        for center in &centers {
+            prices.extend_from_slice(&center.prices);
+        }
         let quote_hints = centers.par_iter().map(|center| QuoteHints::of(center)).collect();
-        let mut by_id: Vec<u32> = (0..centers.len() as u32).collect();
-        by_id.par_sort_unstable_by(|&a, &b| centers[a as usize].id.cmp(&centers[b as usize].id));
 
-        // Each center's entries, one per brand it lists (a brand listed twice
-        // is indexed once, with its first listing's facts).
-        let entries: Vec<(&str, IndexEntry, bool)> = (centers.par_iter().enumerate())
-            .filter(|(_, center)| center.active)
-            .flat_map_iter(|(local, center)| {
-                let envelope = coverage_envelope(center);
-                let brands = center.brands.iter().enumerate();
-                brands
-                    .filter(|(index, support)| {
-                        center.brands[..*index].iter().all(|earlier| earlier.brand_key() != support.brand_key())
-                    })
-                    .map(move |(index, support)| {
-                        let brand = BrandFacts {
-                            index: index as u8,
-                            authorized: support.authorized,
-                            all_models: support.all_models(),
-                        };
-                        let candidate = Candidate { slot: first_slot + local as Slot, brand };
-                        // A center with no area still goes to its countries' lists.
-                        let entry = IndexEntry::new(envelope.unwrap_or(AABB::from_point([0.0; 3])), candidate, center);
-                        (support.brand_key(), entry, envelope.is_some())
-                    })
-            })
-            .collect();
-        let mut entries_by_brand: HashMap<&str, Vec<IndexEntry>> = HashMap::new();
-        let mut nationwide_by_brand: HashMap<String, HashMap<CountryCode, Vec<IndexEntry>>> = HashMap::new();
-        for (brand_key, entry, has_envelope) in entries {
-            let center = || &centers[(entry.slot - first_slot) as usize];
-            if entry.has(ENTRY_NATIONAL)
-                && let Some(nationwide) = IndexEntry::nationwide(entry.candidate(), center())
-            {
-                let by_country = nationwide_by_brand.entry(brand_key.to_owned()).or_default();
-                for country in &center().coverage.country_codes {
-                    by_country.entry(*country).or_default().push(nationwide.clone());
+        // Which active centers list each brand (a brand listed twice is
+        // indexed once, with its first listing's facts), then each brand's
+        // entries and tree on every core, largest brand first.
+        let mut listings_by_brand: HashMap<&str, Vec<(u32, u8)>> = HashMap::new();
+        for (local, center) in centers.iter().enumerate().filter(|(_, center)| center.active) {
+            for (index, support) in center.brands.iter().enumerate() {
+                let brand_key = support.brand_key();
+                if center.brands[..index].iter().all(|earlier| earlier.brand_key() != brand_key) {
+                    listings_by_brand.entry(brand_key).or_default().push((local as u32, index as u8));
                 }
             }
-            if has_envelope {
-                entries_by_brand.entry(brand_key).or_default().push(entry);
+        }
+        let mut listings_by_brand: Vec<_> = listings_by_brand.into_iter().collect();
+        listings_by_brand.sort_unstable_by_key(|(_, listings)| std::cmp::Reverse(listings.len()));
+        let built: Vec<_> = listings_by_brand
+            .into_par_iter()
+            .map(|(brand_key, listings)| {
+                let mut entries = Vec::with_capacity(listings.len());
+                let mut by_country: HashMap<CountryCode, Vec<IndexEntry>> = HashMap::new();
+                for (local, index) in listings {
+                    let center = &centers[local as usize];
+                    let support = &center.brands[index as usize];
+                    let brand = BrandFacts { index, authorized: support.authorized, all_models: support.all_models() };
+                    let candidate = Candidate { slot: first_slot + local, brand };
+                    if let Some(envelope) = coverage_envelope(center) {
+                        entries.push(IndexEntry::new(envelope, candidate, center));
+                    }
+                    if !center.coverage.country_codes.is_empty()
+                        && let Some(nationwide) = IndexEntry::nationwide(candidate, center)
+                    {
+                        for country in &center.coverage.country_codes {
+                            by_country.entry(*country).or_default().push(nationwide.clone());
+                        }
+                    }
+                }
+                (brand_key.to_owned(), RTree::bulk_load(entries), by_country)
+            })
+            .collect();
+        let mut trees_by_brand = HashMap::with_capacity(built.len());
+        let mut nationwide_by_brand = HashMap::new();
+        for (brand_key, tree, by_country) in built {
+            if !by_country.is_empty() {
+                nationwide_by_brand.insert(brand_key.clone(), by_country);
+            }
+            if tree.size() > 0 {
+                trees_by_brand.insert(brand_key, tree);
             }
         }
-        // The largest brands first, so the cores finish together.
-        let mut entries_by_brand: Vec<_> = entries_by_brand.into_iter().collect();
-        entries_by_brand.sort_unstable_by_key(|(_, entries)| std::cmp::Reverse(entries.len()));
-        let trees_by_brand = entries_by_brand
-            .into_par_iter()
-            .map(|(brand, entries)| (brand.to_owned(), RTree::bulk_load(entries)))
-            .collect();
         Self { first_slot, centers, facts, quote_hints, prices, by_id, trees_by_brand, nationwide_by_brand }
     }
 
@@ -472,16 +484,18 @@ impl Catalog {
     /// Builds a snapshot from shared centers (a compaction reuses every
     /// center). Later centers replace earlier ones with the same id.
     pub fn from_shared(version: u64, centers: Vec<Arc<RepairCenter>>, brands: Vec<Brand>, banks: Vec<Bank>) -> Self {
-        let mut latest: HashMap<&str, usize> = HashMap::with_capacity(centers.len());
-        for (position, center) in centers.iter().enumerate() {
-            latest.insert(&center.id, position);
-        }
-        let mut keep = vec![false; centers.len()];
-        for position in latest.into_values() {
-            keep[position] = true;
-        }
-        let distinct = centers.into_iter().zip(keep).filter_map(|(center, kept)| kept.then_some(center)).collect();
-        let base = Layer::build(distinct, 0);
+        let mut by_id: Vec<(&str, u32)> =
+            centers.iter().enumerate().map(|(position, center)| (center.id.as_str(), position as u32)).collect();
+        // A store lists its centers by id: then this is one linear pass.
+        by_id.par_sort_unstable();
+        // Of centers sharing an id, the last in `centers`.
+        let latest: Vec<u32> = (by_id.iter().enumerate())
+            .filter(|(rank, (id, _))| by_id.get(rank + 1).is_none_or(|(next, _)| next != id))
+            .map(|(_, &(_, position))| position)
+            .collect();
+        let mut centers: Vec<Option<Arc<RepairCenter>>> = centers.into_iter().map(Some).collect();
+        let in_id_order = latest.iter().map(|&position| centers[position as usize].take().expect("once")).collect();
+        let base = Layer::build(in_id_order, 0);
         let delta = Layer { first_slot: base.len() as Slot, ..Layer::default() };
         Self {
             version,
@@ -510,7 +524,7 @@ impl Catalog {
         brands: Vec<Brand>,
         banks: Vec<Bank>,
     ) -> Self {
-        let mut delta: HashMap<String, Arc<RepairCenter>> =
+        let mut delta: BTreeMap<String, Arc<RepairCenter>> =
             self.delta.centers.iter().map(|c| (c.id.clone(), Arc::clone(c))).collect();
         let mut shadowed = (*self.shadowed).clone();
         for id in deletes {
