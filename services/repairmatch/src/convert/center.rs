@@ -15,8 +15,8 @@ use tonic_types::FieldViolation;
 
 use super::enums::ProtoEnum;
 use super::{
-    Limits, MAX_COUNTRIES, MAX_ID_CHARS, MAX_NAME_KEY_CHARS, MAX_POLYGON_POINTS, MAX_RADIUS_KM,
-    MAX_REPAIR_WARRANTY_DAYS, Violations, is_valid_id, join, money_to_proto, parse_date, timestamp, timestamp_to_proto,
+    FieldPath, Limits, MAX_COUNTRIES, MAX_ID_CHARS, MAX_NAME_KEY_CHARS, MAX_POLYGON_POINTS, MAX_RADIUS_KM,
+    MAX_REPAIR_WARRANTY_DAYS, Violations, is_valid_id, money_to_proto, parse_date, timestamp, timestamp_to_proto,
 };
 
 /// Validates a center. `prefix` is the path of the message in its request
@@ -28,7 +28,8 @@ pub fn center_from_proto(
 ) -> Result<RepairCenter, Vec<FieldViolation>> {
     let mut v = Violations::new(limits);
     let cap = |api_max: usize| if limits == Limits::Api { api_max } else { usize::MAX };
-    let field = |name: &str| join(prefix, name);
+    let root = FieldPath::root(prefix);
+    let field = |name: &'static str| root.field(name);
 
     if !is_valid_id(&center.id) {
         v.add(field("id"), format!("must be 1 to {MAX_ID_CHARS} characters of A-Z a-z 0-9 . _ : -"));
@@ -46,7 +47,7 @@ pub fn center_from_proto(
         }
     };
     v.text(field("owner"), &center.owner, 128, false);
-    let location = v.location(&field("location"), center.location.as_ref());
+    let location = v.location(field("location"), center.location.as_ref());
     v.text(field("address"), &center.address, 500, false);
     v.text(field("city"), &center.city, 200, false);
     let is_country_code = |code: &str| code.len() == 2 && code.bytes().all(|b| b.is_ascii_uppercase());
@@ -54,13 +55,13 @@ pub fn center_from_proto(
         v.add(field("country_code"), "must be an ISO 3166-1 alpha-2 code of two upper-case letters");
     }
 
-    let coverage = coverage_from_proto(center.coverage.as_ref(), &field("coverage"), &mut v);
+    let coverage = coverage_from_proto(center.coverage.as_ref(), field("coverage"), &mut v);
 
     let mut service_modes = ServiceModeSet::EMPTY;
     for (i, &value) in center.service_modes.iter().enumerate() {
         match ServiceMode::from_proto_required(value) {
             Some(mode) => service_modes.insert(mode),
-            None => v.add(field(&format!("service_modes[{i}]")), format!("unknown or unspecified value {value}")),
+            None => v.add(root.item("service_modes", i), format!("unknown or unspecified value {value}")),
         }
     }
     if center.service_modes.is_empty() {
@@ -78,14 +79,14 @@ pub fn center_from_proto(
         .take(cap(50))
         .enumerate()
         .map(|(i, brand)| {
-            let path = field(&format!("brands[{i}]"));
-            v.text(format!("{path}.brand"), &brand.brand, MAX_NAME_KEY_CHARS, true);
+            let path = root.item("brands", i);
+            v.text(path.field("brand"), &brand.brand, MAX_NAME_KEY_CHARS, true);
             if !brand_keys.insert(repairmatch_core::model::match_key(&brand.brand)) {
-                v.add(format!("{path}.brand"), "lists the same brand twice");
+                v.add(path.field("brand"), "lists the same brand twice");
             }
-            v.limit(brand.models.len() > 500, format!("{path}.models"), "at most 500 models");
+            v.limit(brand.models.len() > 500, path.field("models"), "at most 500 models");
             for (j, model) in brand.models.iter().enumerate().take(cap(500)) {
-                v.text(format!("{path}.models[{j}]"), model, MAX_NAME_KEY_CHARS, true);
+                v.text(path.item("models", j), model, MAX_NAME_KEY_CHARS, true);
             }
             BrandSupport::new(
                 brand.brand.trim(),
@@ -99,7 +100,7 @@ pub fn center_from_proto(
     for (i, &value) in center.fault_categories.iter().enumerate() {
         match FaultCategory::from_proto(value) {
             Ok(Some(fault)) => fault_categories.insert(fault),
-            _ => v.add(field(&format!("fault_categories[{i}]")), format!("unknown or unspecified value {value}")),
+            _ => v.add(root.item("fault_categories", i), format!("unknown or unspecified value {value}")),
         }
     }
     if center.fault_categories.is_empty() {
@@ -128,21 +129,21 @@ pub fn center_from_proto(
         .iter()
         .enumerate()
         .filter_map(|(i, price)| {
-            let path = field(&format!("prices[{i}]"));
+            let path = root.item("prices", i);
             let fault = match FaultCategory::from_proto(price.fault_category) {
                 Ok(Some(fault)) => Some(fault),
                 _ => {
-                    v.add(format!("{path}.fault_category"), "must be a known fault category");
+                    v.add(path.field("fault_category"), "must be a known fault category");
                     None
                 }
             };
             if let Some(fault) = fault
                 && !priced.insert(fault)
             {
-                v.add(format!("{path}.fault_category"), "prices the same fault twice");
+                v.add(path.field("fault_category"), "prices the same fault twice");
             }
-            let min = v.money(&format!("{path}.min"), price.min.as_ref());
-            let max = v.money(&format!("{path}.max"), price.max.as_ref());
+            let min = v.money(path.field("min"), price.min.as_ref());
+            let max = v.money(path.field("max"), price.max.as_ref());
             let (min, max) = (min?, max?);
             if min.currency_code != max.currency_code {
                 v.add(format!("{path}.max.currency_code"), "must be the currency of min");
@@ -154,7 +155,7 @@ pub fn center_from_proto(
         .collect();
 
     let opening_hours =
-        center.opening_hours.as_ref().and_then(|hours| hours_from_proto(hours, &field("opening_hours"), &mut v));
+        center.opening_hours.as_ref().and_then(|hours| hours_from_proto(hours, field("opening_hours"), &mut v));
 
     let contact = center.contact.as_ref().map_or_else(Contact::default, |contact| {
         v.text(field("contact.phone"), &contact.phone, 64, false);
@@ -166,7 +167,7 @@ pub fn center_from_proto(
     v.limit(center.bank_ids.len() > 50, field("bank_ids"), "at most 50 banks");
     for (i, bank_id) in center.bank_ids.iter().enumerate().take(cap(50)) {
         if !is_valid_id(bank_id) {
-            v.add(field(&format!("bank_ids[{i}]")), "must be a valid bank id");
+            v.add(root.item("bank_ids", i), "must be a valid bank id");
         }
     }
     if kind == Some(CenterKind::BankService) && center.bank_ids.is_empty() {
@@ -190,7 +191,7 @@ pub fn center_from_proto(
         .iter()
         .enumerate()
         .filter_map(|(i, turnaround)| {
-            let path = field(&format!("turnaround_hours[{i}]"));
+            let path = root.item("turnaround_hours", i);
             if turnaround.hours > 24 * 365 {
                 v.add(format!("{path}.hours"), "must be at most a year (8760 hours)");
             }
@@ -254,7 +255,7 @@ pub fn center_from_proto(
     })
 }
 
-fn coverage_from_proto(coverage: Option<&pb::Coverage>, path: &str, v: &mut Violations) -> Option<Coverage> {
+fn coverage_from_proto(coverage: Option<&pb::Coverage>, path: FieldPath<'_>, v: &mut Violations) -> Option<Coverage> {
     let Some(coverage) = coverage else {
         v.add(path, "is required: a radius, a polygon or both");
         return None;
@@ -289,7 +290,7 @@ fn coverage_from_proto(coverage: Option<&pb::Coverage>, path: &str, v: &mut Viol
         }
     };
     let mut country_codes = Vec::with_capacity(coverage.country_codes.len());
-    v.limit(coverage.country_codes.len() > MAX_COUNTRIES, format!("{path}.country_codes"), "at most 250 countries");
+    v.limit(coverage.country_codes.len() > MAX_COUNTRIES, path.field("country_codes"), "at most 250 countries");
     for (i, code) in coverage.country_codes.iter().enumerate().take(MAX_COUNTRIES) {
         match code.parse::<CountryCode>() {
             Ok(country) if country_codes.contains(&country) => {
@@ -311,7 +312,7 @@ fn coverage_from_proto(coverage: Option<&pb::Coverage>, path: &str, v: &mut Viol
 fn period_from_proto(
     period: &pb::WeeklyPeriod,
     day: Option<Weekday>,
-    path: &str,
+    path: FieldPath<'_>,
     v: &mut Violations,
 ) -> Option<WeeklyPeriod> {
     let day = match day.or_else(|| Weekday::from_proto_required(period.day)) {
@@ -334,12 +335,12 @@ fn period_from_proto(
     })
 }
 
-fn hours_from_proto(hours: &pb::OpeningHours, path: &str, v: &mut Violations) -> Option<OpeningHours> {
+fn hours_from_proto(hours: &pb::OpeningHours, path: FieldPath<'_>, v: &mut Violations) -> Option<OpeningHours> {
     let time_zone: Option<chrono_tz::Tz> = hours.time_zone.parse().ok();
     if time_zone.is_none() {
         v.add(format!("{path}.time_zone"), "must be an IANA time zone such as Asia/Shanghai");
     }
-    v.limit(hours.periods.len() > 100, format!("{path}.periods"), "at most 100 periods");
+    v.limit(hours.periods.len() > 100, path.field("periods"), "at most 100 periods");
     let limits = v.limits;
     let cap = |api_max: usize| if limits == Limits::Api { api_max } else { usize::MAX };
     let periods: Vec<_> = hours
@@ -347,9 +348,9 @@ fn hours_from_proto(hours: &pb::OpeningHours, path: &str, v: &mut Violations) ->
         .iter()
         .take(cap(100))
         .enumerate()
-        .filter_map(|(i, period)| period_from_proto(period, None, &format!("{path}.periods[{i}]"), v))
+        .filter_map(|(i, period)| period_from_proto(period, None, path.item("periods", i), v))
         .collect();
-    v.limit(hours.exceptions.len() > 1000, format!("{path}.exceptions"), "at most 1000 dated exceptions");
+    v.limit(hours.exceptions.len() > 1000, path.field("exceptions"), "at most 1000 dated exceptions");
     let mut dates = HashSet::new();
     let mut exceptions: Vec<DatedException> = hours
         .exceptions
@@ -357,7 +358,7 @@ fn hours_from_proto(hours: &pb::OpeningHours, path: &str, v: &mut Violations) ->
         .take(cap(1000))
         .enumerate()
         .filter_map(|(i, exception)| {
-            let exception_path = format!("{path}.exceptions[{i}]");
+            let exception_path = path.item("exceptions", i);
             let Some(date) = parse_date(&exception.date) else {
                 v.add(format!("{exception_path}.date"), "must be a date as YYYY-MM-DD");
                 return None;
@@ -373,12 +374,7 @@ fn hours_from_proto(hours: &pb::OpeningHours, path: &str, v: &mut Violations) ->
                 .iter()
                 .enumerate()
                 .filter_map(|(j, p)| {
-                    period_from_proto(
-                        p,
-                        Some(chrono::Datelike::weekday(&date)),
-                        &format!("{exception_path}.periods[{j}]"),
-                        v,
-                    )
+                    period_from_proto(p, Some(chrono::Datelike::weekday(&date)), exception_path.item("periods", j), v)
                 })
                 .collect();
             Some(DatedException { date, periods: if exception.closed { Vec::new() } else { periods } })
@@ -467,7 +463,8 @@ pub fn center_to_proto(center: &RepairCenter) -> pb::RepairCenter {
 /// Validates a brand.
 pub fn brand_from_proto(brand: &pb::Brand, prefix: &str, limits: Limits) -> Result<Brand, Vec<FieldViolation>> {
     let mut v = Violations::new(limits);
-    let field = |name: &str| join(prefix, name);
+    let root = FieldPath::root(prefix);
+    let field = |name: &'static str| root.field(name);
     v.text(field("name"), &brand.name, MAX_NAME_KEY_CHARS, true);
     if brand.warranty_months > 120 {
         v.add(field("warranty_months"), "must be at most 120");
@@ -477,7 +474,7 @@ pub fn brand_from_proto(brand: &pb::Brand, prefix: &str, limits: Limits) -> Resu
     v.text(field("support_email"), &brand.support_email, 254, false);
     v.limit(brand.models.len() > 1000, field("models"), "at most 1000 models");
     for (i, model) in brand.models.iter().enumerate() {
-        v.text(field(&format!("models[{i}]")), model, MAX_NAME_KEY_CHARS, true);
+        v.text(root.item("models", i), model, MAX_NAME_KEY_CHARS, true);
     }
     v.text(field("owner"), &brand.owner, 128, false);
     if !v.is_empty() {
@@ -510,7 +507,8 @@ pub fn brand_to_proto(brand: &Brand) -> pb::Brand {
 /// Validates a bank.
 pub fn bank_from_proto(bank: &pb::Bank, prefix: &str, limits: Limits) -> Result<Bank, Vec<FieldViolation>> {
     let mut v = Violations::new(limits);
-    let field = |name: &str| join(prefix, name);
+    let root = FieldPath::root(prefix);
+    let field = |name: &'static str| root.field(name);
     if !is_valid_id(&bank.id) {
         v.add(field("id"), format!("must be 1 to {MAX_ID_CHARS} characters of A-Z a-z 0-9 . _ : -"));
     }

@@ -13,8 +13,8 @@ use super::enums::ProtoEnum;
 use crate::error::Violation;
 
 use super::{
-    MAX_EXPLAIN_IDS, MAX_ID_CHARS, MAX_NAME_KEY_CHARS, MAX_REPAIR_WARRANTY_DAYS, Violations, center_to_proto,
-    money_to_proto, parse_date, timestamp,
+    FieldPath, MAX_EXPLAIN_IDS, MAX_ID_CHARS, MAX_NAME_KEY_CHARS, MAX_REPAIR_WARRANTY_DAYS, Violations,
+    center_to_proto, money_to_proto, parse_date, timestamp,
 };
 
 /// Half the Earth's circumference: no cap needs to be larger.
@@ -32,21 +32,21 @@ pub fn find_query_from_proto(
     today: NaiveDate,
 ) -> Result<FindQuery, Vec<Violation>> {
     let mut v = Violations::default();
-    let location = v.location("location", request.location.as_ref());
+    let location = v.location(FieldPath::root("location"), request.location.as_ref());
 
     let terminal = request.terminal.clone().unwrap_or_default();
-    v.text("terminal.brand".into(), &terminal.brand, MAX_NAME_KEY_CHARS, true);
-    v.text("terminal.model".into(), &terminal.model, MAX_NAME_KEY_CHARS, false);
-    v.text("terminal.serial_number".into(), &terminal.serial_number, 64, false);
+    v.text(FieldPath::root("terminal.brand"), &terminal.brand, MAX_NAME_KEY_CHARS, true);
+    v.text(FieldPath::root("terminal.model"), &terminal.model, MAX_NAME_KEY_CHARS, false);
+    v.text(FieldPath::root("terminal.serial_number"), &terminal.serial_number, 64, false);
 
     let fault_message = request.fault.clone().unwrap_or_default();
     let fault = FaultCategory::from_proto(fault_message.category).unwrap_or_else(|unknown| {
         v.add_text("fault.category", unknown_value(unknown.0));
         None
     });
-    v.text("fault.description".into(), &fault_message.description, 2000, false);
+    v.text(FieldPath::root("fault.description"), &fault_message.description, 2000, false);
 
-    v.text("bank_id".into(), &request.bank_id, MAX_ID_CHARS, false);
+    v.text(FieldPath::root("bank_id"), &request.bank_id, MAX_ID_CHARS, false);
     let bank_id = (!request.bank_id.trim().is_empty()).then(|| request.bank_id.trim().to_owned());
     let ownership = match pb::Ownership::try_from(request.ownership) {
         Ok(pb::Ownership::Unspecified | pb::Ownership::MerchantOwned) => Ownership::MerchantOwned,
@@ -108,7 +108,7 @@ pub fn find_query_from_proto(
             Text::new("violation-distance-cap").with("max_km", Arg::decimal(MAX_DISTANCE_CAP_KM, 0)),
         );
     }
-    let max_price = request.max_price.as_ref().and_then(|price| v.money("max_price", Some(price)));
+    let max_price = request.max_price.as_ref().and_then(|price| v.money(FieldPath::root("max_price"), Some(price)));
     let min_rating = request.min_rating;
     if !(min_rating == 0.0 || (min_rating.is_finite() && (1.0..=5.0).contains(&min_rating))) {
         v.add_text("min_rating", Text::new("violation-min-rating"));
@@ -145,18 +145,19 @@ pub fn find_query_from_proto(
                 .with("max_days", Arg::Count(u64::from(MAX_REPAIR_WARRANTY_DAYS))),
         );
     }
-    v.text("page_token".into(), &request.page_token, 1024, false);
+    v.text(FieldPath::root("page_token"), &request.page_token, 1024, false);
     if request.explain_center_ids.len() > MAX_EXPLAIN_IDS {
         v.add_text(
             "explain_center_ids",
             Text::new("violation-too-many-ids").with("max", Arg::Count(MAX_EXPLAIN_IDS as u64)),
         );
     }
+    let top = FieldPath::root("");
     for (i, id) in request.explain_center_ids.iter().enumerate().take(MAX_EXPLAIN_IDS) {
-        v.text(format!("explain_center_ids[{i}]"), id, MAX_ID_CHARS, true);
+        v.text(top.item("explain_center_ids", i), id, MAX_ID_CHARS, true);
     }
     // Any tag is answered (in English when unsupported); only its size is checked.
-    v.text("language_code".into(), &request.language_code, MAX_LANGUAGE_CODE_CHARS, false);
+    v.text(FieldPath::root("language_code"), &request.language_code, MAX_LANGUAGE_CODE_CHARS, false);
 
     if !v.is_empty() {
         return Err(v.into_violations());
