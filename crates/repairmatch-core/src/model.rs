@@ -4,6 +4,7 @@
 //! the edge, so everything here may assume its invariants (latitudes in range,
 //! closed polygons, known time zones, lower-cased match keys).
 
+use std::cell::Cell;
 use std::fmt;
 
 use chrono::{DateTime, NaiveDate, Utc, Weekday};
@@ -251,9 +252,20 @@ impl CurrencyCode {
     /// money a repair is paid in (`XXX` no currency, `XTS` testing, `XAU`
     /// gold and the other metals), which have no minor unit.
     pub fn parse(code: &str) -> Option<Self> {
+        thread_local! {
+            // A center's quotes share a currency, and `iso_currency`'s lookup
+            // is a long chain of string comparisons, run for every quote of
+            // every center at start.
+            static LAST_PARSED: Cell<Option<CurrencyCode>> = const { Cell::new(None) };
+        }
+        if let Some(last) = LAST_PARSED.get().filter(|last| last.code == code.as_bytes()) {
+            return Some(last);
+        }
         let currency = iso_currency::Currency::from_code(code)?;
         let minor_unit_digits = u8::try_from(currency.exponent()?).ok()?;
-        Some(Self { code: code.as_bytes().try_into().ok()?, minor_unit_digits })
+        let parsed = Self { code: code.as_bytes().try_into().ok()?, minor_unit_digits };
+        LAST_PARSED.set(Some(parsed));
+        Some(parsed)
     }
 
     /// The code as text.

@@ -7,8 +7,8 @@ use chrono::Weekday;
 use repairmatch_core::country::CountryCode;
 use repairmatch_core::geodesy::{LatLng, ServiceArea};
 use repairmatch_core::model::{
-    Bank, Brand, BrandSupport, CenterKind, Contact, Coverage, DatedException, FaultCategory, OpeningHours, PriceRange,
-    Rating, RepairCenter, ServiceMode, ServiceModeSet, WeeklyPeriod,
+    Bank, Brand, BrandSupport, CenterKind, Contact, Coverage, DatedException, FaultCategory, FaultSet, OpeningHours,
+    PriceRange, Rating, RepairCenter, ServiceMode, ServiceModeSet, WeeklyPeriod,
 };
 use repairmatch_proto::v1 as pb;
 use tonic_types::FieldViolation;
@@ -72,31 +72,27 @@ pub fn center_from_proto(
         v.add(field("brands"), "at least one brand is required");
     }
     v.limit(center.brands.len() > 50, field("brands"), "at most 50 brands");
-    let mut brand_keys = HashSet::new();
-    let brands = center
-        .brands
-        .iter()
-        .take(cap(50))
-        .enumerate()
-        .map(|(i, brand)| {
-            let path = root.item("brands", i);
-            v.text(path.field("brand"), &brand.brand, MAX_NAME_KEY_CHARS, true);
-            if !brand_keys.insert(repairmatch_core::model::match_key(&brand.brand)) {
-                v.add(path.field("brand"), "lists the same brand twice");
-            }
-            v.limit(brand.models.len() > 500, path.field("models"), "at most 500 models");
-            for (j, model) in brand.models.iter().enumerate().take(cap(500)) {
-                v.text(path.item("models", j), model, MAX_NAME_KEY_CHARS, true);
-            }
-            BrandSupport::new(
-                brand.brand.trim(),
-                brand.authorized,
-                brand.models.iter().map(|m| m.trim().to_owned()).collect(),
-            )
-        })
-        .collect::<Vec<_>>();
+    let mut brands: Vec<BrandSupport> = Vec::with_capacity(center.brands.len().min(cap(50)));
+    for (i, brand) in center.brands.iter().take(cap(50)).enumerate() {
+        let path = root.item("brands", i);
+        v.text(path.field("brand"), &brand.brand, MAX_NAME_KEY_CHARS, true);
+        let support = BrandSupport::new(
+            brand.brand.trim(),
+            brand.authorized,
+            brand.models.iter().map(|m| m.trim().to_owned()).collect(),
+        );
+        // At most 50: a scan is cheaper than hashing.
+        if brands.iter().any(|earlier| earlier.brand_key() == support.brand_key()) {
+            v.add(path.field("brand"), "lists the same brand twice");
+        }
+        v.limit(brand.models.len() > 500, path.field("models"), "at most 500 models");
+        for (j, model) in brand.models.iter().enumerate().take(cap(500)) {
+            v.text(path.item("models", j), model, MAX_NAME_KEY_CHARS, true);
+        }
+        brands.push(support);
+    }
 
-    let mut fault_categories = repairmatch_core::model::FaultSet::EMPTY;
+    let mut fault_categories = FaultSet::EMPTY;
     for (i, &value) in center.fault_categories.iter().enumerate() {
         match FaultCategory::from_proto(value) {
             Ok(Some(fault)) => fault_categories.insert(fault),
@@ -123,7 +119,7 @@ pub fn center_from_proto(
         }
     };
 
-    let mut priced = HashSet::new();
+    let mut priced = FaultSet::EMPTY;
     let prices = center
         .prices
         .iter()
@@ -137,10 +133,11 @@ pub fn center_from_proto(
                     None
                 }
             };
-            if let Some(fault) = fault
-                && !priced.insert(fault)
-            {
-                v.add(path.field("fault_category"), "prices the same fault twice");
+            if let Some(fault) = fault {
+                if priced.contains(fault) {
+                    v.add(path.field("fault_category"), "prices the same fault twice");
+                }
+                priced.insert(fault);
             }
             let min = v.money(path.field("min"), price.min.as_ref());
             let max = v.money(path.field("max"), price.max.as_ref());

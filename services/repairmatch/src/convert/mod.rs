@@ -229,8 +229,17 @@ fn timestamp_to_proto(time: DateTime<Utc>) -> pbjson_types::Timestamp {
     pbjson_types::Timestamp { seconds: time.timestamp(), nanos: time.timestamp_subsec_nanos() as i32 }
 }
 
+/// A `YYYY-MM-DD` date (read for every dated exception of every center at
+/// start, so without chrono's format-string parser).
 fn parse_date(value: &str) -> Option<NaiveDate> {
-    NaiveDate::parse_from_str(value, "%Y-%m-%d").ok().filter(|_| value.len() == 10)
+    let bytes = value.as_bytes();
+    let digits = |range: std::ops::Range<usize>| -> Option<u32> {
+        bytes[range].iter().try_fold(0, |number, &b| b.is_ascii_digit().then(|| number * 10 + u32::from(b - b'0')))
+    };
+    if bytes.len() != 10 || bytes[4] != b'-' || bytes[7] != b'-' {
+        return None;
+    }
+    NaiveDate::from_ymd_opt(i32::try_from(digits(0..4)?).ok()?, digits(5..7)?, digits(8..10)?)
 }
 
 #[cfg(test)]
@@ -250,5 +259,26 @@ mod tests {
             "opening_hours.exceptions[2].periods[1]"
         );
         assert_eq!(String::from(FieldPath::root("terminal.brand")), "terminal.brand");
+    }
+
+    #[test]
+    fn dates_are_read_as_iso_8601_calendar_dates_only() {
+        assert_eq!(parse_date("2026-12-25"), NaiveDate::from_ymd_opt(2026, 12, 25));
+        assert_eq!(parse_date("2028-02-29"), NaiveDate::from_ymd_opt(2028, 2, 29));
+        for refused in [
+            "2026-02-29",
+            "2026-13-01",
+            "2026-00-10",
+            "2026-1-01",
+            "2026-01-1",
+            "+2026-01-01",
+            "2026/01/01",
+            "2026-01-01T00:00",
+            "",
+            "２０２６-01-01",
+            "2026-0a-01",
+        ] {
+            assert_eq!(parse_date(refused), None, "{refused:?}");
+        }
     }
 }
