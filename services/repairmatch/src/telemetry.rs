@@ -22,8 +22,6 @@ use crate::config::{LogConfig, LogFormat, TracingConfig};
 #[must_use = "dropping it stops trace export"]
 pub struct Telemetry {
     traces: Option<SdkTracerProvider>,
-    /// Dropping it writes the log lines still queued.
-    _logs: WorkerGuard,
 }
 
 impl Telemetry {
@@ -56,10 +54,10 @@ pub fn init_text() {
         .init();
 }
 
-/// Logs and traces for `serve`, as configured. Call inside the Tokio
-/// runtime: the OTLP exporter's channel lives on it.
-pub fn init(log: &LogConfig, traces: &TracingConfig) -> anyhow::Result<Telemetry> {
-    let (stderr, logs) = queued_stderr();
+/// Logs (to `stderr`, from [`queued_stderr`]) and traces for `serve`, as
+/// configured. Call inside the Tokio runtime: the OTLP exporter's channel
+/// lives on it.
+pub fn init(log: &LogConfig, traces: &TracingConfig, stderr: NonBlocking) -> anyhow::Result<Telemetry> {
     let format = match log.format {
         LogFormat::Text => fmt::layer().with_writer(stderr).with_ansi(std::io::stderr().is_terminal()).boxed(),
         // One object a line: the event's fields at the top level, with the
@@ -82,16 +80,20 @@ pub fn init(log: &LogConfig, traces: &TracingConfig) -> anyhow::Result<Telemetry
     if let Some(endpoint) = &traces.otlp_endpoint {
         tracing::info!(%endpoint, sample_ratio = traces.sample_ratio, "exporting traces over OTLP");
     }
-    Ok(Telemetry { traces: provider, _logs: logs })
+    Ok(Telemetry { traces: provider })
 }
 
 /// Stderr written by a thread of its own, a batch of lines per `write(2)`:
 /// a 1,000-center write logs an audit line per center, and a system call for
-/// each on the writing thread was a third of the write. Not lossy: when the
-/// queue is full a logging thread waits, so no audit line is ever dropped.
-fn queued_stderr() -> (NonBlocking, WorkerGuard) {
+/// each on the writing thread was a third of the write. Not lossy: with the
+/// queue full, a thread that logs waits for it. What is still queued when
+/// the process is killed is lost (about a second of a bulk import's audit
+/// lines at most), so keep the guard until nothing else can log: dropping it
+/// writes the queue out.
+pub fn queued_stderr() -> (NonBlocking, WorkerGuard) {
     NonBlockingBuilder::default()
         .lossy(false)
+        .buffered_lines_limit(16_384)
         .thread_name("repairmatch-log")
         .finish(std::io::BufWriter::new(std::io::stderr()))
 }

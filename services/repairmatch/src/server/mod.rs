@@ -214,9 +214,12 @@ const RUNTIME_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
 /// listeners, watches the config files (when there are any) and serves until
 /// SIGINT or SIGTERM.
 pub fn run(config: Config, config_files: Vec<PathBuf>) -> anyhow::Result<()> {
+    // Dropped last, after the runtime: blocking work still finishing when the
+    // runtime stops, and the compaction and feed threads, log to the end.
+    let (log_writer, _log_queue) = telemetry::queued_stderr();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let served = runtime.block_on(async {
-        let _telemetry = telemetry::init(&config.log, &config.tracing)?;
+        let _telemetry = telemetry::init(&config.log, &config.tracing, log_writer)?;
         let listen = config.server.listen;
         let store_path = config.store.path.clone();
         let app = tokio::task::spawn_blocking(move || App::open(config))
