@@ -53,9 +53,11 @@ fn follow(app: &WeakApp, store: &dyn CatalogStore, mut version: u64) {
                 }
                 Ok(())
             }
-            Ok(Changes::ReloadAll) => store.load().map(|stored| {
+            Ok(Changes::ReloadAll) => super::in_rebuild_pool(|| store.load()).map(|stored| {
                 let started = Instant::now();
-                let catalog = Catalog::from_shared(stored.version, stored.centers, stored.brands, stored.banks);
+                let catalog = super::in_rebuild_pool(|| {
+                    Catalog::from_shared(stored.version, stored.centers, stored.brands, stored.banks)
+                });
                 tracing::warn!(
                     from = version,
                     to = stored.version,

@@ -20,7 +20,7 @@ pub mod page_token;
 pub mod queries;
 pub mod writer;
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use arc_swap::ArcSwap;
 use repairmatch_core::Catalog;
@@ -157,5 +157,23 @@ impl App {
     /// The current catalog snapshot.
     pub fn catalog(&self) -> Arc<Catalog> {
         self.inner.live.catalog.load_full()
+    }
+}
+
+/// Runs a rebuild of the whole snapshot off the request path (a compaction, a
+/// follower's reload) on a rayon pool of its own with half the cores. On the
+/// global pool a write's publish and its conversion, which use it too, would
+/// queue behind the rebuild's parallel steps for seconds, and every core would
+/// go to the rebuild, none to Finds. A start, with nothing to serve yet, uses
+/// the global pool and every core.
+pub(crate) fn in_rebuild_pool<T: Send>(rebuild: impl FnOnce() -> T + Send) -> T {
+    static POOL: LazyLock<Option<rayon::ThreadPool>> = LazyLock::new(|| {
+        let threads = std::thread::available_parallelism().map_or(1, |cores| (cores.get() / 2).max(1));
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).thread_name(|i| format!("rebuild-{i}")).build();
+        pool.inspect_err(|error| tracing::error!(%error, "no rebuild pool: rebuilds share the global one")).ok()
+    });
+    match &*POOL {
+        Some(pool) => pool.install(rebuild),
+        None => rebuild(),
     }
 }
