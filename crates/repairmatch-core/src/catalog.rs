@@ -386,16 +386,21 @@ impl Layer {
 
         // Which active centers list each brand (a brand listed twice is
         // indexed once, with its first listing's facts), then each brand's
-        // entries and tree on every core, largest brand first.
+        // entries and tree on every core.
         let mut listings_by_brand: HashMap<&str, Vec<(u32, u8)>> = HashMap::new();
         for (local, center) in centers.iter().enumerate().filter(|(_, center)| center.active) {
-            for (index, support) in center.brands.iter().enumerate() {
+            // `BrandFacts` holds a brand's position in a byte: the API allows 50.
+            for (index, support) in center.brands.iter().enumerate().take(usize::from(u8::MAX) + 1) {
                 let brand_key = support.brand_key();
                 if center.brands[..index].iter().all(|earlier| earlier.brand_key() != brand_key) {
                     listings_by_brand.entry(brand_key).or_default().push((local as u32, index as u8));
                 }
             }
         }
+        // A center's box serves every brand it lists: computed once.
+        let envelopes: Vec<Option<Envelope>> = centers.par_iter().map(|center| coverage_envelope(center)).collect();
+        // The largest brands first, so that no long bulk load starts last and
+        // runs alone.
         let mut listings_by_brand: Vec<_> = listings_by_brand.into_iter().collect();
         listings_by_brand.sort_unstable_by_key(|(_, listings)| std::cmp::Reverse(listings.len()));
         let built: Vec<_> = listings_by_brand
@@ -408,7 +413,7 @@ impl Layer {
                     let support = &center.brands[index as usize];
                     let brand = BrandFacts { index, authorized: support.authorized, all_models: support.all_models() };
                     let candidate = Candidate { slot: first_slot + local, brand };
-                    if let Some(envelope) = coverage_envelope(center) {
+                    if let Some(envelope) = envelopes[local as usize] {
                         entries.push(IndexEntry::new(envelope, candidate, center));
                     }
                     if !center.coverage.country_codes.is_empty()
@@ -486,7 +491,8 @@ impl Catalog {
     pub fn from_shared(version: u64, centers: Vec<Arc<RepairCenter>>, brands: Vec<Brand>, banks: Vec<Bank>) -> Self {
         let mut by_id: Vec<(&str, u32)> =
             centers.iter().enumerate().map(|(position, center)| (center.id.as_str(), position as u32)).collect();
-        // A store lists its centers by id: then this is one linear pass.
+        // The embedded store lists its centers by id: then this is one linear
+        // pass.
         by_id.par_sort_unstable();
         // Of centers sharing an id, the last in `centers`.
         let latest: Vec<u32> = (by_id.iter().enumerate())

@@ -7,6 +7,7 @@
 //! bad file is ever half-applied.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::fmt;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -112,9 +113,12 @@ where
         for outcome in parsed {
             line_number += 1;
             let Some(outcome) = outcome else { continue };
-            let outcome = outcome.and_then(|record| match first_line_of.insert(key(&record), line_number) {
-                Some(first) => Err(format!("duplicate of line {first}")),
-                None => Ok(record),
+            let outcome = outcome.and_then(|record| match first_line_of.entry(key(&record)) {
+                Entry::Occupied(first) => Err(format!("duplicate of line {}", first.get())),
+                Entry::Vacant(first) => {
+                    first.insert(line_number);
+                    Ok(record)
+                }
             });
             match outcome {
                 Ok(record) => records.push(record),
@@ -194,11 +198,14 @@ mod tests {
         lines[1] = lines[1].replace("\"location\":{\"latitude\":", "\"location\":{\"latitude\":95,\"x\":");
         lines[3] = "{not json".to_owned();
         lines.push(lines[0].clone());
+        lines.push(String::new());
+        lines.push(lines[0].clone());
         std::fs::write(&path, lines.join("\n")).unwrap();
         let NdjsonError::Invalid { problems, total, .. } = read_centers(&path).unwrap_err() else { panic!() };
-        assert_eq!(total, 3);
+        assert_eq!(total, 4);
         let numbers: Vec<usize> = problems.iter().map(|p| p.line).collect();
-        assert_eq!(numbers, [2, 4, 6]);
+        assert_eq!(numbers, [2, 4, 6, 8], "a blank line still counts");
         assert!(problems[2].message.contains("duplicate of line 1"));
+        assert!(problems[3].message.contains("duplicate of line 1"), "{}", problems[3].message);
     }
 }

@@ -81,7 +81,7 @@ pub fn center_from_proto(
             brand.authorized,
             brand.models.iter().map(|m| m.trim().to_owned()).collect(),
         );
-        // At most 50: a scan is cheaper than hashing.
+        // A few (50 at most through the API): a scan is cheaper than hashing.
         if brands.iter().any(|earlier| earlier.brand_key() == support.brand_key()) {
             v.add(path.field("brand"), "lists the same brand twice");
         }

@@ -33,10 +33,12 @@ where
     K: Sync,
     V: AsRef<[u8]> + Sync,
 {
-    records
+    let decoded: Vec<_> = records
         .par_iter()
         .map(|(key, bytes)| decode_center(bytes.as_ref()).map(Arc::new).map_err(|why| (key, why)))
-        .collect()
+        .collect();
+    // In order first, so that of several bad records the first is named.
+    decoded.into_iter().collect()
 }
 
 /// A brand as stored bytes.
