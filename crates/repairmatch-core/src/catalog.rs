@@ -387,16 +387,26 @@ impl Layer {
         // Which active centers list each brand (a brand listed twice is
         // indexed once, with its first listing's facts), then each brand's
         // entries and tree on every core.
-        let mut listings_by_brand: HashMap<&str, Vec<(u32, u8)>> = HashMap::new();
-        for (local, center) in centers.iter().enumerate().filter(|(_, center)| center.active) {
-            // `BrandFacts` holds a brand's position in a byte: the API allows 50.
-            for (index, support) in center.brands.iter().enumerate().take(usize::from(u8::MAX) + 1) {
-                let brand_key = support.brand_key();
-                if center.brands[..index].iter().all(|earlier| earlier.brand_key() != brand_key) {
-                    listings_by_brand.entry(brand_key).or_default().push((local as u32, index as u8));
+        type Listings<'a> = HashMap<&'a str, Vec<(u32, u8)>>;
+        let listings_by_brand = (centers.par_iter().enumerate())
+            .filter(|(_, center)| center.active)
+            .fold(Listings::new, |mut listings, (local, center)| {
+                // `BrandFacts` holds a brand's position in a byte: the API allows 50.
+                for (index, support) in center.brands.iter().enumerate().take(usize::from(u8::MAX) + 1) {
+                    let brand_key = support.brand_key();
+                    if center.brands[..index].iter().all(|earlier| earlier.brand_key() != brand_key) {
+                        listings.entry(brand_key).or_default().push((local as u32, index as u8));
+                    }
                 }
-            }
-        }
+                listings
+            })
+            // Adjacent runs of centers, joined in order.
+            .reduce(Listings::new, |mut earlier, later| {
+                for (brand_key, mut listings) in later {
+                    earlier.entry(brand_key).or_default().append(&mut listings);
+                }
+                earlier
+            });
         // A center's box serves every brand it lists: computed once.
         let envelopes: Vec<Option<Envelope>> = centers.par_iter().map(|center| coverage_envelope(center)).collect();
         // The largest brands first, so that no long bulk load starts last and
