@@ -501,9 +501,10 @@ impl Catalog {
     pub fn from_shared(version: u64, centers: Vec<Arc<RepairCenter>>, brands: Vec<Brand>, banks: Vec<Bank>) -> Self {
         let mut by_id: Vec<(&str, u32)> =
             centers.iter().enumerate().map(|(position, center)| (center.id.as_str(), position as u32)).collect();
-        // The embedded store lists its centers by id: then this is one linear
-        // pass.
-        by_id.par_sort_unstable();
+        // The embedded store lists its centers by id: then no sort at all.
+        if !by_id.is_sorted() {
+            by_id.par_sort_unstable();
+        }
         // Of centers sharing an id, the last in `centers`.
         let latest: Vec<u32> = (by_id.iter().enumerate())
             .filter(|(rank, (id, _))| by_id.get(rank + 1).is_none_or(|(next, _)| next != id))
