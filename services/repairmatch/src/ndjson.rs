@@ -79,7 +79,7 @@ impl fmt::Display for InvalidReport<'_> {
 /// converted on every core, a batch at a time, and judged in file order.
 fn read_file<M, T>(
     path: &Path,
-    convert: impl Fn(&M) -> Result<T, Vec<FieldViolation>> + Sync,
+    convert: impl Fn(M) -> Result<T, Vec<FieldViolation>> + Sync,
     key: impl Fn(&T) -> String,
 ) -> Result<Vec<T>, NdjsonError>
 where
@@ -106,7 +106,7 @@ where
                 (!line.trim().is_empty()).then(|| {
                     serde_json::from_str::<M>(line)
                         .map_err(|e| format!("not a valid message: {e}"))
-                        .and_then(|message| convert(&message).map_err(|v| convert::describe(&v)))
+                        .and_then(|message| convert(message).map_err(|v| convert::describe(&v)))
                 })
             })
             .collect();
@@ -139,17 +139,17 @@ where
 
 /// Reads a file of `RepairCenter` lines.
 pub fn read_centers(path: &Path) -> Result<Vec<RepairCenter>, NdjsonError> {
-    read_file(path, |m: &pb::RepairCenter| convert::center_from_proto(m, "", Limits::Api), |c| c.id.clone())
+    read_file(path, |m: pb::RepairCenter| convert::center_from_proto(m, "", Limits::Api), |c| c.id.clone())
 }
 
 /// Reads a file of `Brand` lines.
 pub fn read_brands(path: &Path) -> Result<Vec<Brand>, NdjsonError> {
-    read_file(path, |m: &pb::Brand| convert::brand_from_proto(m, "", Limits::Api), |b| match_key(&b.name))
+    read_file(path, |m: pb::Brand| convert::brand_from_proto(&m, "", Limits::Api), |b| match_key(&b.name))
 }
 
 /// Reads a file of `Bank` lines.
 pub fn read_banks(path: &Path) -> Result<Vec<Bank>, NdjsonError> {
-    read_file(path, |m: &pb::Bank| convert::bank_from_proto(m, "", Limits::Api), |b| b.id.clone())
+    read_file(path, |m: pb::Bank| convert::bank_from_proto(&m, "", Limits::Api), |b| b.id.clone())
 }
 
 /// Writes messages, one JSON line each.

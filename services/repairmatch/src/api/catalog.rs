@@ -36,13 +36,15 @@ impl CatalogGrpc {
 
 /// Converts and validates a batch on every core (on the blocking pool: a
 /// thousand centers is milliseconds of work).
-fn check_items(centers: &[pb::RepairCenter], first_position: usize, prefix: &str) -> Vec<CheckedItem> {
+fn check_items(centers: Vec<pb::RepairCenter>, first_position: usize, prefix: &str) -> Vec<CheckedItem> {
     centers
-        .par_iter()
+        .into_par_iter()
         .enumerate()
         .map(|(i, center)| {
             let path = format!("{prefix}[{}]", first_position + i);
-            (path.clone(), center.id.clone(), convert::center_from_proto(center, &path, Limits::Api))
+            let id = center.id.clone();
+            let checked = convert::center_from_proto(center, &path, Limits::Api);
+            (path, id, checked)
         })
         .collect()
 }
@@ -61,7 +63,7 @@ impl CatalogService for CatalogGrpc {
         }
         let app = self.app.clone();
         let (results, catalog_version) =
-            blocking(move || app.upsert_centers(&tenant, check_items(&centers, 0, "centers"))).await?;
+            blocking(move || app.upsert_centers(&tenant, check_items(centers, 0, "centers"))).await?;
         let results = results.iter().map(item_result_to_proto).collect();
         Ok(Response::new(pb::UpsertRepairCentersResponse { results, catalog_version }))
     }
@@ -142,10 +144,9 @@ impl CatalogService for CatalogGrpc {
                     since_publish = 0;
                 }
                 let (app, tenant) = (self.app.clone(), tenant.clone());
-                let (results, version) = blocking(move || {
-                    app.import_batch(&tenant, check_items(&centers, first_position, "items"), publish)
-                })
-                .await?;
+                let (results, version) =
+                    blocking(move || app.import_batch(&tenant, check_items(centers, first_position, "items"), publish))
+                        .await?;
                 summary.catalog_version = version;
                 for (offset, result) in results.iter().enumerate() {
                     if result.outcome == ItemOutcome::Ok {

@@ -20,9 +20,11 @@ use super::{
 };
 
 /// Validates a center. `prefix` is the path of the message in its request
-/// (`centers[3]`), empty at the top level.
+/// (`centers[3]`), empty at the top level. Takes the message to move its
+/// strings into the center rather than copy them (every stored center is
+/// converted at start).
 pub fn center_from_proto(
-    center: &pb::RepairCenter,
+    mut center: pb::RepairCenter,
     prefix: &str,
     limits: Limits,
 ) -> Result<RepairCenter, Vec<FieldViolation>> {
@@ -154,11 +156,11 @@ pub fn center_from_proto(
     let opening_hours =
         center.opening_hours.as_ref().and_then(|hours| hours_from_proto(hours, field("opening_hours"), &mut v));
 
-    let contact = center.contact.as_ref().map_or_else(Contact::default, |contact| {
+    let contact = center.contact.take().map_or_else(Contact::default, |contact| {
         v.text(field("contact.phone"), &contact.phone, 64, false);
         v.text(field("contact.email"), &contact.email, 254, false);
         v.text(field("contact.url"), &contact.url, 2048, false);
-        Contact { phone: contact.phone.clone(), email: contact.email.clone(), url: contact.url.clone() }
+        Contact { phone: contact.phone, email: contact.email, url: contact.url }
     });
 
     v.limit(center.bank_ids.len() > 50, field("bank_ids"), "at most 50 banks");
@@ -224,15 +226,19 @@ pub fn center_from_proto(
     if !v.is_empty() {
         return Err(v.into_vec());
     }
+    let name = match center.name.trim() {
+        trimmed if trimmed.len() == center.name.len() => std::mem::take(&mut center.name),
+        trimmed => trimmed.to_owned(),
+    };
     Ok(RepairCenter {
-        id: center.id.clone(),
-        name: center.name.trim().to_owned(),
+        id: center.id,
+        name,
         kind: kind.expect("validated"),
-        owner: center.owner.clone(),
+        owner: center.owner,
         location: location.expect("validated"),
-        address: center.address.clone(),
-        city: center.city.clone(),
-        country_code: center.country_code.clone(),
+        address: center.address,
+        city: center.city,
+        country_code: center.country_code,
         coverage: coverage.expect("validated"),
         service_modes,
         brands,
@@ -241,13 +247,13 @@ pub fn center_from_proto(
         prices,
         opening_hours,
         contact,
-        bank_ids: center.bank_ids.clone(),
+        bank_ids: center.bank_ids,
         turnaround_hours,
         key_injection: center.key_injection,
         repair_warranty_days: center.repair_warranty_days,
-        terms_url: center.terms_url.clone(),
+        terms_url: center.terms_url,
         active: center.active,
-        etag: center.etag.clone(),
+        etag: center.etag,
         update_time,
     })
 }
@@ -546,7 +552,7 @@ mod tests {
     fn sample_centers_round_trip_through_proto() {
         for center in datagen::generate(300, 3).centers {
             let message = center_to_proto(&center);
-            let back = center_from_proto(&message, "", Limits::Api).unwrap_or_else(|v| panic!("{}: {v:?}", center.id));
+            let back = center_from_proto(message, "", Limits::Api).unwrap_or_else(|v| panic!("{}: {v:?}", center.id));
             assert_eq!(back, center);
         }
     }
@@ -559,7 +565,7 @@ mod tests {
         message.coverage = Some(pb::Coverage { radius_km: 900.0, polygon: None, country_codes: vec![] });
         message.service_modes.push(42);
         let fields: Vec<String> =
-            center_from_proto(&message, "centers[3]", Limits::Api).unwrap_err().into_iter().map(|v| v.field).collect();
+            center_from_proto(message, "centers[3]", Limits::Api).unwrap_err().into_iter().map(|v| v.field).collect();
         for expected in [
             "centers[3].id",
             "centers[3].location.latitude",
@@ -581,7 +587,7 @@ mod tests {
             polygon: Some(pb::Polygon { exterior: Some(pb::LinearRing { points: ring.to_vec() }), holes: vec![] }),
             country_codes: vec![],
         });
-        let violations = center_from_proto(&message, "", Limits::Api).unwrap_err();
+        let violations = center_from_proto(message, "", Limits::Api).unwrap_err();
         assert_eq!(violations[0].field, "coverage.polygon");
         assert!(violations[0].description.contains("does not close"), "{violations:?}");
     }

@@ -23,7 +23,7 @@ pub fn encode_center(center: &RepairCenter) -> Vec<u8> {
 /// A center from stored bytes.
 pub fn decode_center(bytes: &[u8]) -> Result<RepairCenter, String> {
     let message = pb::RepairCenter::decode(bytes).map_err(|e| e.to_string())?;
-    convert::center_from_proto(&message, "", Limits::Stored).map_err(|v| convert::describe(&v))
+    convert::center_from_proto(message, "", Limits::Stored).map_err(|v| convert::describe(&v))
 }
 
 /// Stored centers, decoded on every core, in their order; a bad record is
@@ -77,7 +77,7 @@ mod tests {
         center.address = "A".repeat(5_000);
         let bytes = encode_center(&center);
         let message = pb::RepairCenter::decode(bytes.as_slice()).unwrap();
-        assert!(convert::center_from_proto(&message, "", Limits::Api).is_err(), "the API refuses it");
+        assert!(convert::center_from_proto(message, "", Limits::Api).is_err(), "the API refuses it");
         assert_eq!(decode_center(&bytes).unwrap(), center, "the store still loads it");
     }
 
