@@ -109,11 +109,22 @@ pub struct BrandFacts {
 impl BrandFacts {
     /// The facts for a brand key, by scanning the center's brands.
     pub fn find(center: &RepairCenter, brand_key: &str) -> Option<Self> {
-        center.brands.iter().position(|b| b.brand_key() == brand_key).map(|index| {
-            let support = &center.brands[index];
-            Self { index: index as u8, authorized: support.authorized, all_models: support.all_models() }
-        })
+        let index = center.brands.iter().position(|b| b.brand_key() == brand_key)?;
+        Some(Self::listed(center, index as u8))
     }
+
+    /// The facts of the center's brand at `index`.
+    fn listed(center: &RepairCenter, index: u8) -> Self {
+        let support = &center.brands[usize::from(index)];
+        Self { index, authorized: support.authorized, all_models: support.all_models() }
+    }
+}
+
+/// `items` taken in the order of `positions` (each an index into `items`,
+/// at most once), without cloning them.
+fn reordered<T>(items: Vec<T>, positions: impl Iterator<Item = u32>) -> Vec<T> {
+    let mut items: Vec<Option<T>> = items.into_iter().map(Some).collect();
+    positions.map(|position| items[position as usize].take().expect("each position at most once")).collect()
 }
 
 /// A center the index found for a brand.
@@ -366,9 +377,7 @@ impl Layer {
         for (local, &(_, rank)) in z_order.iter().enumerate() {
             by_id[rank as usize] = local as u32;
         }
-        let mut in_id_order: Vec<Option<Arc<RepairCenter>>> = in_id_order.into_iter().map(Some).collect();
-        let centers: Vec<Arc<RepairCenter>> =
-            z_order.iter().map(|&(_, rank)| in_id_order[rank as usize].take().expect("once")).collect();
+        let centers = reordered(in_id_order, z_order.iter().map(|&(_, rank)| rank));
         let mut quote_starts = Vec::with_capacity(centers.len());
         let mut quote_count = 0;
         for center in &centers {
@@ -420,9 +429,7 @@ impl Layer {
                 let mut by_country: HashMap<CountryCode, Vec<IndexEntry>> = HashMap::new();
                 for (local, index) in listings {
                     let center = &centers[local as usize];
-                    let support = &center.brands[index as usize];
-                    let brand = BrandFacts { index, authorized: support.authorized, all_models: support.all_models() };
-                    let candidate = Candidate { slot: first_slot + local, brand };
+                    let candidate = Candidate { slot: first_slot + local, brand: BrandFacts::listed(center, index) };
                     if let Some(envelope) = envelopes[local as usize] {
                         entries.push(IndexEntry::new(envelope, candidate, center));
                     }
@@ -510,9 +517,7 @@ impl Catalog {
             .filter(|(rank, (id, _))| by_id.get(rank + 1).is_none_or(|(next, _)| next != id))
             .map(|(_, &(_, position))| position)
             .collect();
-        let mut centers: Vec<Option<Arc<RepairCenter>>> = centers.into_iter().map(Some).collect();
-        let in_id_order = latest.iter().map(|&position| centers[position as usize].take().expect("once")).collect();
-        let base = Layer::build(in_id_order, 0);
+        let base = Layer::build(reordered(centers, latest.into_iter()), 0);
         let delta = Layer { first_slot: base.len() as Slot, ..Layer::default() };
         Self {
             version,
