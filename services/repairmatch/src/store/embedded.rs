@@ -8,7 +8,6 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
-use std::sync::Arc;
 
 use chrono::Utc;
 use rayon::prelude::*;
@@ -16,7 +15,8 @@ use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, Tab
 use repairmatch_core::model::{RepairCenter, match_key};
 
 use super::records::{
-    decode_bank, decode_brand, decode_center, decode_centers, encode_bank, encode_brand, encode_center,
+    decode_all, decode_bank, decode_brand, decode_center, decode_shared_center, encode_bank, encode_brand,
+    encode_center,
 };
 use super::{
     AppliedBatch, CatalogStore, ChangeSet, ChangedKeys, Changes, ItemStatus, Precondition, StoreError, StoredCatalog,
@@ -88,41 +88,28 @@ fn corrupt(table: &'static str, key: &str) -> impl FnOnce(String) -> StoreError 
     move |why| StoreError::Corrupt { table, key: key.to_owned(), why }
 }
 
-/// Every center, read in batches and decoded on every core (decoding is most
-/// of a start-up).
-fn read_centers(txn: &redb::ReadTransaction) -> Result<Vec<Arc<RepairCenter>>, StoreError> {
+/// Every record of a table, read in batches and decoded on every core.
+fn read_all<T: Send>(
+    txn: &redb::ReadTransaction,
+    (definition, name): (TableDefinition<&str, &[u8]>, &'static str),
+    decode: impl Fn(&[u8]) -> Result<T, String> + Sync,
+) -> Result<Vec<T>, StoreError> {
     const BATCH: usize = 8_192;
-    let table = txn.open_table(CENTERS)?;
-    let mut centers = Vec::with_capacity(usize::try_from(table.len()?).unwrap_or(0));
+    let table = txn.open_table(definition)?;
+    let mut records = Vec::with_capacity(usize::try_from(table.len()?).unwrap_or(0));
     let mut batch = Vec::with_capacity(BATCH);
     let mut entries = table.iter()?;
     loop {
         batch.clear();
         for entry in entries.by_ref().take(BATCH) {
-            let (key, value) = entry?;
-            batch.push((key, value));
+            batch.push(entry?);
         }
         if batch.is_empty() {
-            return Ok(centers);
+            return Ok(records);
         }
-        let records: Vec<(&str, &[u8])> = batch.iter().map(|(key, value)| (key.value(), value.value())).collect();
-        let decoded = decode_centers(&records).map_err(|(key, why)| corrupt("repair_centers", key)(why))?;
-        centers.extend(decoded);
+        let stored: Vec<(&str, &[u8])> = batch.iter().map(|(key, value)| (key.value(), value.value())).collect();
+        records.extend(decode_all(&stored, &decode).map_err(|(key, why)| corrupt(name, key)(why))?);
     }
-}
-
-fn read_all<T>(
-    txn: &redb::ReadTransaction,
-    (definition, name): (TableDefinition<&str, &[u8]>, &'static str),
-    decode: impl Fn(&[u8]) -> Result<T, String>,
-) -> Result<Vec<T>, StoreError> {
-    let table = txn.open_table(definition)?;
-    let mut records = Vec::with_capacity(usize::try_from(table.len()?).unwrap_or(0));
-    for entry in table.iter()? {
-        let (key, value) = entry?;
-        records.push(decode(value.value()).map_err(corrupt(name, key.value()))?);
-    }
-    Ok(records)
 }
 
 impl CatalogStore for EmbeddedStore {
@@ -136,7 +123,7 @@ impl CatalogStore for EmbeddedStore {
         let version = txn.open_table(META)?.get(CATALOG_VERSION)?.map_or(0, |v| v.value());
         Ok(StoredCatalog {
             version,
-            centers: read_centers(&txn)?,
+            centers: read_all(&txn, (CENTERS, "repair_centers"), decode_shared_center)?,
             brands: read_all(&txn, (BRANDS, "brands"), decode_brand)?,
             banks: read_all(&txn, (BANKS, "banks"), decode_bank)?,
         })

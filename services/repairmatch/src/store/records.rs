@@ -26,17 +26,24 @@ pub fn decode_center(bytes: &[u8]) -> Result<RepairCenter, String> {
     convert::center_from_proto(message, "", Limits::Stored).map_err(|v| convert::describe(&v))
 }
 
-/// Stored centers, decoded on every core, in their order; a bad record is
-/// refused with its key.
-pub fn decode_centers<K, V>(records: &[(K, V)]) -> Result<Vec<Arc<RepairCenter>>, (&K, String)>
+/// A center from stored bytes, ready to share with the snapshot built from it.
+pub fn decode_shared_center(bytes: &[u8]) -> Result<Arc<RepairCenter>, String> {
+    decode_center(bytes).map(Arc::new)
+}
+
+/// Stored records keyed by `K`, decoded on every core (decoding is most of a
+/// start), in their order; a bad record is refused with its key.
+pub fn decode_all<K, V, T>(
+    records: &[(K, V)],
+    decode: impl Fn(&[u8]) -> Result<T, String> + Sync,
+) -> Result<Vec<T>, (&K, String)>
 where
     K: Sync,
     V: AsRef<[u8]> + Sync,
+    T: Send,
 {
-    let decoded: Vec<_> = records
-        .par_iter()
-        .map(|(key, bytes)| decode_center(bytes.as_ref()).map(Arc::new).map_err(|why| (key, why)))
-        .collect();
+    let decoded: Vec<_> =
+        records.par_iter().map(|(key, bytes)| decode(bytes.as_ref()).map_err(|why| (key, why))).collect();
     // In order first, so that of several bad records the first is named.
     decoded.into_iter().collect()
 }

@@ -29,7 +29,8 @@ use redis::{Commands, Connection, RedisResult};
 use repairmatch_core::model::match_key;
 
 use super::records::{
-    decode_bank, decode_brand, decode_center, decode_centers, encode_bank, encode_brand, encode_center,
+    decode_all, decode_bank, decode_brand, decode_center, decode_shared_center, encode_bank, encode_brand,
+    encode_center,
 };
 use super::{
     AppliedBatch, CatalogStore, ChangeSet, ChangedKeys, Changes, ItemStatus, Precondition, StoreError, StoredCatalog,
@@ -360,7 +361,8 @@ impl CatalogStore for RedisStore {
                 }
                 let replies: Vec<Vec<(String, Vec<u8>)>> = pipe.query(connection)?;
                 for (shard, entries) in shards.iter().zip(replies) {
-                    let centers = decode_centers(&entries).map_err(|(id, why)| corrupt(shard, id, why))?;
+                    let centers =
+                        decode_all(&entries, decode_shared_center).map_err(|(id, why)| corrupt(shard, id, why))?;
                     stored.centers.extend(centers);
                 }
             }
