@@ -93,7 +93,9 @@ impl Gcra {
         let tat = tat_ms.map_or(now_ms, |tat| tat.max(now_ms));
         let ahead = tat + self.interval_ms - now_ms;
         if ahead > self.window_ms + EPSILON_MS {
-            let retry_after = Duration::from_millis((ahead - self.window_ms).ceil() as u64);
+            // The tolerance that admits a call also shortens the wait, or a
+            // TAT a hair past the window would ask for one ms too many.
+            let retry_after = Duration::from_millis((ahead - self.window_ms - EPSILON_MS).ceil() as u64);
             return (Verdict::Refused { retry_after }, tat_ms);
         }
         (Verdict::Allowed, Some(tat + self.interval_ms))
@@ -143,7 +145,7 @@ local stored = tonumber(redis.call('GET', KEYS[1]) or '')
 if stored and stored > now then tat = stored end
 local ahead = tat + interval - now
 if ahead > window + 1e-6 then
-  return {0, math.ceil(ahead - window)}
+  return {0, math.ceil(ahead - window - 1e-6)}
 end
 -- %.17g keeps every bit of the double, as the Rust side computes.
 redis.call('SET', KEYS[1], string.format('%.17g', tat + interval), 'PX', math.ceil(window))
@@ -389,6 +391,17 @@ mod tests {
         assert_eq!(unchanged, tat, "a refusal changes nothing");
         assert!(matches!(gcra.decide(tat, 249.0).0, Verdict::Refused { .. }), "a ms early");
         assert_eq!(gcra.decide(tat, 250.0).0, Verdict::Allowed, "on time");
+    }
+
+    #[test]
+    fn a_tat_within_the_tolerance_past_the_window_waits_one_interval_not_a_ms_more() {
+        let gcra = limit(10.0, 5); // 100 ms apart, a window of 500
+        // A TAT just inside the tolerance is admitted...
+        let (admitted, tat) = gcra.decide(Some(400.000_000_5), 0.0);
+        assert_eq!(admitted, Verdict::Allowed);
+        // ...and the next call waits exactly one interval, not 101 ms.
+        assert_eq!(gcra.decide(tat, 0.0).0, Verdict::Refused { retry_after: Duration::from_millis(100) });
+        assert_eq!(gcra.decide(tat, 100.0).0, Verdict::Allowed);
     }
 
     #[test]
