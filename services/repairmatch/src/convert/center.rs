@@ -437,7 +437,8 @@ pub fn center_to_proto(center: &RepairCenter) -> pb::RepairCenter {
                 .exceptions
                 .iter()
                 .map(|e| pb::DatedException {
-                    date: e.date.format("%Y-%m-%d").to_string(),
+                    // NaiveDate displays as ISO 8601, %Y-%m-%d, without parsing a format string per date.
+                    date: e.date.to_string(),
                     closed: e.periods.is_empty(),
                     periods: e.periods.iter().map(period).collect(),
                 })
@@ -555,6 +556,20 @@ mod tests {
             let back = center_from_proto(message, "", Limits::Api).unwrap_or_else(|v| panic!("{}: {v:?}", center.id));
             assert_eq!(back, center);
         }
+    }
+
+    #[test]
+    fn exception_dates_are_written_as_zero_padded_iso_dates() {
+        let mut center = datagen::generate(1, 1).centers.remove(0);
+        let hours = center.opening_hours.get_or_insert_with(|| OpeningHours {
+            time_zone: chrono_tz::Tz::UTC,
+            periods: Vec::new(),
+            exceptions: Vec::new(),
+        });
+        let date = chrono::NaiveDate::from_ymd_opt(2027, 1, 5).unwrap();
+        hours.exceptions = vec![DatedException { date, periods: Vec::new() }];
+        let written = center_to_proto(&center).opening_hours.unwrap().exceptions.remove(0);
+        assert_eq!(written.date, "2027-01-05");
     }
 
     #[test]
