@@ -15,10 +15,12 @@
 //! forms (`1 center`, `2 centers`; Chinese has one form).
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use fluent_bundle::concurrent::FluentBundle;
 use fluent_bundle::{FluentArgs, FluentResource, FluentValue};
+use fluent_syntax::ast;
 use unic_langid::LanguageIdentifier;
 
 use crate::model::Money;
@@ -199,17 +201,61 @@ static MESSAGES: LazyLock<Messages> = LazyLock::new(Messages::load);
 struct Messages {
     /// In [`Language::ALL`] order.
     bundles: Vec<FluentBundle<FluentResource>>,
+    /// Per bundle, its plain messages by id.
+    plain: Vec<HashMap<String, Plain>>,
+}
+
+/// A message whose value is only text and `{ $variable }`s, as most are.
+///
+/// Rendering one through Fluent builds `FluentArgs` and walks the syntax tree
+/// each time, and a Find answer renders some 150 texts: a profile put it at
+/// an eighth of a cache-off Find. Joining the pieces writes the same string
+/// (a test renders every message of every language both ways); messages
+/// that select, call functions or reference others stay with Fluent.
+#[derive(Debug)]
+struct Plain(Vec<Piece>);
+
+#[derive(Debug)]
+enum Piece {
+    Text(String),
+    Variable(String),
+}
+
+impl Plain {
+    fn of(pattern: &ast::Pattern<&str>) -> Option<Self> {
+        let pieces = pattern.elements.iter().map(|element| match element {
+            ast::PatternElement::TextElement { value } => Some(Piece::Text((*value).to_owned())),
+            ast::PatternElement::Placeable { expression: ast::Expression::Inline(inline) } => match inline {
+                ast::InlineExpression::VariableReference { id } => Some(Piece::Variable(id.name.to_owned())),
+                ast::InlineExpression::StringLiteral { value } => {
+                    Some(Piece::Text(fluent_syntax::unicode::unescape_unicode_to_string(value).into_owned()))
+                }
+                _ => None,
+            },
+            ast::PatternElement::Placeable { expression: ast::Expression::Select { .. } } => None,
+        });
+        pieces.collect::<Option<_>>().map(Self)
+    }
 }
 
 impl Messages {
     /// Parses the shipped files. They are part of the build and a test
     /// parses them, so a broken file is a bug, not an input.
     fn load() -> Self {
+        let mut plain = Vec::new();
         let bundles = MESSAGE_FILES
             .iter()
             .map(|(language, source)| {
                 let resource = FluentResource::try_new((*source).to_owned())
                     .unwrap_or_else(|(_, errors)| panic!("locales/{}: {errors:?}", language.tag()));
+                let messages = resource.entries().filter_map(|entry| match entry {
+                    ast::Entry::Message(message) => {
+                        let plain = Plain::of(message.value.as_ref()?)?;
+                        Some((message.id.name.to_owned(), plain))
+                    }
+                    _ => None,
+                });
+                plain.push(messages.collect());
                 let id: LanguageIdentifier = language.tag().parse().expect("a valid tag");
                 let mut bundle = FluentBundle::new_concurrent(vec![id]);
                 // Fluent wraps each variable in Unicode isolation marks for
@@ -220,7 +266,7 @@ impl Messages {
                 bundle
             })
             .collect();
-        Self { bundles }
+        Self { bundles, plain }
     }
 
     fn bundle(&self, language: Language) -> &FluentBundle<FluentResource> {
@@ -230,6 +276,46 @@ impl Messages {
     /// `text` in `language`; a message the language lacks is said in
     /// English (a test keeps every language complete).
     fn render(&self, language: Language, text: &Text) -> String {
+        let mut rendered = String::new();
+        self.write_text(language, text, &mut rendered);
+        rendered
+    }
+
+    /// Appends `text` in `language` to `out`: the texts inside it (lists,
+    /// money, nested texts) are written into the same string.
+    fn write_text(&self, language: Language, text: &Text, out: &mut String) {
+        if let Some(plain) = self.plain[language as usize].get(text.id) {
+            let start = out.len();
+            if self.write_plain(language, plain, text, out).is_some() {
+                return;
+            }
+            out.truncate(start);
+        }
+        out.push_str(&self.render_with_fluent(language, text));
+    }
+
+    /// Appends a plain message piece by piece; none when it uses a variable
+    /// `text` lacks, which Fluent renders (and reports).
+    fn write_plain(&self, language: Language, plain: &Plain, text: &Text, out: &mut String) -> Option<()> {
+        for piece in &plain.0 {
+            match piece {
+                Piece::Text(literal) => out.push_str(literal),
+                Piece::Variable(name) => {
+                    // The last value of a name wins, as in FluentArgs.
+                    let (_, arg) = text.args.iter().rev().find(|(arg_name, _)| arg_name == name)?;
+                    match arg {
+                        // The f64 a count becomes (see `value`), as Fluent's
+                        // FluentNumber::as_string writes it.
+                        Arg::Count(count) => push_display(out, *count as f64),
+                        other => self.write_arg(language, other, out),
+                    }
+                }
+            }
+        }
+        Some(())
+    }
+
+    fn render_with_fluent(&self, language: Language, text: &Text) -> String {
         let bundle = self.bundle(language);
         let Some(pattern) = bundle.get_message(text.id).and_then(|message| message.value()) else {
             debug_assert!(false, "no message {} in {}", text.id, language.tag());
@@ -255,36 +341,74 @@ impl Messages {
 
     /// `arg` as text in `language`.
     fn string(&self, language: Language, arg: &Arg) -> String {
+        let mut string = String::new();
+        self.write_arg(language, arg, &mut string);
+        string
+    }
+
+    /// Appends `arg` as text in `language`.
+    fn write_arg(&self, language: Language, arg: &Arg, out: &mut String) {
         match arg {
-            Arg::Verbatim(value) => value.clone(),
-            Arg::Count(count) => count.to_string(),
-            Arg::Decimal { value, places } => format!("{value:.*}", usize::from(*places)),
-            Arg::Money(money) => self.money(language, money),
-            Arg::Text(inner) => self.render(language, inner),
-            Arg::List(items, style) => self.join(language, items, *style),
-            Arg::Flag(flag) => if *flag { "yes" } else { "no" }.to_owned(),
+            Arg::Verbatim(value) => out.push_str(value),
+            Arg::Count(count) => push_display(out, count),
+            Arg::Decimal { value, places } => push_decimal(out, *value, *places),
+            Arg::Money(money) => self.write_money(language, money, out),
+            Arg::Text(inner) => self.write_text(language, inner, out),
+            Arg::List(items, style) => self.write_list(language, items, *style, out),
+            Arg::Flag(flag) => out.push_str(if *flag { "yes" } else { "no" }),
         }
     }
 
     /// Major units with the currency's ISO 4217 decimals, named as the
     /// language's `money` message names the currency.
-    fn money(&self, language: Language, money: &Money) -> String {
+    fn write_money(&self, language: Language, money: &Money, out: &mut String) {
         let text =
             Text::new("money").with("amount", money.major_units()).with("currency", money.currency_code.as_str());
-        self.render(language, &text)
+        self.write_text(language, &text, out);
     }
 
-    fn join(&self, language: Language, items: &[Arg], style: ListStyle) -> String {
+    fn write_list(&self, language: Language, items: &[Arg], style: ListStyle, out: &mut String) {
         let (separator, last) = style.message_ids();
-        let mut joined = String::new();
         for (index, item) in items.iter().enumerate() {
             if index > 0 {
                 let id = if index + 1 == items.len() { last } else { separator };
-                joined.push_str(&self.render(language, &Text::new(id)));
+                self.write_text(language, &Text::new(id), out);
             }
-            joined.push_str(&self.string(language, item));
+            self.write_arg(language, item, out);
         }
-        joined
+    }
+}
+
+fn push_display(out: &mut String, value: impl std::fmt::Display) {
+    use std::fmt::Write;
+    write!(out, "{value}").expect("a String takes every write");
+}
+
+/// Appends `value` with `places` decimals, exactly as `{value:.places$}`
+/// writes it, without its exact-decimal formatting (about a thousand
+/// instructions) for the distances, ratings and hours of every answer.
+///
+/// The value times 10^places is off from the exact product by at most half
+/// an ulp; unless that lands next to a half, both round to the same whole
+/// number, and the digits are that number's. Near a half (a tie, which the
+/// formatter rounds to even on the exact value), negative values, and what
+/// would not fit an f64's integers go to the formatter.
+fn push_decimal(out: &mut String, value: f64, places: u8) {
+    const SCALES: [f64; 4] = [1.0, 10.0, 100.0, 1_000.0];
+    let Some(&scale) = SCALES.get(usize::from(places)) else {
+        return push_display(out, format_args!("{value:.*}", usize::from(places)));
+    };
+    let scaled = value * scale;
+    let near_half = (scaled - scaled.floor() - 0.5).abs() <= 1e-9 * scaled.max(1.0);
+    if !(value.is_sign_positive() && scaled < 1e15) || near_half {
+        return push_display(out, format_args!("{value:.*}", usize::from(places)));
+    }
+    // Whole, below 1e15: exact in a u64.
+    let whole = scaled.round() as u64;
+    let per_unit = 10_u64.pow(u32::from(places));
+    push_display(out, whole / per_unit);
+    if places > 0 {
+        push_display(out, format_args!(".{:0width$}", whole % per_unit, width = usize::from(places)));
     }
 }
 
@@ -316,7 +440,7 @@ mod tests {
 
     #[test]
     fn money_reads_as_each_language_writes_it() {
-        let render = |language: Language, money: Money| MESSAGES.money(language, &money);
+        let render = |language: Language, money: Money| MESSAGES.string(language, &Arg::Money(money));
         assert_eq!(render(Language::English, money("CNY", 34_200)), "342.00 CNY");
         assert_eq!(render(Language::English, money("JPY", 7_897)), "7897 JPY");
         assert_eq!(render(Language::English, money("BHD", 1_234)), "1.234 BHD");
@@ -331,12 +455,15 @@ mod tests {
     #[test]
     fn lists_join_in_each_languages_way() {
         let modes = || Arg::list(["mode-walk-in", "mode-onsite", "mode-mail-in"].map(Text::new), ListStyle::Or);
-        assert_eq!(MESSAGES.join(Language::English, &[], ListStyle::Or), "");
+        let join = |language: Language, items: &[Arg], style: ListStyle| {
+            MESSAGES.string(language, &Arg::List(items.to_vec(), style))
+        };
+        assert_eq!(join(Language::English, &[], ListStyle::Or), "");
         let Arg::List(items, style) = modes() else { unreachable!() };
-        assert_eq!(MESSAGES.join(Language::English, &items, style), "walk-in or onsite or mail-in");
-        assert_eq!(MESSAGES.join(Language::SimplifiedChinese, &items, style), "到店维修、上门维修或寄修");
-        assert_eq!(MESSAGES.join(Language::English, &items[..2], ListStyle::And), "walk-in, onsite");
-        assert_eq!(MESSAGES.join(Language::SimplifiedChinese, &items[..2], ListStyle::And), "到店维修、上门维修");
+        assert_eq!(join(Language::English, &items, style), "walk-in or onsite or mail-in");
+        assert_eq!(join(Language::SimplifiedChinese, &items, style), "到店维修、上门维修或寄修");
+        assert_eq!(join(Language::English, &items[..2], ListStyle::And), "walk-in, onsite");
+        assert_eq!(join(Language::SimplifiedChinese, &items[..2], ListStyle::And), "到店维修、上门维修");
     }
 
     #[test]
@@ -350,6 +477,101 @@ mod tests {
         let distance = Text::new("reason-distance").with("distance_km", Arg::decimal(10.4249, 1));
         assert_eq!(distance.english(), "10.4 km away");
         assert_eq!(distance.render(Language::SimplifiedChinese), "距离 10.4 公里");
+    }
+
+    #[test]
+    fn decimals_read_exactly_as_the_formatter_writes_them() {
+        let mut values = vec![
+            0.0,
+            -0.0,
+            0.05,
+            0.15,
+            0.25,
+            0.35,
+            0.45,
+            1.5,
+            2.5,
+            10.45,
+            10.4249,
+            0.999_999_999_9,
+            9.95,
+            99.95,
+            1e14,
+            1e16,
+            -1.25,
+            -0.04,
+            123.456_5,
+            0.000_5,
+            0.001_5,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::MAX,
+            5e-324,
+        ];
+        let mut random = fastrand::Rng::with_seed(7);
+        for _ in 0..50_000 {
+            values.push(random.f64() * 10_f64.powi(random.i32(-3..8)));
+            // Ties and their neighbours, k/2000 and one ulp either side.
+            let tie = f64::from(random.u32(0..2_000_000)) / 2_000.0;
+            values.extend([tie, tie.next_up(), tie.next_down()]);
+        }
+        for value in values {
+            for places in 0..=4 {
+                let mut fast = String::new();
+                push_decimal(&mut fast, value, places);
+                assert_eq!(fast, format!("{value:.*}", usize::from(places)), "{value:e} to {places} places");
+            }
+        }
+    }
+
+    #[test]
+    fn plain_messages_read_exactly_as_fluent_writes_them() {
+        let samples = || {
+            [
+                Arg::from("Verifone"),
+                Arg::Count(1),
+                Arg::Count(1_507),
+                Arg::decimal(10.4249, 1),
+                Arg::Money(money("CNY", 34_200)),
+                Arg::Money(money("USD", 1_999)),
+                Arg::from(Text::new("mode-walk-in")),
+                Arg::list(["mode-walk-in", "mode-mail-in"].map(Text::new), ListStyle::And),
+                Arg::Flag(true),
+            ]
+        };
+        for language in Language::ALL {
+            let plain = &MESSAGES.plain[language as usize];
+            assert!(plain.len() > 90, "{}: only {} plain messages", language.tag(), plain.len());
+            for (id, message) in plain {
+                let id: &'static str = Box::leak(id.clone().into_boxed_str());
+                let variables: Vec<&'static str> = (message.0.iter())
+                    .filter_map(|piece| match piece {
+                        Piece::Variable(name) => Some(&*Box::leak(name.clone().into_boxed_str())),
+                        Piece::Text(_) => None,
+                    })
+                    .collect();
+                let plain_rendering = |text: &Text| {
+                    let mut rendered = String::from("before|");
+                    MESSAGES
+                        .write_plain(language, message, text, &mut rendered)
+                        .map(|()| rendered.replacen("before|", "", 1))
+                };
+                for sample in samples() {
+                    let text = variables.iter().fold(Text::new(id), |text, name| text.with(name, sample.clone()));
+                    let rendered = plain_rendering(&text);
+                    assert_eq!(rendered, Some(MESSAGES.render_with_fluent(language, &text)), "{id} with {sample:?}");
+                }
+                if let Some(name) = variables.first() {
+                    // A repeated name: the last value wins in both.
+                    let text = Text::new(id).with(name, "first").with(name, "second");
+                    let text = variables[1..].iter().fold(text, |text, name| text.with(name, "other"));
+                    assert_eq!(plain_rendering(&text), Some(MESSAGES.render_with_fluent(language, &text)));
+                    // A variable missing: Fluent's path renders it.
+                    assert_eq!(plain_rendering(&Text::new(id)), None, "{id}");
+                }
+            }
+        }
     }
 
     /// Every message id of a file, with the variables it uses (in its value,
