@@ -21,11 +21,14 @@ use prost::Message;
 use prost::bytes::Bytes;
 use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
+use repairmatch_core::model::RepairCenter;
 use repairmatch_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::config::{StoreConfig, StoreKind};
+use crate::convert;
+use crate::convert::find::FindResponseParts;
 use crate::error::ServiceError;
 use crate::metrics::Metrics;
 use crate::store::redis::Breaker;
@@ -89,6 +92,44 @@ pub struct FindAnswer {
     pub next_page_token: String,
 }
 
+/// Centers in their wire form, each encoded once for the Find answers it
+/// is in (see [`FindResponseParts`]), bounded by bytes.
+///
+/// Keyed by the address of the snapshot's shared record, which the entry
+/// holds: while the entry lives no other record can have that address, and
+/// a changed center is a new record, so a new key. A replaced center stays
+/// in memory until its entry is evicted.
+pub struct CenterEncodings(moka::sync::Cache<usize, (Arc<RepairCenter>, Bytes)>);
+
+impl CenterEncodings {
+    /// At most `max_bytes` of encodings (each about 1 KB).
+    pub fn new(max_bytes: u64) -> Self {
+        let weigh = |_: &usize, (_, encoded): &(Arc<RepairCenter>, Bytes)| {
+            u32::try_from(encoded.len() + std::mem::size_of::<(usize, Arc<RepairCenter>, Bytes)>()).unwrap_or(u32::MAX)
+        };
+        Self(moka::sync::Cache::builder().max_capacity(max_bytes).weigher(weigh).build())
+    }
+
+    /// `center` as `convert::center_to_proto` encodes it.
+    pub fn get(&self, center: &Arc<RepairCenter>) -> Bytes {
+        let key = Arc::as_ptr(center) as usize;
+        if let Some((held, encoded)) = self.0.get(&key)
+            && Arc::ptr_eq(&held, center)
+        {
+            return encoded;
+        }
+        let encoded = Bytes::from(convert::center_to_proto(center).encode_to_vec());
+        self.0.insert(key, (Arc::clone(center), encoded.clone()));
+        encoded
+    }
+}
+
+impl std::fmt::Debug for CenterEncodings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CenterEncodings").field("entries", &self.0.entry_count()).finish()
+    }
+}
+
 /// Only `next_page_token` of a `FindRepairCenterResponse`: decoding the
 /// answer into this skips every other field.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -101,6 +142,12 @@ impl FindAnswer {
     /// Encodes `response`.
     pub fn new(response: &pb::FindRepairCenterResponse) -> Self {
         Self { encoded: response.encode_to_vec().into(), next_page_token: response.next_page_token.clone() }
+    }
+
+    /// Encodes an answer, its centers from `encodings`.
+    pub fn from_parts(parts: FindResponseParts, encodings: &CenterEncodings) -> Self {
+        let next_page_token = parts.message.next_page_token.clone();
+        Self { encoded: parts.encode(|center| encodings.get(center)).into(), next_page_token }
     }
 
     /// An answer as another replica cached it.
@@ -365,6 +412,20 @@ mod tests {
         assert_eq!(read_back, answer);
         assert_eq!(read_back.next_page_token, "page-2");
         assert_eq!(pb::FindRepairCenterResponse::decode(read_back.encoded).unwrap(), response);
+    }
+
+    #[test]
+    fn a_center_is_encoded_once_and_a_changed_center_anew() {
+        let encodings = CenterEncodings::new(1 << 20);
+        let mut center = repairmatch_datagen::generate(1, 3).centers.remove(0);
+        let first = Arc::new(center.clone());
+        let encoded = encodings.get(&first);
+        assert_eq!(encoded, convert::center_to_proto(&first).encode_to_vec());
+        assert_eq!(encodings.get(&first).as_ptr(), encoded.as_ptr(), "the same bytes, not encoded again");
+        center.name = "Renamed".into();
+        let changed = Arc::new(center);
+        assert_eq!(encodings.get(&changed), convert::center_to_proto(&changed).encode_to_vec());
+        assert_eq!(encodings.get(&first), encoded, "the first version is still its own");
     }
 
     #[test]

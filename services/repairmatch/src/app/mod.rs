@@ -30,7 +30,11 @@ pub use config_state::{ConfigStatus, LiveConfig};
 pub use queries::ListFilter;
 pub use writer::{CheckedItem, ItemOutcome, ItemResult};
 
-use crate::cache::FindCache;
+use crate::cache::{CenterEncodings, FindCache};
+
+/// Room for the encodings of some 16,000 centers: the ones near the merchants
+/// who ask, whatever the catalog's size.
+const CENTER_ENCODINGS_BYTES: u64 = 16 << 20;
 use crate::config::{Config, StoreKind};
 use crate::metrics::Metrics;
 use crate::store::{CatalogStore, StoreError, WriteBatch};
@@ -50,6 +54,8 @@ struct AppInner {
     live: Arc<LiveCatalog>,
     feed: Mutex<follower::FeedState>,
     cache: Option<FindCache>,
+    /// Centers encoded for Find answers, cache or no cache.
+    center_encodings: CenterEncodings,
     /// A snapshot version that does not yet hold every write numbered up to
     /// it (see `App::advance`), or 0. Answers from it are not cached.
     inexact_version: std::sync::atomic::AtomicU64,
@@ -126,6 +132,7 @@ impl App {
                     failing: false,
                 }),
                 cache,
+                center_encodings: CenterEncodings::new(CENTER_ENCODINGS_BYTES),
                 inexact_version: std::sync::atomic::AtomicU64::new(0),
                 live: Arc::new(LiveCatalog { catalog: ArcSwap::from_pointee(catalog), writer: Mutex::new(writer) }),
             }),

@@ -15,6 +15,7 @@ use super::{App, LiveConfig, page_token};
 use crate::auth::{Caller, Role, Tenant};
 use crate::cache::{CacheKey, FindAnswer};
 use crate::convert;
+use crate::convert::find::FindResponseParts;
 use crate::error::ServiceError;
 
 /// How many pages after a freshly ranked one are ranked with it and cached.
@@ -77,7 +78,7 @@ pub fn find(
 ) -> Result<pb::FindRepairCenterResponse, ServiceError> {
     let profile_name = resolve_profile(live, caller, request)?;
     let mut pages = rank(live, catalog, &profile_name, request, now, 1)?;
-    Ok(pages.swap_remove(0))
+    Ok(pages.swap_remove(0).into_message())
 }
 
 /// The rest of a Find once [`resolve_profile`] has allowed the caller and
@@ -91,7 +92,7 @@ fn rank(
     request: &pb::FindRepairCenterRequest,
     now: DateTime<Utc>,
     pages: usize,
-) -> Result<Vec<pb::FindRepairCenterResponse>, ServiceError> {
+) -> Result<Vec<FindResponseParts>, ServiceError> {
     let config = &live.config;
     // The core pages by keyset; the version the token also carries matters
     // only to the cache (see `App::find`).
@@ -127,8 +128,9 @@ fn rank(
         .map(|outcome| {
             let mut response =
                 convert::find::find_response_to_proto(outcome, &query.profile_name, live.version, language);
-            if !response.next_page_token.is_empty() {
-                response.next_page_token = page_token::wrap(catalog.version(), &response.next_page_token);
+            let token = &mut response.message.next_page_token;
+            if !token.is_empty() {
+                *token = page_token::wrap(catalog.version(), token);
             }
             response
         })
@@ -172,7 +174,9 @@ impl App {
         let exact = self.inner.inexact_version.load(std::sync::atomic::Ordering::SeqCst) != catalog.version();
         let Some(cache) = self.inner.cache.as_ref().filter(|_| exact) else {
             self.metrics().find_computed.inc();
-            return find(&live, &catalog, caller, request, now).map(|response| Arc::new(FindAnswer::new(&response)));
+            let profile = resolve_profile(&live, caller, request)?;
+            let mut pages = rank(&live, &catalog, &profile, request, now, 1)?;
+            return Ok(Arc::new(FindAnswer::from_parts(pages.swap_remove(0), &self.inner.center_encodings)));
         };
         // Who may ask, and with which profile, depends on the caller: decided
         // before the cache, and part of the key.
@@ -200,7 +204,7 @@ impl App {
                 let mut pages = rank(&live, &catalog, &profile, request, now, 1 + PAGES_RANKED_AHEAD)?;
                 let first = pages.remove(0);
                 ranked_ahead = pages;
-                Ok(FindAnswer::new(&first))
+                Ok(FindAnswer::from_parts(first, &self.inner.center_encodings))
             })
             .await?;
         if !ranked_ahead.is_empty() {
@@ -229,7 +233,7 @@ impl App {
         catalog_version: u64,
         config_version: u64,
         first: &FindAnswer,
-        pages: Vec<pb::FindRepairCenterResponse>,
+        pages: Vec<FindResponseParts>,
     ) {
         let app = self.clone();
         let mut token = first.next_page_token.clone();
@@ -241,7 +245,7 @@ impl App {
                 }
                 request.page_token = std::mem::take(&mut token);
                 let key = CacheKey::new(&request, &profile, date, catalog_version, config_version);
-                let answer = FindAnswer::new(&page);
+                let answer = FindAnswer::from_parts(page, &app.inner.center_encodings);
                 token = answer.next_page_token.clone();
                 cache.insert(key, Arc::new(answer)).await;
                 app.metrics().find_pages_ahead.inc();

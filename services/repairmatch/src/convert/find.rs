@@ -1,11 +1,16 @@
 //! The Find request and its answer.
 
+use std::sync::Arc;
+
 use chrono::NaiveDate;
+use prost::Message;
+use prost::bytes::Bytes;
+use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len};
 use repairmatch_core::country::CountryCode;
 use repairmatch_core::eligibility::Exclusion;
 use repairmatch_core::find::{FindOutcome, RankedMatch, SupportChannel, SupportProvider};
 use repairmatch_core::i18n::{Arg, Language, Text};
-use repairmatch_core::model::{FaultCategory, ServiceMode, ServiceModeSet};
+use repairmatch_core::model::{FaultCategory, RepairCenter, ServiceMode, ServiceModeSet};
 use repairmatch_core::query::{FindQuery, Ownership, WarrantyClaim, WarrantyStatus};
 use repairmatch_proto::v1 as pb;
 
@@ -196,7 +201,8 @@ fn match_to_proto(ranked: &RankedMatch, language: Language) -> pb::RepairCenterM
     let scored = &ranked.scored;
     let eligible = &scored.eligible;
     pb::RepairCenterMatch {
-        center: Some(center_to_proto(&ranked.center)),
+        // Spliced in as bytes, or filled in: see `FindResponseParts`.
+        center: None,
         rank: ranked.rank,
         score: scored.score,
         distance_km: eligible.distance_km,
@@ -245,6 +251,61 @@ fn exclusion_to_proto(exclusion: &Exclusion, language: Language) -> pb::Exclusio
     }
 }
 
+/// A Find answer as a message whose matches leave their centers out, and
+/// those centers in match order.
+///
+/// Turning ten centers into messages and encoding them was about a sixth
+/// of a cache-off Find, and a center near many merchants is in many
+/// answers: the service encodes each center once (see
+/// `cache::CenterEncodings`) and [`FindResponseParts::encode`] splices the
+/// bytes in. [`FindResponseParts::into_message`] fills them in instead.
+#[derive(Debug)]
+pub struct FindResponseParts {
+    /// The answer, every match's `center` unset.
+    pub message: pb::FindRepairCenterResponse,
+    /// The matches' centers, in order.
+    pub centers: Vec<Arc<RepairCenter>>,
+}
+
+/// `center` of `RepairCenterMatch` and `matches` of `FindRepairCenterResponse`.
+/// Both are field 1, so prost writes each first: splicing them first writes
+/// exactly the bytes of the whole message.
+const CENTER_FIELD: u32 = 1;
+const MATCHES_FIELD: u32 = 1;
+
+impl FindResponseParts {
+    /// The whole message.
+    pub fn into_message(mut self) -> pb::FindRepairCenterResponse {
+        for (found, center) in self.message.matches.iter_mut().zip(&self.centers) {
+            found.center = Some(center_to_proto(center));
+        }
+        self.message
+    }
+
+    /// The whole message's encoding, with each center's bytes from
+    /// `encoded_center` (which must be `center_to_proto(center)` encoded).
+    pub fn encode(mut self, encoded_center: impl Fn(&Arc<RepairCenter>) -> Bytes) -> Vec<u8> {
+        let matches = std::mem::take(&mut self.message.matches);
+        let centers: Vec<Bytes> = self.centers.iter().map(encoded_center).collect();
+        let field_len = |len: usize| key_len(CENTER_FIELD) + encoded_len_varint(len as u64) + len;
+        let match_lens: Vec<usize> =
+            matches.iter().zip(&centers).map(|(found, center)| field_len(center.len()) + found.encoded_len()).collect();
+        let total = match_lens.iter().map(|&len| field_len(len)).sum::<usize>() + self.message.encoded_len();
+        let mut encoded = Vec::with_capacity(total);
+        for ((found, center), len) in matches.iter().zip(&centers).zip(match_lens) {
+            encode_key(MATCHES_FIELD, WireType::LengthDelimited, &mut encoded);
+            encode_varint(len as u64, &mut encoded);
+            encode_key(CENTER_FIELD, WireType::LengthDelimited, &mut encoded);
+            encode_varint(center.len() as u64, &mut encoded);
+            encoded.extend_from_slice(center);
+            found.encode_raw(&mut encoded);
+        }
+        self.message.encode_raw(&mut encoded);
+        debug_assert_eq!(encoded.len(), total);
+        encoded
+    }
+}
+
 /// A find outcome as a response, its human text in `language`.
 /// `config_version` is the version of the config the request was answered under.
 pub fn find_response_to_proto(
@@ -252,8 +313,8 @@ pub fn find_response_to_proto(
     profile_name: &str,
     config_version: u64,
     language: Language,
-) -> pb::FindRepairCenterResponse {
-    pb::FindRepairCenterResponse {
+) -> FindResponseParts {
+    let message = pb::FindRepairCenterResponse {
         matches: outcome.matches.iter().map(|ranked| match_to_proto(ranked, language)).collect(),
         remote_support: Some(pb::RemoteSupport {
             channels: outcome.remote_support.iter().map(channel_to_proto).collect(),
@@ -268,7 +329,8 @@ pub fn find_response_to_proto(
         warranty_status: warranty_status_to_proto(outcome.warranty),
         config_version,
         language_code: language.tag().to_owned(),
-    }
+    };
+    FindResponseParts { message, centers: outcome.matches.iter().map(|ranked| Arc::clone(&ranked.center)).collect() }
 }
 
 // WARRANTY_STATUS_UNKNOWN is the zero value, as the contract names it, so
@@ -280,4 +342,45 @@ fn warranty_status_to_proto(status: WarrantyStatus) -> i32 {
         WarrantyStatus::OutOfWarranty => pb::WarrantyStatus::OutOfWarranty,
     };
     status as i32
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use repairmatch_core::Catalog;
+    use repairmatch_core::find::{EXACT_TOTAL_LIMIT, find_pages};
+    use repairmatch_core::profile::RankingProfile;
+    use repairmatch_datagen as datagen;
+
+    use super::*;
+
+    #[test]
+    fn spliced_centers_encode_to_exactly_the_whole_messages_bytes() {
+        let sample = datagen::generate(3_000, 5);
+        let catalog = Catalog::build(1, sample.centers, sample.brands, sample.banks);
+        let mut answers = 0;
+        for (latitude, longitude, brand) in
+            [(31.23, 121.47, "PAX"), (51.51, -0.13, "Ingenico"), (19.07, 72.88, "Verifone")]
+        {
+            let request = pb::FindRepairCenterRequest {
+                location: Some(pb::LatLng { latitude, longitude }),
+                terminal: Some(pb::Terminal { brand: brand.into(), ..Default::default() }),
+                page_size: 10,
+                ..Default::default()
+            };
+            let today = Utc::now().date_naive();
+            let query = find_query_from_proto(&request, "default", |_| true, today).unwrap();
+            let outcomes =
+                find_pages(&catalog, &query, &RankingProfile::default(), Utc::now(), 3, EXACT_TOTAL_LIMIT).unwrap();
+            for outcome in &outcomes {
+                let parts = || find_response_to_proto(outcome, "default", 1, Language::English);
+                let spliced = parts().encode(|center| center_to_proto(center).encode_to_vec().into());
+                let whole = parts().into_message();
+                assert_eq!(spliced, whole.encode_to_vec());
+                assert_eq!(pb::FindRepairCenterResponse::decode(spliced.as_slice()).unwrap(), whole);
+                answers += usize::from(!whole.matches.is_empty());
+            }
+        }
+        assert!(answers >= 6, "pages with matches: {answers}");
+    }
 }
