@@ -14,7 +14,7 @@
 //! failure opens a circuit breaker for a while, and a Find then goes on
 //! without it.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use prost::Message;
@@ -95,17 +95,21 @@ pub struct FindAnswer {
 /// Centers in their wire form, each encoded once for the Find answers it
 /// is in (see [`FindResponseParts`]), bounded by bytes.
 ///
-/// Keyed by the address of the snapshot's shared record, which the entry
-/// holds: while the entry lives no other record can have that address, and
-/// a changed center is a new record, so a new key. A replaced center stays
-/// in memory until its entry is evicted.
-pub struct CenterEncodings(moka::sync::Cache<usize, (Arc<RepairCenter>, Bytes)>);
+/// Keyed by the address of the snapshot's shared record. The entry holds a
+/// weak reference to it, which keeps the record's allocation, so while the
+/// entry lives no other record can have that address; a changed center is a
+/// new record, so a new key. A replaced center's fields are freed with it:
+/// only its fixed-size block waits for the entry's eviction, and counts
+/// against the bound.
+pub struct CenterEncodings(moka::sync::Cache<usize, (Weak<RepairCenter>, Bytes)>);
 
 impl CenterEncodings {
-    /// At most `max_bytes` of encodings (each about 1 KB).
+    /// At most `max_bytes` of encodings (each about 1 KB) and what their
+    /// entries keep.
     pub fn new(max_bytes: u64) -> Self {
-        let weigh = |_: &usize, (_, encoded): &(Arc<RepairCenter>, Bytes)| {
-            u32::try_from(encoded.len() + std::mem::size_of::<(usize, Arc<RepairCenter>, Bytes)>()).unwrap_or(u32::MAX)
+        let weigh = |_: &usize, (_, encoded): &(Weak<RepairCenter>, Bytes)| {
+            let kept = std::mem::size_of::<RepairCenter>() + std::mem::size_of::<(usize, Weak<RepairCenter>, Bytes)>();
+            u32::try_from(encoded.len() + kept).unwrap_or(u32::MAX)
         };
         Self(moka::sync::Cache::builder().max_capacity(max_bytes).weigher(weigh).build())
     }
@@ -114,12 +118,12 @@ impl CenterEncodings {
     pub fn get(&self, center: &Arc<RepairCenter>) -> Bytes {
         let key = Arc::as_ptr(center) as usize;
         if let Some((held, encoded)) = self.0.get(&key)
-            && Arc::ptr_eq(&held, center)
+            && std::ptr::eq(held.as_ptr(), Arc::as_ptr(center))
         {
             return encoded;
         }
         let encoded = Bytes::from(convert::center_to_proto(center).encode_to_vec());
-        self.0.insert(key, (Arc::clone(center), encoded.clone()));
+        self.0.insert(key, (Arc::downgrade(center), encoded.clone()));
         encoded
     }
 }
@@ -426,6 +430,10 @@ mod tests {
         let changed = Arc::new(center);
         assert_eq!(encodings.get(&changed), convert::center_to_proto(&changed).encode_to_vec());
         assert_eq!(encodings.get(&first), encoded, "the first version is still its own");
+        // A dropped record's fields are freed; its entry keeps only the block.
+        let weak = Arc::downgrade(&first);
+        drop(first);
+        assert_eq!(weak.strong_count(), 0);
     }
 
     #[test]

@@ -32,7 +32,7 @@ pub use writer::{CheckedItem, ItemOutcome, ItemResult};
 
 use crate::cache::{CenterEncodings, FindCache};
 
-/// Room for the encodings of some 16,000 centers: the ones near the merchants
+/// Room for the encodings of some 10,000 centers: the ones near the merchants
 /// who ask, whatever the catalog's size.
 const CENTER_ENCODINGS_BYTES: u64 = 16 << 20;
 use crate::config::{Config, StoreKind};
