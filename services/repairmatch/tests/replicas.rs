@@ -348,3 +348,27 @@ async fn replicas_reach_redis_over_tls() {
         });
     assert!(refused.is_err(), "the port speaks TLS only: {refused:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_started_before_its_redis_waits_for_it_then_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut redis = Redis::start(dir.path(), false);
+    redis.kill();
+    let config = replica_config(dir.path(), "early", &redis.url(), "early", "");
+    // Redis comes up two seconds after the replica starts.
+    let starter = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(2));
+        redis.restart();
+        redis
+    });
+    let replica = Replica::start(&config);
+    let _redis = starter.join().unwrap();
+    assert!(
+        replica.seen.iter().any(|line| line.contains("the store cannot be reached yet")),
+        "it waited, and said so: {:#?}",
+        replica.seen
+    );
+    let mut writer = replica.catalog().await;
+    upsert(&mut writer, center("after-the-wait", 1.0)).await.unwrap();
+    assert!(finds(&mut replica.finder().await, "after-the-wait").await);
+}

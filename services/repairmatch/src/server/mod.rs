@@ -39,8 +39,9 @@ use crate::api::catalog::CatalogGrpc;
 use crate::api::find::RepairMatchGrpc;
 use crate::api::observe::ObserveLayer;
 use crate::app::{App, ConfigStatus};
-use crate::config::Config;
+use crate::config::{Config, StoreKind};
 use crate::limits::Limiter;
+use crate::store::StoreError;
 use crate::{metrics, reload, telemetry};
 
 /// The health service name that reports whether the config file is in force.
@@ -206,6 +207,32 @@ fn ready(follows_a_feed: bool, since_current: Duration, feed_failing: bool) -> b
     !follows_a_feed || feed_failing || since_current < MAX_FEED_SILENCE
 }
 
+/// How long a start waits for a store it cannot reach before giving up.
+const STORE_OPEN_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Opens the store and builds the app, waiting (with backoff, up to
+/// [`STORE_OPEN_PATIENCE`]) while Redis cannot be reached: a replica that
+/// starts beside its Redis, or during a Redis restart, or on a machine too
+/// busy to finish a TLS handshake in one command timeout, serves once Redis
+/// answers instead of exiting into a crash loop. Other errors end the start
+/// at once.
+async fn open_app(config: Config) -> anyhow::Result<App> {
+    let started = std::time::Instant::now();
+    let mut pause = Duration::from_millis(250);
+    loop {
+        let attempt = config.clone();
+        match tokio::task::spawn_blocking(move || App::open(attempt)).await? {
+            Err(StoreError::Unavailable(why)) if started.elapsed() < STORE_OPEN_PATIENCE => {
+                let retry_in_ms = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX);
+                tracing::warn!(%why, retry_in_ms, "the store cannot be reached yet; waiting for it");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(4));
+            }
+            opened => return Ok(opened?),
+        }
+    }
+}
+
 /// How long the runtime waits, at exit, for blocking work still running (a
 /// feed read blocked in Redis): the calls are drained by then.
 const RUNTIME_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
@@ -221,10 +248,12 @@ pub fn run(config: Config, config_files: Vec<PathBuf>) -> anyhow::Result<()> {
     let served = runtime.block_on(async {
         let _telemetry = telemetry::init(&config.log, &config.tracing, log_writer)?;
         let listen = config.server.listen;
-        let store_path = config.store.path.clone();
-        let app = tokio::task::spawn_blocking(move || App::open(config))
-            .await?
-            .with_context(|| format!("cannot open the store {}", store_path.display()))?;
+        let store = match config.store.kind {
+            StoreKind::Embedded => format!("the store {}", config.store.path.display()),
+            // Not the URL: it may carry a password.
+            StoreKind::Redis => "the Redis store".to_owned(),
+        };
+        let app = open_app(config).await.with_context(|| format!("cannot open {store}"))?;
         let listener = TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
         let _watcher = if config_files.is_empty() {
             None
