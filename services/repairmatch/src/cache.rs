@@ -86,8 +86,11 @@ impl CacheConfig {
 /// with the one field the service reads back (to rank the next pages ahead).
 #[derive(Debug, Clone, PartialEq)]
 pub struct FindAnswer {
-    /// The encoded `FindRepairCenterResponse`.
+    /// The encoded `FindRepairCenterResponse`: `frame` past its header.
     pub encoded: Bytes,
+    /// The gRPC message frame that is sent: a 5-byte header, then `encoded`
+    /// (see [`crate::api::framed`]).
+    pub frame: Bytes,
     /// Its `next_page_token`.
     pub next_page_token: String,
 }
@@ -145,19 +148,27 @@ struct NextPageTokenOnly {
 impl FindAnswer {
     /// Encodes `response`.
     pub fn new(response: &pb::FindRepairCenterResponse) -> Self {
-        Self { encoded: response.encode_to_vec().into(), next_page_token: response.next_page_token.clone() }
+        Self::framing(response.encode_to_vec(), response.next_page_token.clone())
     }
 
     /// Encodes an answer, its centers from `encodings`.
     pub fn from_parts(parts: FindResponseParts, encodings: &CenterEncodings) -> Self {
         let next_page_token = parts.message.next_page_token.clone();
-        Self { encoded: parts.encode(|center| encodings.get(center)).into(), next_page_token }
+        Self::framing(parts.encode(|center| encodings.get(center)), next_page_token)
     }
 
     /// An answer as another replica cached it.
     fn from_encoded(encoded: Bytes) -> Result<Self, prost::DecodeError> {
         let NextPageTokenOnly { next_page_token } = NextPageTokenOnly::decode(encoded.clone())?;
-        Ok(Self { encoded, next_page_token })
+        Ok(Self::framing(encoded.to_vec(), next_page_token))
+    }
+
+    /// `encoded` behind its frame header, in one buffer both share.
+    fn framing(mut encoded: Vec<u8>, next_page_token: String) -> Self {
+        let header = crate::api::framed::frame_header(encoded.len());
+        encoded.splice(0..0, header);
+        let frame = Bytes::from(encoded);
+        Self { encoded: frame.slice(header.len()..), frame, next_page_token }
     }
 }
 
@@ -312,7 +323,7 @@ impl FindCache {
         let ttl = Duration::from_millis(config.ttl_ms);
         let local = moka::future::Cache::builder()
             .max_capacity(config.local_max_bytes)
-            .weigher(|_, answer: &Arc<FindAnswer>| u32::try_from(answer.encoded.len()).unwrap_or(u32::MAX))
+            .weigher(|_, answer: &Arc<FindAnswer>| u32::try_from(answer.frame.len()).unwrap_or(u32::MAX))
             .expire_after(Jittered { ttl, jitter: config.ttl_jitter })
             .build();
         let shared = (config.redis && store.kind == StoreKind::Redis)
@@ -415,7 +426,10 @@ mod tests {
         let read_back = FindAnswer::from_encoded(answer.encoded.clone()).unwrap();
         assert_eq!(read_back, answer);
         assert_eq!(read_back.next_page_token, "page-2");
-        assert_eq!(pb::FindRepairCenterResponse::decode(read_back.encoded).unwrap(), response);
+        assert_eq!(pb::FindRepairCenterResponse::decode(read_back.encoded.clone()).unwrap(), response);
+        // The frame sent is the header, then those same bytes.
+        assert_eq!(read_back.frame[..5], crate::api::framed::frame_header(read_back.encoded.len()));
+        assert_eq!(read_back.frame.slice(5..), read_back.encoded);
     }
 
     #[test]

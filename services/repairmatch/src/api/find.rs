@@ -9,6 +9,7 @@ use repairmatch_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use super::caller_of;
+use super::framed::FramedAnswer;
 use crate::app::App;
 use crate::convert;
 use crate::error::ServiceError;
@@ -37,7 +38,10 @@ impl RepairMatchService for RepairMatchGrpc {
         let language = Language::negotiate(&request.get_ref().language_code);
         let answer =
             self.app.find(&caller, request.get_ref(), Utc::now()).await.map_err(|error| error.into_status(language))?;
-        Ok(Response::new(EncodedFindRepairCenterResponse(answer.encoded.clone())))
+        let mut response = Response::new(EncodedFindRepairCenterResponse(answer.encoded.clone()));
+        // Sent as the frame it is, not copied by tonic: see `api::framed`.
+        response.extensions_mut().insert(FramedAnswer(answer.frame.clone()));
+        Ok(response)
     }
 
     async fn get_repair_center(

@@ -13,6 +13,7 @@
 
 pub mod catalog;
 pub mod find;
+pub mod framed;
 pub mod observe;
 
 use std::convert::Infallible;

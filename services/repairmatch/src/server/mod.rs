@@ -37,6 +37,7 @@ use self::tls::ReloadingTls;
 use crate::api::Authenticate;
 use crate::api::catalog::CatalogGrpc;
 use crate::api::find::RepairMatchGrpc;
+use crate::api::framed::FramedAnswersLayer;
 use crate::api::observe::ObserveLayer;
 use crate::app::{App, ConfigStatus};
 use crate::config::{Config, StoreKind};
@@ -162,6 +163,7 @@ pub async fn serve(listener: TcpListener, app: App, shutdown: impl Future<Output
         metrics.clone(),
     );
     let access_log = app.config().config.log.access;
+    let routes = FramedAnswersLayer.layer(routes);
     let service = ObserveLayer::new(metrics, access_log, trace_parents).layer(admission.layer(routes));
 
     let pause = Duration::from_millis(server_config.shutdown_pause_ms);
