@@ -4,8 +4,8 @@
 //! for a cached answer, 11 KB copied on every call, a tenth of a warm-cache
 //! Find's CPU. A [`FindAnswer`](crate::cache::FindAnswer) keeps its gRPC
 //! message frame (the 5-byte header, then the message), the handler attaches
-//! it to the response as a [`FramedAnswer`], and [`FramedAnswers`] sends that
-//! frame, shared, as the body in place of tonic's, which is dropped unread.
+//! it to the response as a [`FramedAnswer`], and [`send_framed_answer`] makes
+//! that frame, shared, the body in place of tonic's, which is dropped unread.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -16,7 +16,6 @@ use http_body::{Frame, SizeHint};
 use prost::bytes::Bytes;
 use tonic::body::Body;
 use tonic::codegen::http;
-use tower::{Layer, Service};
 
 /// The 5-byte header of a gRPC message frame: not compressed, then the
 /// length, big-endian.
@@ -31,49 +30,17 @@ pub fn frame_header(message_len: usize) -> [u8; 5] {
 #[derive(Debug, Clone)]
 pub struct FramedAnswer(pub Bytes);
 
-/// Wraps a service in [`FramedAnswers`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct FramedAnswersLayer;
-
-impl<S> Layer<S> for FramedAnswersLayer {
-    type Service = FramedAnswers<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        FramedAnswers(inner)
+/// `response` with its [`FramedAnswer`], when it has one, as its body: the
+/// function a `MapResponseLayer` around the routes applies to every call.
+pub fn send_framed_answer(mut response: http::Response<Body>) -> http::Response<Body> {
+    // tonic compresses only when told to, which this server is not; were it
+    // ever, its body (compressed) must go as it is.
+    if let Some(FramedAnswer(frame)) = response.extensions_mut().remove::<FramedAnswer>()
+        && !response.headers().contains_key("grpc-encoding")
+    {
+        *response.body_mut() = Body::new(OneMessage { frame: Some(frame), trailers_sent: false });
     }
-}
-
-/// Sends a response's [`FramedAnswer`], when it has one, as its body.
-#[derive(Debug, Clone)]
-pub struct FramedAnswers<S>(S);
-
-impl<S, B> Service<http::Request<B>> for FramedAnswers<S>
-where
-    S: Service<http::Request<B>, Response = http::Response<Body>>,
-    S::Future: Send + 'static,
-{
-    type Response = http::Response<Body>;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<http::Response<Body>, S::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.0.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let answer = self.0.call(request);
-        Box::pin(async move {
-            let mut response = answer.await?;
-            // tonic compresses only when told to, which this server is not;
-            // were it ever, its body (compressed) must go as it is.
-            if let Some(FramedAnswer(frame)) = response.extensions_mut().remove::<FramedAnswer>()
-                && !response.headers().contains_key("grpc-encoding")
-            {
-                *response.body_mut() = Body::new(OneMessage { frame: Some(frame), trailers_sent: false });
-            }
-            Ok(response)
-        })
-    }
+    response
 }
 
 /// A unary gRPC body: one message frame, then the OK trailers tonic would

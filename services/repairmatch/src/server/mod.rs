@@ -30,6 +30,7 @@ use tokio::net::TcpListener;
 use tonic::server::NamedService;
 use tonic_health::ServingStatus;
 use tower::Layer;
+use tower::util::MapResponseLayer;
 
 use self::admission::AdmissionLayer;
 use self::connections::{ConnectionSettings, serve_connections};
@@ -37,7 +38,7 @@ use self::tls::ReloadingTls;
 use crate::api::Authenticate;
 use crate::api::catalog::CatalogGrpc;
 use crate::api::find::RepairMatchGrpc;
-use crate::api::framed::FramedAnswersLayer;
+use crate::api::framed::send_framed_answer;
 use crate::api::observe::ObserveLayer;
 use crate::app::{App, ConfigStatus};
 use crate::config::{Config, StoreKind};
@@ -163,7 +164,7 @@ pub async fn serve(listener: TcpListener, app: App, shutdown: impl Future<Output
         metrics.clone(),
     );
     let access_log = app.config().config.log.access;
-    let routes = FramedAnswersLayer.layer(routes);
+    let routes = MapResponseLayer::new(send_framed_answer).layer(routes);
     let service = ObserveLayer::new(metrics, access_log, trace_parents).layer(admission.layer(routes));
 
     let pause = Duration::from_millis(server_config.shutdown_pause_ms);
