@@ -26,6 +26,7 @@ use repairmatch_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::api::framed::{FRAME_HEADER_LEN, frame_header};
 use crate::config::{StoreConfig, StoreKind};
 use crate::convert;
 use crate::convert::find::FindResponseParts;
@@ -120,9 +121,7 @@ impl CenterEncodings {
     /// `center` as `convert::center_to_proto` encodes it.
     pub fn get(&self, center: &Arc<RepairCenter>) -> Bytes {
         let key = Arc::as_ptr(center) as usize;
-        if let Some((held, encoded)) = self.0.get(&key)
-            && std::ptr::eq(held.as_ptr(), Arc::as_ptr(center))
-        {
+        if let Some((_, encoded)) = self.0.get(&key) {
             return encoded;
         }
         let encoded = Bytes::from(convert::center_to_proto(center).encode_to_vec());
@@ -146,29 +145,27 @@ struct NextPageTokenOnly {
 }
 
 impl FindAnswer {
-    /// Encodes `response`.
-    pub fn new(response: &pb::FindRepairCenterResponse) -> Self {
-        Self::framing(response.encode_to_vec(), response.next_page_token.clone())
-    }
-
     /// Encodes an answer, its centers from `encodings`.
     pub fn from_parts(parts: FindResponseParts, encodings: &CenterEncodings) -> Self {
         let next_page_token = parts.message.next_page_token.clone();
-        Self::framing(parts.encode(|center| encodings.get(center)), next_page_token)
+        Self::framing(next_page_token, |frame| parts.encode_into(|center| encodings.get(center), frame))
     }
 
     /// An answer as another replica cached it.
     fn from_encoded(encoded: Bytes) -> Result<Self, prost::DecodeError> {
         let NextPageTokenOnly { next_page_token } = NextPageTokenOnly::decode(encoded.clone())?;
-        Ok(Self::framing(encoded.to_vec(), next_page_token))
+        Ok(Self::framing(next_page_token, |frame| frame.extend_from_slice(&encoded)))
     }
 
-    /// `encoded` behind its frame header, in one buffer both share.
-    fn framing(mut encoded: Vec<u8>, next_page_token: String) -> Self {
-        let header = crate::api::framed::frame_header(encoded.len());
-        encoded.splice(0..0, header);
-        let frame = Bytes::from(encoded);
-        Self { encoded: frame.slice(header.len()..), frame, next_page_token }
+    /// The message `write` appends, behind its frame header, in one buffer
+    /// both share (room for the header is left first, so nothing moves).
+    fn framing(next_page_token: String, write: impl FnOnce(&mut Vec<u8>)) -> Self {
+        let mut frame = vec![0; FRAME_HEADER_LEN];
+        write(&mut frame);
+        let header = frame_header(frame.len() - FRAME_HEADER_LEN);
+        frame[..FRAME_HEADER_LEN].copy_from_slice(&header);
+        let frame = Bytes::from(frame);
+        Self { encoded: frame.slice(FRAME_HEADER_LEN..), frame, next_page_token }
     }
 }
 
@@ -422,14 +419,14 @@ mod tests {
             total_size: 12,
             ..Default::default()
         };
-        let answer = FindAnswer::new(&response);
+        let answer = FindAnswer::from_encoded(response.encode_to_vec().into()).unwrap();
         let read_back = FindAnswer::from_encoded(answer.encoded.clone()).unwrap();
         assert_eq!(read_back, answer);
         assert_eq!(read_back.next_page_token, "page-2");
         assert_eq!(pb::FindRepairCenterResponse::decode(read_back.encoded.clone()).unwrap(), response);
         // The frame sent is the header, then those same bytes.
-        assert_eq!(read_back.frame[..5], crate::api::framed::frame_header(read_back.encoded.len()));
-        assert_eq!(read_back.frame.slice(5..), read_back.encoded);
+        assert_eq!(read_back.frame[..FRAME_HEADER_LEN], frame_header(read_back.encoded.len()));
+        assert_eq!(read_back.frame.slice(FRAME_HEADER_LEN..), read_back.encoded);
     }
 
     #[test]

@@ -17,9 +17,12 @@ use prost::bytes::Bytes;
 use tonic::body::Body;
 use tonic::codegen::http;
 
-/// The 5-byte header of a gRPC message frame: not compressed, then the
-/// length, big-endian.
-pub fn frame_header(message_len: usize) -> [u8; 5] {
+/// The length of a gRPC message frame's header.
+pub const FRAME_HEADER_LEN: usize = 5;
+
+/// The header of a gRPC message frame: not compressed, then the length,
+/// big-endian.
+pub fn frame_header(message_len: usize) -> [u8; FRAME_HEADER_LEN] {
     // Find answers are bounded by their page size, far below 4 GiB.
     let len = u32::try_from(message_len).expect("a Find answer is far below 4 GiB");
     let [a, b, c, d] = len.to_be_bytes();

@@ -76,9 +76,21 @@ pub fn find(
     request: &pb::FindRepairCenterRequest,
     now: DateTime<Utc>,
 ) -> Result<pb::FindRepairCenterResponse, ServiceError> {
+    first_page(live, catalog, caller, request, now).map(FindResponseParts::into_message)
+}
+
+/// The first page of a Find: who may ask and with which profile, then the
+/// ranking; its centers still to be filled in or spliced.
+fn first_page(
+    live: &LiveConfig,
+    catalog: &Catalog,
+    caller: &Caller,
+    request: &pb::FindRepairCenterRequest,
+    now: DateTime<Utc>,
+) -> Result<FindResponseParts, ServiceError> {
     let profile_name = resolve_profile(live, caller, request)?;
     let mut pages = rank(live, catalog, &profile_name, request, now, 1)?;
-    Ok(pages.swap_remove(0).into_message())
+    Ok(pages.swap_remove(0))
 }
 
 /// The rest of a Find once [`resolve_profile`] has allowed the caller and
@@ -174,9 +186,8 @@ impl App {
         let exact = self.inner.inexact_version.load(std::sync::atomic::Ordering::SeqCst) != catalog.version();
         let Some(cache) = self.inner.cache.as_ref().filter(|_| exact) else {
             self.metrics().find_computed.inc();
-            let profile = resolve_profile(&live, caller, request)?;
-            let mut pages = rank(&live, &catalog, &profile, request, now, 1)?;
-            return Ok(Arc::new(FindAnswer::from_parts(pages.swap_remove(0), &self.inner.center_encodings)));
+            let page = first_page(&live, &catalog, caller, request, now)?;
+            return Ok(Arc::new(FindAnswer::from_parts(page, &self.inner.center_encodings)));
         };
         // Who may ask, and with which profile, depends on the caller: decided
         // before the cache, and part of the key.

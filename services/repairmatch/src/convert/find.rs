@@ -282,27 +282,28 @@ impl FindResponseParts {
         self.message
     }
 
-    /// The whole message's encoding, with each center's bytes from
-    /// `encoded_center` (which must be `center_to_proto(center)` encoded).
-    pub fn encode(mut self, encoded_center: impl Fn(&Arc<RepairCenter>) -> Bytes) -> Vec<u8> {
+    /// Appends the whole message's encoding to `out`, with each center's
+    /// bytes from `encoded_center` (which must be `center_to_proto(center)`
+    /// encoded).
+    pub fn encode_into(mut self, encoded_center: impl Fn(&Arc<RepairCenter>) -> Bytes, out: &mut Vec<u8>) {
         let matches = std::mem::take(&mut self.message.matches);
         let centers: Vec<Bytes> = self.centers.iter().map(encoded_center).collect();
         let field_len = |len: usize| key_len(CENTER_FIELD) + encoded_len_varint(len as u64) + len;
         let match_lens: Vec<usize> =
             matches.iter().zip(&centers).map(|(found, center)| field_len(center.len()) + found.encoded_len()).collect();
         let total = match_lens.iter().map(|&len| field_len(len)).sum::<usize>() + self.message.encoded_len();
-        let mut encoded = Vec::with_capacity(total);
+        out.reserve(total);
+        let start = out.len();
         for ((found, center), len) in matches.iter().zip(&centers).zip(match_lens) {
-            encode_key(MATCHES_FIELD, WireType::LengthDelimited, &mut encoded);
-            encode_varint(len as u64, &mut encoded);
-            encode_key(CENTER_FIELD, WireType::LengthDelimited, &mut encoded);
-            encode_varint(center.len() as u64, &mut encoded);
-            encoded.extend_from_slice(center);
-            found.encode_raw(&mut encoded);
+            encode_key(MATCHES_FIELD, WireType::LengthDelimited, out);
+            encode_varint(len as u64, out);
+            encode_key(CENTER_FIELD, WireType::LengthDelimited, out);
+            encode_varint(center.len() as u64, out);
+            out.extend_from_slice(center);
+            found.encode_raw(out);
         }
-        self.message.encode_raw(&mut encoded);
-        debug_assert_eq!(encoded.len(), total);
-        encoded
+        self.message.encode_raw(out);
+        debug_assert_eq!(out.len() - start, total);
     }
 }
 
@@ -374,7 +375,8 @@ mod tests {
                 find_pages(&catalog, &query, &RankingProfile::default(), Utc::now(), 3, EXACT_TOTAL_LIMIT).unwrap();
             for outcome in &outcomes {
                 let parts = || find_response_to_proto(outcome, "default", 1, Language::English);
-                let spliced = parts().encode(|center| center_to_proto(center).encode_to_vec().into());
+                let mut spliced = Vec::new();
+                parts().encode_into(|center| center_to_proto(center).encode_to_vec().into(), &mut spliced);
                 let whole = parts().into_message();
                 assert_eq!(spliced, whole.encode_to_vec());
                 assert_eq!(pb::FindRepairCenterResponse::decode(spliced.as_slice()).unwrap(), whole);
