@@ -257,7 +257,7 @@ fn exclusion_to_proto(exclusion: &Exclusion, language: Language) -> pb::Exclusio
 /// Turning ten centers into messages and encoding them was about a sixth
 /// of a cache-off Find, and a center near many merchants is in many
 /// answers: the service encodes each center once (see
-/// `cache::CenterEncodings`) and [`FindResponseParts::encode`] splices the
+/// `cache::CenterEncodings`) and [`FindResponseParts::encode_into`] splices the
 /// bytes in. [`FindResponseParts::into_message`] fills them in instead.
 #[derive(Debug)]
 pub struct FindResponseParts {
