@@ -1,6 +1,7 @@
 //! Compiles `proto/` with the pure-Rust `protox` (no `protoc` on the machine),
 //! then generates prost messages, tonic stubs and pbjson serde impls (the proto3
-//! JSON mapping used by the NDJSON catalog format).
+//! JSON mapping used by the NDJSON catalog format), whose numbers are read
+//! through `src/json.rs`.
 
 use std::{env, path::PathBuf};
 
@@ -40,5 +41,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .register_descriptors(&descriptor_bytes)?
         .extern_path(".google.protobuf", "::pbjson_types")
         .build(&[".repairmatch"])?;
+    // Numbers read through `crate::json` instead (see there: pbjson's reader
+    // builds and drops an error for every plain number).
+    let serde_file = out_dir.join("repairmatch.v1.serde.rs");
+    let generated = std::fs::read_to_string(&serde_file)?;
+    let pbjson_numbers = "::pbjson::private::NumberDeserialize";
+    if !generated.contains(pbjson_numbers) {
+        return Err(format!("pbjson no longer reads numbers through {pbjson_numbers}: revisit crate::json").into());
+    }
+    std::fs::write(&serde_file, generated.replace(pbjson_numbers, "crate::json::NumberDeserialize"))?;
     Ok(())
 }

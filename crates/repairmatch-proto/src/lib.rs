@@ -4,9 +4,12 @@
 //! serde implementations from `pbjson`, which follow the proto3 JSON mapping
 //! (camelCase names, enums as their names). The encoded file descriptor set is
 //! exported for gRPC server reflection. The source of truth is
-//! `proto/repairmatch/v1/`; the one hand-written piece is
+//! `proto/repairmatch/v1/`. Two pieces are written by hand:
 //! [`EncodedFindRepairCenterResponse`], which lets the server send a Find
-//! answer it encoded once (and cached) without decoding it again.
+//! answer it encoded once (and cached) without decoding it again, and the
+//! reading of JSON numbers in `json.rs`.
+
+mod json;
 
 /// The `repairmatch.v1` package.
 pub mod v1 {
