@@ -95,12 +95,11 @@ where
     let mut problems = Vec::new();
     let mut total = 0;
     let mut line_number = 0;
-    loop {
-        let batch: Vec<String> = lines.by_ref().take(BATCH_LINES).collect::<Result<_, _>>().map_err(io_error)?;
-        if batch.is_empty() {
-            break;
-        }
-        let parsed: Vec<Option<Result<T, String>>> = batch
+    let mut read_batch = || -> Result<Vec<String>, NdjsonError> {
+        lines.by_ref().take(BATCH_LINES).collect::<Result<_, _>>().map_err(io_error)
+    };
+    let parse_batch = |batch: &[String]| -> Vec<Option<Result<T, String>>> {
+        batch
             .par_iter()
             .map(|line| {
                 (!line.trim().is_empty()).then(|| {
@@ -109,7 +108,19 @@ where
                         .and_then(|message| convert(message).map_err(|v| convert::describe(&v)))
                 })
             })
-            .collect();
+            .collect()
+    };
+    let mut batch = read_batch()?;
+    while !batch.is_empty() {
+        // The next batch is read on this thread while the pool parses this
+        // one: reading alone would leave every other core idle.
+        let mut next = Ok(Vec::new());
+        let mut parsed = Vec::new();
+        rayon::in_place_scope(|scope| {
+            scope.spawn(|_| parsed = parse_batch(&batch));
+            next = read_batch();
+        });
+        batch = next?;
         for outcome in parsed {
             line_number += 1;
             let Some(outcome) = outcome else { continue };
@@ -207,5 +218,28 @@ mod tests {
         assert_eq!(numbers, [2, 4, 6, 8], "a blank line still counts");
         assert!(problems[2].message.contains("duplicate of line 1"));
         assert!(problems[3].message.contains("duplicate of line 1"), "{}", problems[3].message);
+    }
+
+    #[test]
+    fn lines_read_in_batches_keep_their_order_and_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("centers.ndjson");
+        // Three batches and part of a fourth, read while the last is parsed.
+        let centers = datagen::generate(3 * 4_096 + 5, 5).centers;
+        write_lines(&path, centers.iter().map(convert::center_to_proto)).unwrap();
+        assert_eq!(read_centers(&path).unwrap(), centers);
+
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut lines: Vec<&str> = text.lines().collect();
+        let bad_in_the_second_batch = 4_096 + 7;
+        lines[bad_in_the_second_batch - 1] = "{not json";
+        let first = lines[0];
+        lines.push(first);
+        std::fs::write(&path, lines.join("\n")).unwrap();
+        let NdjsonError::Invalid { problems, total, .. } = read_centers(&path).unwrap_err() else { panic!() };
+        assert_eq!(total, 2);
+        assert_eq!(problems[0].line, bad_in_the_second_batch);
+        assert_eq!(problems[1].line, centers.len() + 1);
+        assert!(problems[1].message.contains("duplicate of line 1"), "{}", problems[1].message);
     }
 }

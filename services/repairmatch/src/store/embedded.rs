@@ -166,12 +166,21 @@ impl CatalogStore for EmbeddedStore {
                 applied.changes.centers.push(center);
             }
             // Encoding is most of a bulk write's work: on every core, a
-            // bounded batch at a time.
-            for centers in applied.changes.centers.chunks(8_192) {
-                let encoded: Vec<Vec<u8>> = centers.par_iter().map(encode_center).collect();
-                for (center, bytes) in centers.iter().zip(encoded) {
-                    table.insert(center.id.as_str(), bytes.as_slice())?;
-                }
+            // bounded batch at a time, the next batch while this thread
+            // inserts the last.
+            let encode = |centers: &[RepairCenter]| -> Vec<Vec<u8>> { centers.par_iter().map(encode_center).collect() };
+            let mut chunks = applied.changes.centers.chunks(8_192);
+            let mut current = chunks.next().map(|centers| (centers, encode(centers)));
+            while let Some((centers, encoded)) = current.take() {
+                let mut inserted = Ok(());
+                rayon::in_place_scope(|scope| {
+                    scope.spawn(|_| current = chunks.next().map(|centers| (centers, encode(centers))));
+                    inserted = centers
+                        .iter()
+                        .zip(&encoded)
+                        .try_for_each(|(center, bytes)| table.insert(center.id.as_str(), bytes.as_slice()).map(drop));
+                });
+                inserted?;
             }
             for delete in batch.deletes {
                 let existing = match table.get(delete.id.as_str())? {
