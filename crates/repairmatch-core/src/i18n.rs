@@ -15,12 +15,12 @@
 //! forms (`1 center`, `2 centers`; Chinese has one form).
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use fluent_bundle::concurrent::FluentBundle;
 use fluent_bundle::{FluentArgs, FluentResource, FluentValue};
 use fluent_syntax::ast;
+use rustc_hash::FxHashMap;
 use unic_langid::LanguageIdentifier;
 
 use crate::model::Money;
@@ -201,8 +201,9 @@ static MESSAGES: LazyLock<Messages> = LazyLock::new(Messages::load);
 struct Messages {
     /// In [`Language::ALL`] order.
     bundles: Vec<FluentBundle<FluentResource>>,
-    /// Per bundle, its plain messages by id.
-    plain: Vec<HashMap<String, Plain>>,
+    /// Per bundle, its plain messages by id (hashed with Fx: the ids are
+    /// ours, not callers').
+    plain: Vec<FxHashMap<String, Plain>>,
 }
 
 /// A message whose value is only text and `{ $variable }`s, as most are.
@@ -222,6 +223,19 @@ enum Piece {
 }
 
 impl Plain {
+    /// About the length of the message written: its own words and a short
+    /// value for each variable.
+    fn length_hint(&self) -> usize {
+        const VARIABLE_LENGTH: usize = 16;
+        self.0
+            .iter()
+            .map(|piece| match piece {
+                Piece::Text(literal) => literal.len(),
+                Piece::Variable(_) => VARIABLE_LENGTH,
+            })
+            .sum()
+    }
+
     fn of(pattern: &ast::Pattern<&str>) -> Option<Self> {
         let pieces = pattern.elements.iter().map(|element| match element {
             ast::PatternElement::TextElement { value } => Some(Piece::Text((*value).to_owned())),
@@ -276,15 +290,24 @@ impl Messages {
     /// `text` in `language`; a message the language lacks is said in
     /// English (a test keeps every language complete).
     fn render(&self, language: Language, text: &Text) -> String {
-        let mut rendered = String::new();
-        self.write_text(language, text, &mut rendered);
+        let plain = self.plain[language as usize].get(text.id);
+        // Grown from empty, a reason's string was reallocated three or four
+        // times on the way to its length.
+        let mut rendered = String::with_capacity(plain.map_or(0, Plain::length_hint));
+        self.write_found(language, text, plain, &mut rendered);
         rendered
     }
 
     /// Appends `text` in `language` to `out`: the texts inside it (lists,
     /// money, nested texts) are written into the same string.
     fn write_text(&self, language: Language, text: &Text, out: &mut String) {
-        if let Some(plain) = self.plain[language as usize].get(text.id) {
+        self.write_found(language, text, self.plain[language as usize].get(text.id), out);
+    }
+
+    /// [`Messages::write_text`] once the plain form of `text`'s message, if it
+    /// has one, is looked up.
+    fn write_found(&self, language: Language, text: &Text, plain: Option<&Plain>, out: &mut String) {
+        if let Some(plain) = plain {
             let start = out.len();
             if self.write_plain(language, plain, text, out).is_some() {
                 return;
@@ -305,7 +328,9 @@ impl Messages {
                     let (_, arg) = text.args.iter().rev().find(|(arg_name, _)| arg_name == name)?;
                     match arg {
                         // The f64 a count becomes (see `value`), as Fluent's
-                        // FluentNumber::as_string writes it.
+                        // FluentNumber::as_string writes it: below 2^53 that
+                        // is exactly the integer's digits.
+                        Arg::Count(count) if *count < EXACT_F64_INTEGERS => push_integer(out, *count),
                         Arg::Count(count) => push_display(out, *count as f64),
                         other => self.write_arg(language, other, out),
                     }
@@ -350,7 +375,7 @@ impl Messages {
     fn write_arg(&self, language: Language, arg: &Arg, out: &mut String) {
         match arg {
             Arg::Verbatim(value) => out.push_str(value),
-            Arg::Count(count) => push_display(out, count),
+            Arg::Count(count) => push_integer(out, *count),
             Arg::Decimal { value, places } => push_decimal(out, *value, *places),
             Arg::Money(money) => self.write_money(language, money, out),
             Arg::Text(inner) => self.write_text(language, inner, out),
@@ -377,6 +402,15 @@ impl Messages {
             self.write_arg(language, item, out);
         }
     }
+}
+
+/// Every integer below this is an f64 exactly.
+const EXACT_F64_INTEGERS: u64 = 1 << f64::MANTISSA_DIGITS;
+
+/// Appends an integer's digits without the formatting machinery, which
+/// costs a few hundred instructions a number (a dozen numbers an answer).
+fn push_integer(out: &mut String, value: u64) {
+    out.push_str(itoa::Buffer::new().format(value));
 }
 
 fn push_display(out: &mut String, value: impl std::fmt::Display) {
@@ -406,9 +440,13 @@ fn push_decimal(out: &mut String, value: f64, places: u8) {
     // Whole, below 1e15: exact in a u64.
     let whole = scaled.round() as u64;
     let per_unit = 10_u64.pow(u32::from(places));
-    push_display(out, whole / per_unit);
+    push_integer(out, whole / per_unit);
     if places > 0 {
-        push_display(out, format_args!(".{:0width$}", whole % per_unit, width = usize::from(places)));
+        let mut digits = itoa::Buffer::new();
+        let fraction = digits.format(whole % per_unit);
+        out.push('.');
+        out.extend(std::iter::repeat_n('0', usize::from(places) - fraction.len()));
+        out.push_str(fraction);
     }
 }
 
@@ -532,6 +570,11 @@ mod tests {
                 Arg::from("Verifone"),
                 Arg::Count(1),
                 Arg::Count(1_507),
+                // Around the largest integer an f64 holds exactly, and beyond.
+                Arg::Count((1 << 53) - 1),
+                Arg::Count(1 << 53),
+                Arg::Count((1 << 53) + 1),
+                Arg::Count(u64::MAX),
                 Arg::decimal(10.4249, 1),
                 Arg::Money(money("CNY", 34_200)),
                 Arg::Money(money("USD", 1_999)),
