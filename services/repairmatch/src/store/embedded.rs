@@ -97,19 +97,23 @@ fn read_all<T: Send>(
     const BATCH: usize = 8_192;
     let table = txn.open_table(definition)?;
     let mut records = Vec::with_capacity(usize::try_from(table.len()?).unwrap_or(0));
-    let mut batch = Vec::with_capacity(BATCH);
     let mut entries = table.iter()?;
-    loop {
-        batch.clear();
-        for entry in entries.by_ref().take(BATCH) {
-            batch.push(entry?);
-        }
-        if batch.is_empty() {
-            return Ok(records);
-        }
+    let mut read_batch = || entries.by_ref().take(BATCH).collect::<Result<Vec<_>, _>>();
+    let mut batch = read_batch()?;
+    while !batch.is_empty() {
+        // The next batch is read on this thread while the pool decodes this
+        // one: reading alone would leave every other core idle.
         let stored: Vec<(&str, &[u8])> = batch.iter().map(|(key, value)| (key.value(), value.value())).collect();
-        records.extend(decode_all(&stored, &decode).map_err(|(key, why)| corrupt(name, key)(why))?);
+        let mut decoded = Ok(Vec::new());
+        let mut next = Ok(Vec::new());
+        rayon::in_place_scope(|scope| {
+            scope.spawn(|_| decoded = decode_all(&stored, &decode).map_err(|(key, why)| corrupt(name, key)(why)));
+            next = read_batch();
+        });
+        records.extend(decoded?);
+        batch = next?;
     }
+    Ok(records)
 }
 
 impl CatalogStore for EmbeddedStore {
