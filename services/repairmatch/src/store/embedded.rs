@@ -15,12 +15,11 @@ use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, Tab
 use repairmatch_core::model::{RepairCenter, match_key};
 
 use super::records::{
-    decode_all, decode_bank, decode_brand, decode_center, decode_shared_center, encode_bank, encode_brand,
-    encode_center,
+    CenterStamp, decode_all, decode_bank, decode_brand, decode_center, decode_center_stamp, decode_shared_center,
+    encode_bank, encode_brand, encode_center,
 };
 use super::{
-    AppliedBatch, CatalogStore, ChangeSet, ChangedKeys, Changes, ItemStatus, Precondition, StoreError, StoredCatalog,
-    WriteBatch,
+    AppliedBatch, CatalogStore, ChangeSet, ChangedKeys, Changes, ItemStatus, StoreError, StoredCatalog, WriteBatch,
 };
 
 const CENTERS: TableDefinition<&str, &[u8]> = TableDefinition::new("repair_centers");
@@ -66,21 +65,6 @@ impl EmbeddedStore {
         txn.open_table(CHANGES)?;
         txn.commit()?;
         Ok(Self { db })
-    }
-}
-
-/// Whether `precondition` holds of the stored center; the refusal if not.
-/// Ownership is checked first: another tenant learns nothing of the etag.
-fn check(precondition: &Precondition, existing: Option<&RepairCenter>) -> Result<(), ItemStatus> {
-    if let (Some(owner), Some(existing)) = (&precondition.owner, existing)
-        && existing.owner != *owner
-    {
-        return Err(ItemStatus::NotOwner);
-    }
-    match (&precondition.etag, existing) {
-        (None, _) => Ok(()),
-        (Some(etag), Some(existing)) if existing.etag == *etag => Ok(()),
-        (Some(_), existing) => Err(ItemStatus::StaleEtag(existing.map(|e| e.etag.clone()).unwrap_or_default())),
     }
 }
 
@@ -148,15 +132,15 @@ impl CatalogStore for EmbeddedStore {
             for upsert in batch.upserts {
                 let mut center = upsert.center;
                 let existing = match written.get(&center.id) {
-                    Some(&index) => Some(applied.changes.centers[index].clone()),
+                    Some(&index) => Some(CenterStamp::of(&applied.changes.centers[index])),
                     None => match table.get(center.id.as_str())? {
                         Some(bytes) => {
-                            Some(decode_center(bytes.value()).map_err(corrupt("repair_centers", &center.id))?)
+                            Some(decode_center_stamp(bytes.value()).map_err(corrupt("repair_centers", &center.id))?)
                         }
                         None => None,
                     },
                 };
-                if let Err(refusal) = check(&upsert.precondition, existing.as_ref()) {
+                if let Err(refusal) = upsert.precondition.check(existing.as_ref().map(CenterStamp::etag_and_owner)) {
                     applied.upserts.push(refusal);
                     continue;
                 }
@@ -188,13 +172,13 @@ impl CatalogStore for EmbeddedStore {
             }
             for delete in batch.deletes {
                 let existing = match table.get(delete.id.as_str())? {
-                    Some(bytes) => decode_center(bytes.value()).map_err(corrupt("repair_centers", &delete.id))?,
+                    Some(bytes) => decode_center_stamp(bytes.value()).map_err(corrupt("repair_centers", &delete.id))?,
                     None => {
                         applied.deletes.push(ItemStatus::NotFound);
                         continue;
                     }
                 };
-                if let Err(refusal) = check(&delete.precondition, Some(&existing)) {
+                if let Err(refusal) = delete.precondition.check(Some(existing.etag_and_owner())) {
                     applied.deletes.push(refusal);
                     continue;
                 }
@@ -307,7 +291,7 @@ mod tests {
     use repairmatch_datagen as datagen;
 
     use super::*;
-    use crate::store::CenterUpsert;
+    use crate::store::{CenterUpsert, Precondition};
 
     fn store() -> (tempfile::TempDir, EmbeddedStore) {
         let dir = tempfile::tempdir().unwrap();

@@ -156,6 +156,26 @@ pub struct Precondition {
     pub owner: Option<String>,
 }
 
+impl Precondition {
+    /// Whether this holds of a stored center's (etag, owner), or of no
+    /// center; the refusal if not. Ownership is checked first: another
+    /// tenant learns nothing of the etag.
+    pub(crate) fn check(&self, stored: Option<(&str, &str)>) -> Result<(), ItemStatus> {
+        if let (Some(owner), Some((_, stored_owner))) = (&self.owner, stored)
+            && stored_owner != owner
+        {
+            return Err(ItemStatus::NotOwner);
+        }
+        match (&self.etag, stored) {
+            (None, _) => Ok(()),
+            (Some(etag), Some((stored_etag, _))) if stored_etag == etag => Ok(()),
+            (Some(_), stored) => {
+                Err(ItemStatus::StaleEtag(stored.map(|(etag, _)| etag.to_owned()).unwrap_or_default()))
+            }
+        }
+    }
+}
+
 /// A center to insert or replace. A center's owner is fixed when it is
 /// created: replacing it keeps the stored owner, whatever the item says.
 #[derive(Debug, Clone)]

@@ -33,8 +33,7 @@ use super::records::{
     encode_center,
 };
 use super::{
-    AppliedBatch, CatalogStore, ChangeSet, ChangedKeys, Changes, ItemStatus, Precondition, StoreError, StoredCatalog,
-    WriteBatch,
+    AppliedBatch, CatalogStore, ChangeSet, ChangedKeys, Changes, ItemStatus, StoreError, StoredCatalog, WriteBatch,
 };
 use crate::config::StoreConfig;
 
@@ -422,7 +421,7 @@ impl CatalogStore for RedisStore {
                 for (index, upsert) in batch.upserts.iter().enumerate() {
                     let existing =
                         etags[index].as_ref().map(|etag| (etag.as_str(), owners[index].as_deref().unwrap_or("")));
-                    if let Err(refusal) = check(&upsert.precondition, existing) {
+                    if let Err(refusal) = upsert.precondition.check(existing) {
                         applied.upserts.push(refusal);
                         continue;
                     }
@@ -448,7 +447,7 @@ impl CatalogStore for RedisStore {
                         continue;
                     };
                     let existing = Some((stored_etag, owners[index].as_deref().unwrap_or("")));
-                    if let Err(refusal) = check(&delete.precondition, existing) {
+                    if let Err(refusal) = delete.precondition.check(existing) {
                         applied.deletes.push(refusal);
                         continue;
                     }
@@ -553,22 +552,6 @@ impl CatalogStore for RedisStore {
             }
             self.changes_from(connection, since, &entries)
         })
-    }
-}
-
-/// Whether `precondition` holds of a stored center's (etag, owner).
-fn check(precondition: &Precondition, existing: Option<(&str, &str)>) -> Result<(), ItemStatus> {
-    if let (Some(owner), Some((_, stored_owner))) = (&precondition.owner, existing)
-        && stored_owner != owner
-    {
-        return Err(ItemStatus::NotOwner);
-    }
-    match (&precondition.etag, existing) {
-        (None, _) => Ok(()),
-        (Some(etag), Some((stored, _))) if stored == etag => Ok(()),
-        (Some(_), existing) => {
-            Err(ItemStatus::StaleEtag(existing.map(|(etag, _)| etag.to_owned()).unwrap_or_default()))
-        }
     }
 }
 
