@@ -214,7 +214,13 @@ struct Messages {
 /// (a test renders every message of every language both ways); messages
 /// that select, call functions or reference others stay with Fluent.
 #[derive(Debug)]
-struct Plain(Vec<Piece>);
+struct Plain {
+    pieces: Vec<Piece>,
+    /// About the length of the message written: its own words and a short
+    /// value for each variable. A reason's string sized from it is written
+    /// without being reallocated three or four times on the way.
+    length_hint: usize,
+}
 
 #[derive(Debug)]
 enum Piece {
@@ -223,19 +229,6 @@ enum Piece {
 }
 
 impl Plain {
-    /// About the length of the message written: its own words and a short
-    /// value for each variable.
-    fn length_hint(&self) -> usize {
-        const VARIABLE_LENGTH: usize = 16;
-        self.0
-            .iter()
-            .map(|piece| match piece {
-                Piece::Text(literal) => literal.len(),
-                Piece::Variable(_) => VARIABLE_LENGTH,
-            })
-            .sum()
-    }
-
     fn of(pattern: &ast::Pattern<&str>) -> Option<Self> {
         let pieces = pattern.elements.iter().map(|element| match element {
             ast::PatternElement::TextElement { value } => Some(Piece::Text((*value).to_owned())),
@@ -248,7 +241,15 @@ impl Plain {
             },
             ast::PatternElement::Placeable { expression: ast::Expression::Select { .. } } => None,
         });
-        pieces.collect::<Option<_>>().map(Self)
+        let pieces: Vec<Piece> = pieces.collect::<Option<_>>()?;
+        const VARIABLE_LENGTH: usize = 16;
+        let length_hint = (pieces.iter())
+            .map(|piece| match piece {
+                Piece::Text(literal) => literal.len(),
+                Piece::Variable(_) => VARIABLE_LENGTH,
+            })
+            .sum();
+        Some(Self { pieces, length_hint })
     }
 }
 
@@ -290,11 +291,11 @@ impl Messages {
     /// `text` in `language`; a message the language lacks is said in
     /// English (a test keeps every language complete).
     fn render(&self, language: Language, text: &Text) -> String {
-        let plain = self.plain[language as usize].get(text.id);
-        // Grown from empty, a reason's string was reallocated three or four
-        // times on the way to its length.
-        let mut rendered = String::with_capacity(plain.map_or(0, Plain::length_hint));
-        self.write_found(language, text, plain, &mut rendered);
+        let Some(plain) = self.plain[language as usize].get(text.id) else {
+            return self.render_with_fluent(language, text);
+        };
+        let mut rendered = String::with_capacity(plain.length_hint);
+        self.write_found(language, text, Some(plain), &mut rendered);
         rendered
     }
 
@@ -320,7 +321,7 @@ impl Messages {
     /// Appends a plain message piece by piece; none when it uses a variable
     /// `text` lacks, which Fluent renders (and reports).
     fn write_plain(&self, language: Language, plain: &Plain, text: &Text, out: &mut String) -> Option<()> {
-        for piece in &plain.0 {
+        for piece in &plain.pieces {
             match piece {
                 Piece::Text(literal) => out.push_str(literal),
                 Piece::Variable(name) => {
@@ -588,7 +589,7 @@ mod tests {
             assert!(plain.len() > 90, "{}: only {} plain messages", language.tag(), plain.len());
             for (id, message) in plain {
                 let id: &'static str = Box::leak(id.clone().into_boxed_str());
-                let variables: Vec<&'static str> = (message.0.iter())
+                let variables: Vec<&'static str> = (message.pieces.iter())
                     .filter_map(|piece| match piece {
                         Piece::Variable(name) => Some(&*Box::leak(name.clone().into_boxed_str())),
                         Piece::Text(_) => None,

@@ -7,8 +7,11 @@
 //! "invalid type" error before it tries the number. That error was a seventh
 //! of `repairmatch import`'s CPU. The build script points the generated
 //! code at [`NumberDeserialize`] here instead, which asks the parser what it
-//! found and reads that, with the same results and the same errors for
-//! strings that are not numbers.
+//! found and reads that, with the same results, and for strings that are not
+//! numbers the same reasons (with their place in the line, which pbjson's
+//! lose). A value of the wrong kind (`true`, `1.5` for
+//! an integer) is refused either way; where pbjson's message named its
+//! internal enum, this one names what it found and what it expected.
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -18,7 +21,8 @@ use serde::de::value::{F64Deserializer, I64Deserializer, U64Deserializer};
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 
 /// A number written as a JSON number or as a string holding one.
-#[derive(Debug, Clone, Copy, PartialEq)]
+// The derives of pbjson's own type, which a map field's generated code keys on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct NumberDeserialize<T>(pub T);
 
 impl<'de, T> Deserialize<'de> for NumberDeserialize<T>
@@ -121,6 +125,14 @@ mod tests {
             match both::<T>(json) {
                 // Debug text: NaN is not equal to itself, and -0.0 equals 0.0.
                 (Ok(ours), Ok(pbjson)) => assert_eq!(format!("{ours:?}"), format!("{pbjson:?}"), "{name} from {json}"),
+                // A string that is no number: the number parser's reason both
+                // ways, ours with where in the line it stands.
+                (Err(ours), Err(pbjson)) if json.starts_with('"') => {
+                    assert!(
+                        ours.starts_with(&pbjson) && ours.contains(" at line 1 column "),
+                        "{name} from {json}: {ours}"
+                    )
+                }
                 // Where pbjson's message names its internal enum, ours names what was expected.
                 (Err(_), Err(_)) => {}
                 (ours, pbjson) => panic!("{name} from {json}: ours {ours:?}, pbjson {pbjson:?}"),

@@ -20,6 +20,9 @@ use tonic_types::FieldViolation;
 
 use crate::convert::{self, Limits};
 
+/// Lines parsed and converted together, on every core.
+const BATCH_LINES: usize = 4_096;
+
 /// The most problems one report lists; the rest are counted.
 const MAX_REPORTED_PROBLEMS: usize = 50;
 
@@ -86,7 +89,6 @@ where
     M: DeserializeOwned,
     T: Send,
 {
-    const BATCH_LINES: usize = 4_096;
     let io_error = |source| NdjsonError::Io { path: path.to_owned(), source };
     let reader = BufReader::new(std::fs::File::open(path).map_err(io_error)?);
     let mut lines = reader.lines();
@@ -225,13 +227,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("centers.ndjson");
         // Three batches and part of a fourth, read while the last is parsed.
-        let centers = datagen::generate(3 * 4_096 + 5, 5).centers;
+        let centers = datagen::generate(3 * BATCH_LINES + 5, 5).centers;
         write_lines(&path, centers.iter().map(convert::center_to_proto)).unwrap();
         assert_eq!(read_centers(&path).unwrap(), centers);
 
         let text = std::fs::read_to_string(&path).unwrap();
         let mut lines: Vec<&str> = text.lines().collect();
-        let bad_in_the_second_batch = 4_096 + 7;
+        let bad_in_the_second_batch = BATCH_LINES + 7;
         lines[bad_in_the_second_batch - 1] = "{not json";
         let first = lines[0];
         lines.push(first);

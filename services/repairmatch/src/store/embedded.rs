@@ -140,7 +140,7 @@ impl CatalogStore for EmbeddedStore {
                         None => None,
                     },
                 };
-                if let Err(refusal) = upsert.precondition.check(existing.as_ref().map(CenterStamp::etag_and_owner)) {
+                if let Err(refusal) = upsert.precondition.check(existing.as_ref().map(CenterStamp::borrowed)) {
                     applied.upserts.push(refusal);
                     continue;
                 }
@@ -178,7 +178,7 @@ impl CatalogStore for EmbeddedStore {
                         continue;
                     }
                 };
-                if let Err(refusal) = delete.precondition.check(Some(existing.etag_and_owner())) {
+                if let Err(refusal) = delete.precondition.check(Some(existing.borrowed())) {
                     applied.deletes.push(refusal);
                     continue;
                 }

@@ -156,22 +156,30 @@ pub struct Precondition {
     pub owner: Option<String>,
 }
 
+/// What a [`Precondition`] is checked against: a stored center's etag and
+/// owner (named, so the two strings cannot be swapped unnoticed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StoredStamp<'a> {
+    /// The stored center's etag.
+    pub etag: &'a str,
+    /// The tenant that owns it; empty when none does.
+    pub owner: &'a str,
+}
+
 impl Precondition {
-    /// Whether this holds of a stored center's (etag, owner), or of no
-    /// center; the refusal if not. Ownership is checked first: another
-    /// tenant learns nothing of the etag.
-    pub(crate) fn check(&self, stored: Option<(&str, &str)>) -> Result<(), ItemStatus> {
-        if let (Some(owner), Some((_, stored_owner))) = (&self.owner, stored)
-            && stored_owner != owner
+    /// Whether this holds of a stored center, or of no center; the refusal
+    /// if not. Ownership is checked first: another tenant learns nothing of
+    /// the etag.
+    pub(crate) fn check(&self, stored: Option<StoredStamp<'_>>) -> Result<(), ItemStatus> {
+        if let (Some(owner), Some(stored)) = (&self.owner, stored)
+            && stored.owner != owner
         {
             return Err(ItemStatus::NotOwner);
         }
         match (&self.etag, stored) {
             (None, _) => Ok(()),
-            (Some(etag), Some((stored_etag, _))) if stored_etag == etag => Ok(()),
-            (Some(_), stored) => {
-                Err(ItemStatus::StaleEtag(stored.map(|(etag, _)| etag.to_owned()).unwrap_or_default()))
-            }
+            (Some(etag), Some(stored)) if stored.etag == etag => Ok(()),
+            (Some(_), stored) => Err(ItemStatus::StaleEtag(stored.map(|s| s.etag.to_owned()).unwrap_or_default())),
         }
     }
 }

@@ -29,6 +29,9 @@ pub fn decode_center(bytes: &[u8]) -> Result<RepairCenter, String> {
 /// What a write checks of a stored center: who owns it and which version it
 /// is. Read from the stored bytes alone, skipping every other field: a full
 /// decode and conversion costs as much as the write's own work on the center.
+/// So a record that is well-formed protobuf but no valid center (an enum
+/// value this release does not know, say) can be replaced or deleted, as on
+/// the Redis store, which never decoded it; only loading it fails.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct CenterStamp {
     /// `RepairCenter.owner`.
@@ -45,9 +48,9 @@ impl CenterStamp {
         Self { owner: center.owner.clone(), etag: center.etag.clone() }
     }
 
-    /// (etag, owner), as [`super::Precondition::check`] reads them.
-    pub fn etag_and_owner(&self) -> (&str, &str) {
-        (&self.etag, &self.owner)
+    /// The stamp as [`super::Precondition::check`] reads it.
+    pub(crate) fn borrowed(&self) -> super::StoredStamp<'_> {
+        super::StoredStamp { etag: &self.etag, owner: &self.owner }
     }
 }
 

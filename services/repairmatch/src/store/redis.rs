@@ -33,7 +33,8 @@ use super::records::{
     encode_center,
 };
 use super::{
-    AppliedBatch, CatalogStore, ChangeSet, ChangedKeys, Changes, ItemStatus, StoreError, StoredCatalog, WriteBatch,
+    AppliedBatch, CatalogStore, ChangeSet, ChangedKeys, Changes, ItemStatus, StoreError, StoredCatalog, StoredStamp,
+    WriteBatch,
 };
 use crate::config::StoreConfig;
 
@@ -419,15 +420,16 @@ impl CatalogStore for RedisStore {
                 let mut shards: BTreeMap<&str, Vec<(String, Vec<u8>)>> = BTreeMap::new();
                 let (mut new_etags, mut new_owners, mut gone) = (Vec::new(), Vec::new(), Vec::new());
                 for (index, upsert) in batch.upserts.iter().enumerate() {
-                    let existing =
-                        etags[index].as_ref().map(|etag| (etag.as_str(), owners[index].as_deref().unwrap_or("")));
+                    let existing = etags[index]
+                        .as_ref()
+                        .map(|etag| StoredStamp { etag, owner: owners[index].as_deref().unwrap_or("") });
                     if let Err(refusal) = upsert.precondition.check(existing) {
                         applied.upserts.push(refusal);
                         continue;
                     }
                     let mut center = upsert.center.clone();
-                    if let Some((_, owner)) = existing.filter(|(_, owner)| !owner.is_empty()) {
-                        owner.clone_into(&mut center.owner);
+                    if let Some(existing) = existing.filter(|existing| !existing.owner.is_empty()) {
+                        existing.owner.clone_into(&mut center.owner);
                     }
                     center.etag.clone_from(&etag);
                     center.update_time = Some(now);
@@ -446,7 +448,8 @@ impl CatalogStore for RedisStore {
                         applied.deletes.push(ItemStatus::NotFound);
                         continue;
                     };
-                    let existing = Some((stored_etag, owners[index].as_deref().unwrap_or("")));
+                    let existing =
+                        Some(StoredStamp { etag: stored_etag, owner: owners[index].as_deref().unwrap_or("") });
                     if let Err(refusal) = delete.precondition.check(existing) {
                         applied.deletes.push(refusal);
                         continue;
