@@ -24,6 +24,7 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod batches;
 pub mod cache;
 pub mod cli;
 pub mod config;

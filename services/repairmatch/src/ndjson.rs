@@ -18,6 +18,7 @@ use repairmatch_proto::v1 as pb;
 use serde::de::DeserializeOwned;
 use tonic_types::FieldViolation;
 
+use crate::batches;
 use crate::convert::{self, Limits};
 
 /// Lines parsed and converted together, on every core.
@@ -97,7 +98,7 @@ where
     let mut problems = Vec::new();
     let mut total = 0;
     let mut line_number = 0;
-    let mut read_batch = || -> Result<Vec<String>, NdjsonError> {
+    let read_batch = || -> Result<Vec<String>, NdjsonError> {
         lines.by_ref().take(BATCH_LINES).collect::<Result<_, _>>().map_err(io_error)
     };
     let parse_batch = |batch: &[String]| -> Vec<Option<Result<T, String>>> {
@@ -112,17 +113,7 @@ where
             })
             .collect()
     };
-    let mut batch = read_batch()?;
-    while !batch.is_empty() {
-        // The next batch is read on this thread while the pool parses this
-        // one: reading alone would leave every other core idle.
-        let mut next = Ok(Vec::new());
-        let mut parsed = Vec::new();
-        rayon::in_place_scope(|scope| {
-            scope.spawn(|_| parsed = parse_batch(&batch));
-            next = read_batch();
-        });
-        batch = next?;
+    let judge_batch = |parsed: Vec<Option<Result<T, String>>>| {
         for outcome in parsed {
             line_number += 1;
             let Some(outcome) = outcome else { continue };
@@ -143,7 +134,9 @@ where
                 }
             }
         }
-    }
+        Ok(())
+    };
+    batches::read_ahead(read_batch, parse_batch, judge_batch)?;
     if total > 0 {
         return Err(NdjsonError::Invalid { path: path.to_owned(), problems, total });
     }

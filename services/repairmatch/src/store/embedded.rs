@@ -21,6 +21,7 @@ use super::records::{
 use super::{
     AppliedBatch, CatalogStore, ChangeSet, ChangedKeys, Changes, ItemStatus, StoreError, StoredCatalog, WriteBatch,
 };
+use crate::batches;
 
 const CENTERS: TableDefinition<&str, &[u8]> = TableDefinition::new("repair_centers");
 const BRANDS: TableDefinition<&str, &[u8]> = TableDefinition::new("brands");
@@ -82,21 +83,15 @@ fn read_all<T: Send>(
     let table = txn.open_table(definition)?;
     let mut records = Vec::with_capacity(usize::try_from(table.len()?).unwrap_or(0));
     let mut entries = table.iter()?;
-    let mut read_batch = || entries.by_ref().take(BATCH).collect::<Result<Vec<_>, _>>();
-    let mut batch = read_batch()?;
-    while !batch.is_empty() {
-        // The next batch is read on this thread while the pool decodes this
-        // one: reading alone would leave every other core idle.
+    let read_batch = || entries.by_ref().take(BATCH).collect::<Result<Vec<_>, _>>().map_err(StoreError::from);
+    let decode_batch = |batch: &[(redb::AccessGuard<&str>, redb::AccessGuard<&[u8]>)]| {
         let stored: Vec<(&str, &[u8])> = batch.iter().map(|(key, value)| (key.value(), value.value())).collect();
-        let mut decoded = Ok(Vec::new());
-        let mut next = Ok(Vec::new());
-        rayon::in_place_scope(|scope| {
-            scope.spawn(|_| decoded = decode_all(&stored, &decode).map_err(|(key, why)| corrupt(name, key)(why)));
-            next = read_batch();
-        });
+        decode_all(&stored, &decode).map_err(|(key, why)| corrupt(name, key)(why))
+    };
+    batches::read_ahead(read_batch, decode_batch, |decoded| {
         records.extend(decoded?);
-        batch = next?;
-    }
+        Ok(())
+    })?;
     Ok(records)
 }
 
