@@ -21,6 +21,11 @@
 //! output adds how long the write took to be acknowledged (durable and
 //! served: the snapshot swapped) and the readers' latency while it ran.
 //!
+//! With `--in-flight N` the loop is closed instead: N calls outstanding, each
+//! reply sending the next, as fast as the server answers. That measures the
+//! peak rate of this very mix of queries, which `scripts/bench` halves for the
+//! open-loop run (the five cities h2load replays cost less than the mix).
+//!
 //! Every reply's gRPC status is checked; non-OK replies (and calls past their
 //! deadline) are errors, not latencies. The last line of output is JSON:
 //! target and achieved rate, how late the client itself sent, p50 / p90 /
@@ -94,6 +99,10 @@ struct Args {
     /// Which RPC: Find, or the no-op health Check.
     #[arg(long, value_enum, default_value = "find")]
     rpc: Rpc,
+    /// Closed loop: keep this many calls outstanding, ignoring `--rate`, and
+    /// report the rate the server sustained.
+    #[arg(long, conflicts_with_all = ["write_batch", "rate"])]
+    in_flight: Option<usize>,
     /// Each call's deadline.
     #[arg(long, default_value_t = 10_000)]
     timeout_ms: u64,
@@ -244,6 +253,40 @@ async fn connect(server: &str) -> anyhow::Result<Channel> {
         .await?)
 }
 
+/// Sends `calls` keeping `in_flight` of them outstanding, spread round robin
+/// over `channels`: each reply sends the next call. A call's latency is from
+/// its own send (a closed loop has no schedule to be late for).
+async fn closed_loop(
+    channels: &[Channel],
+    calls: Vec<Call>,
+    in_flight: usize,
+    deadline: Duration,
+) -> Vec<(Instant, Duration, Result<Reply, tonic::Code>)> {
+    let calls = std::sync::Arc::new(calls);
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let senders: Vec<_> = (0..in_flight.max(1))
+        .map(|_| {
+            let (calls, next, channels) = (calls.clone(), next.clone(), channels.to_vec());
+            tokio::spawn(async move {
+                let mut outcomes = Vec::new();
+                loop {
+                    let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(call) = calls.get(index) else { break };
+                    let sent = Instant::now();
+                    let outcome = send(channels[index % channels.len()].clone(), call.clone(), deadline).await;
+                    outcomes.push((sent, sent.elapsed(), outcome));
+                }
+                outcomes
+            })
+        })
+        .collect();
+    let mut outcomes = Vec::with_capacity(calls.len());
+    for sender in senders {
+        outcomes.extend(sender.await.expect("a sender task does not panic"));
+    }
+    outcomes
+}
+
 /// Polls the health check until the match service is SERVING.
 async fn wait_serving(server: &str, limit: Duration) -> anyhow::Result<()> {
     let started = Instant::now();
@@ -307,43 +350,57 @@ async fn main() -> anyhow::Result<()> {
         channels.push(connect(&args.server).await?);
     }
 
-    let interval = Duration::from_secs_f64(1.0 / args.rate);
     let started = Instant::now() + Duration::from_millis(20);
-    // The write waits for its moment on its own connection, so it neither
-    // delays nor shares a stream with the readers' sends.
-    let writer = match (args.write_batch, &args.write_key) {
-        (Some(count), Some(key)) => {
-            let (channel, key) = (connect(&args.server).await?, key.clone());
-            let at = started + Duration::from_secs_f64(args.write_at_s);
-            Some(tokio::spawn(async move {
-                tokio::time::sleep_until(at.into()).await;
-                write(channel, count, &key).await
-            }))
-        }
-        _ => None,
-    };
-    let mut pending = Vec::with_capacity(count);
     let mut send_lags = Vec::with_capacity(count);
     let mut last_send = started;
-    for index in 0..count {
-        let scheduled = started + interval.mul_f64(index as f64);
-        if let Some(early) = scheduled.checked_duration_since(Instant::now())
-            && early > SPIN_BEFORE_SEND
-        {
-            tokio::time::sleep_until((scheduled - SPIN_BEFORE_SEND).into()).await;
+    let (writer, pending) = match args.in_flight {
+        Some(in_flight) => {
+            let calls: Vec<Call> = (0..count).map(request).collect();
+            tokio::time::sleep_until(started.into()).await;
+            (None, closed_loop(&channels, calls, in_flight, deadline).await)
         }
-        while Instant::now() < scheduled {
-            tokio::task::yield_now().await;
+        None => {
+            let interval = Duration::from_secs_f64(1.0 / args.rate);
+            // The write waits for its moment on its own connection, so it neither
+            // delays nor shares a stream with the readers' sends.
+            let writer = match (args.write_batch, &args.write_key) {
+                (Some(count), Some(key)) => {
+                    let (channel, key) = (connect(&args.server).await?, key.clone());
+                    let at = started + Duration::from_secs_f64(args.write_at_s);
+                    Some(tokio::spawn(async move {
+                        tokio::time::sleep_until(at.into()).await;
+                        write(channel, count, &key).await
+                    }))
+                }
+                _ => None,
+            };
+            let mut pending = Vec::with_capacity(count);
+            for index in 0..count {
+                let scheduled = started + interval.mul_f64(index as f64);
+                if let Some(early) = scheduled.checked_duration_since(Instant::now())
+                    && early > SPIN_BEFORE_SEND
+                {
+                    tokio::time::sleep_until((scheduled - SPIN_BEFORE_SEND).into()).await;
+                }
+                while Instant::now() < scheduled {
+                    tokio::task::yield_now().await;
+                }
+                last_send = Instant::now();
+                send_lags.push(last_send - scheduled);
+                let channel = channels[index % channels.len()].clone();
+                let call = request(index);
+                pending.push(tokio::spawn(async move {
+                    let outcome = send(channel, call, deadline).await;
+                    (scheduled, scheduled.elapsed(), outcome)
+                }));
+            }
+            let mut outcomes = Vec::with_capacity(count);
+            for task in pending {
+                outcomes.push(task.await?);
+            }
+            (writer, outcomes)
         }
-        last_send = Instant::now();
-        send_lags.push(last_send - scheduled);
-        let channel = channels[index % channels.len()].clone();
-        let call = request(index);
-        pending.push(tokio::spawn(async move {
-            let outcome = send(channel, call, deadline).await;
-            (scheduled, scheduled.elapsed(), outcome)
-        }));
-    }
+    };
 
     let write = match writer {
         Some(task) => Some(task.await??),
@@ -354,8 +411,7 @@ async fn main() -> anyhow::Result<()> {
     let mut errors: BTreeMap<String, usize> = BTreeMap::new();
     let mut last_reply = None;
     let mut reply_bytes = 0_usize;
-    for task in pending {
-        let (scheduled, latency, outcome) = task.await?;
+    for (scheduled, latency, outcome) in pending {
         match outcome {
             Ok(reply) => {
                 latencies.push(latency);
@@ -396,14 +452,23 @@ async fn main() -> anyhow::Result<()> {
             "readers_during_max_ms": quantile_ms(&during_write, 1.0),
         })
     });
-    let send_window = last_send.saturating_duration_since(started);
-    // Over n sends there are n - 1 intervals; a single request has no rate.
-    let achieved_rate = if count > 1 { (count - 1) as f64 / send_window.as_secs_f64() } else { args.rate };
+    let (send_window, achieved_rate) = match args.in_flight {
+        // Closed: the rate the server sustained, replies over the whole run.
+        Some(_) => (finished, count as f64 / finished.as_secs_f64()),
+        None => {
+            let send_window = last_send.saturating_duration_since(started);
+            // Over n sends there are n - 1 intervals; a single request has no rate.
+            (send_window, if count > 1 { (count - 1) as f64 / send_window.as_secs_f64() } else { args.rate })
+        }
+    };
     let error_count: usize = errors.values().sum();
     let ok = latencies.len();
+    let offered = match args.in_flight {
+        Some(in_flight) => format!("{in_flight} in flight"),
+        None => format!("{:.0}/s", args.rate),
+    };
     println!(
-        "{count} requests at {:.0}/s (achieved {achieved_rate:.0}/s over {:.2} s): {ok} OK, {error_count} errors {errors:?}",
-        args.rate,
+        "{count} requests at {offered} (achieved {achieved_rate:.0}/s over {:.2} s): {ok} OK, {error_count} errors {errors:?}",
         send_window.as_secs_f64()
     );
     println!(
@@ -423,7 +488,8 @@ async fn main() -> anyhow::Result<()> {
             "ok": ok,
             "errors": error_count,
             "errors_by_code": errors,
-            "target_rate": args.rate,
+            "target_rate": if args.in_flight.is_some() { None } else { Some(args.rate) },
+            "in_flight": args.in_flight,
             "achieved_rate": achieved_rate,
             "send_window_s": send_window.as_secs_f64(),
             "finished_s": finished.as_secs_f64(),
