@@ -113,6 +113,29 @@ async fn a_bad_line_applies_nothing_of_its_file() {
 }
 
 #[tokio::test]
+async fn a_bad_line_after_thousands_of_good_ones_applies_none_of_them() {
+    // The import writes batches of good lines as it reads; a bad line in a
+    // later batch must still leave the store as it was.
+    let server = TestServer::start(&Fixture::with_centers(vec![center_east("a", 3.0)])).await;
+    let store = server.stop().await;
+
+    let mut centers: Vec<pb::RepairCenter> =
+        (0..5_000).map(|i| center_east(&format!("good-{i}"), 2.0 + f64::from(i) / 1_000.0)).collect();
+    let mut broken = center_east("broken", 4.0);
+    broken.location = Some(pb::LatLng { latitude: 123.0, longitude: 0.0 });
+    centers.push(broken);
+    let error =
+        import_fixture(store.path(), &Fixture { centers, brands: vec![], banks: vec![] }).unwrap_err().to_string();
+    assert!(error.contains(":5001: location.latitude"), "line number and field in: {error}");
+
+    let server = TestServer::start_on(store).await;
+    let response = server.client().await.find_repair_center(find_request()).await.unwrap().into_inner();
+    assert_eq!(match_ids(&response), ["a"], "none of the 5,000 good lines was applied");
+    assert_eq!(response.total_size, 1);
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn a_sample_catalog_from_datagen_imports_and_answers() {
     let sample = repairmatch_datagen::generate(2_000, 42);
     let fixture = Fixture {

@@ -2,27 +2,44 @@
 //! lines parsed at import, a table's records decoded at start.
 
 /// Hands each batch `read` returns, until an empty one, to `process` on the
-/// rayon pool, and its result to `take`, in order. The next batch is read on
-/// this thread while the pool processes the last: reading alone would leave
-/// every other core idle. A batch's result is taken before an error reading
-/// the next is returned.
+/// rayon pool, and its result to `take`, in order. While the pool processes
+/// a batch, this thread reads the next and takes the result of the last:
+/// reading or taking alone would leave every other core idle. A batch's
+/// result is taken before an error reading the next is returned.
 pub fn read_ahead<X: Sync, T: Send, E>(
     mut read: impl FnMut() -> Result<Vec<X>, E>,
     process: impl Fn(&[X]) -> T + Sync,
     mut take: impl FnMut(T) -> Result<(), E>,
 ) -> Result<(), E> {
     let mut batch = read()?;
+    let mut last = None;
     while !batch.is_empty() {
         let mut processed = None;
         let mut next = Ok(Vec::new());
+        let mut taken = Ok(());
         rayon::in_place_scope(|scope| {
             scope.spawn(|_| processed = Some(process(&batch)));
             next = read();
+            if let Some(last) = last.take() {
+                taken = take(last);
+            }
         });
-        take(processed.expect("a scope ends once its tasks have"))?;
-        batch = next?;
+        taken?;
+        last = processed;
+        batch = match next {
+            Ok(batch) => batch,
+            Err(error) => {
+                if let Some(last) = last {
+                    take(last)?;
+                }
+                return Err(error);
+            }
+        };
     }
-    Ok(())
+    match last {
+        Some(last) => take(last),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]

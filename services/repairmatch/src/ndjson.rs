@@ -6,7 +6,6 @@
 //! line number; a caller applies a file only when it is clean, so nothing of a
 //! bad file is ever half-applied.
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::fmt;
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -80,27 +79,31 @@ impl fmt::Display for InvalidReport<'_> {
 
 /// Reads and validates a file of messages `M`, converting each with `convert`
 /// and keying it with `key` to refuse duplicates. Lines are parsed and
-/// converted on every core, a batch at a time, and judged in file order.
-fn read_file<M, T>(
+/// converted on every core, a batch at a time, and judged in file order;
+/// `sink` gets each batch's records, in order, until the first bad line, and
+/// runs while the next batch is parsed. A bad file ends in
+/// [`NdjsonError::Invalid`] once every line is read: whatever `sink` got of it
+/// must then be discarded.
+fn read_file_into<M, T, E>(
     path: &Path,
     convert: impl Fn(M) -> Result<T, Vec<FieldViolation>> + Sync,
     key: impl Fn(&T) -> String,
-) -> Result<Vec<T>, NdjsonError>
+    mut sink: impl FnMut(Vec<T>) -> Result<(), E>,
+) -> Result<(), E>
 where
     M: DeserializeOwned,
     T: Send,
+    E: From<NdjsonError>,
 {
-    let io_error = |source| NdjsonError::Io { path: path.to_owned(), source };
+    let io_error = |source| E::from(NdjsonError::Io { path: path.to_owned(), source });
     let reader = BufReader::new(std::fs::File::open(path).map_err(io_error)?);
     let mut lines = reader.lines();
-    let mut records = Vec::new();
-    let mut first_line_of: HashMap<String, usize> = HashMap::new();
+    let mut first_line_of: foldhash::HashMap<String, usize> = foldhash::HashMap::default();
     let mut problems = Vec::new();
     let mut total = 0;
     let mut line_number = 0;
-    let read_batch = || -> Result<Vec<String>, NdjsonError> {
-        lines.by_ref().take(BATCH_LINES).collect::<Result<_, _>>().map_err(io_error)
-    };
+    let read_batch =
+        || -> Result<Vec<String>, E> { lines.by_ref().take(BATCH_LINES).collect::<Result<_, _>>().map_err(io_error) };
     let parse_batch = |batch: &[String]| -> Vec<Option<Result<T, String>>> {
         batch
             .par_iter()
@@ -114,6 +117,7 @@ where
             .collect()
     };
     let judge_batch = |parsed: Vec<Option<Result<T, String>>>| {
+        let mut records = Vec::with_capacity(parsed.len());
         for outcome in parsed {
             line_number += 1;
             let Some(outcome) = outcome else { continue };
@@ -134,18 +138,50 @@ where
                 }
             }
         }
-        Ok(())
+        // Past a bad line the file will not be applied: nothing more to write.
+        if total == 0 { sink(records) } else { Ok(()) }
     };
     batches::read_ahead(read_batch, parse_batch, judge_batch)?;
     if total > 0 {
-        return Err(NdjsonError::Invalid { path: path.to_owned(), problems, total });
+        return Err(NdjsonError::Invalid { path: path.to_owned(), problems, total }.into());
     }
+    Ok(())
+}
+
+/// [`read_file_into`] a vector.
+fn read_file<M, T>(
+    path: &Path,
+    convert: impl Fn(M) -> Result<T, Vec<FieldViolation>> + Sync,
+    key: impl Fn(&T) -> String,
+) -> Result<Vec<T>, NdjsonError>
+where
+    M: DeserializeOwned,
+    T: Send,
+{
+    let mut records = Vec::new();
+    read_file_into(path, convert, key, |batch| {
+        records.extend(batch);
+        Ok::<_, NdjsonError>(())
+    })?;
     Ok(records)
 }
 
 /// Reads a file of `RepairCenter` lines.
 pub fn read_centers(path: &Path) -> Result<Vec<RepairCenter>, NdjsonError> {
-    read_file(path, |m: pb::RepairCenter| convert::center_from_proto(m, "", Limits::Api), |c| c.id.clone())
+    read_file(path, center_from_line, |c| c.id.clone())
+}
+
+/// Reads a file of `RepairCenter` lines into `sink`, a batch at a time, as
+/// [`read_file_into`] says: on an error, discard what `sink` got.
+pub fn read_centers_into<E: From<NdjsonError>>(
+    path: &Path,
+    sink: impl FnMut(Vec<RepairCenter>) -> Result<(), E>,
+) -> Result<(), E> {
+    read_file_into(path, center_from_line, |c| c.id.clone(), sink)
+}
+
+fn center_from_line(message: pb::RepairCenter) -> Result<RepairCenter, Vec<FieldViolation>> {
+    convert::center_from_proto(message, "", Limits::Api)
 }
 
 /// Reads a file of `Brand` lines.
@@ -213,6 +249,35 @@ mod tests {
         assert_eq!(numbers, [2, 4, 6, 8], "a blank line still counts");
         assert!(problems[2].message.contains("duplicate of line 1"));
         assert!(problems[3].message.contains("duplicate of line 1"), "{}", problems[3].message);
+    }
+
+    #[test]
+    fn a_sink_gets_the_good_batches_in_order_until_the_first_bad_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("centers.ndjson");
+        let centers = datagen::generate(3 * BATCH_LINES, 5).centers;
+        write_lines(&path, centers.iter().map(convert::center_to_proto)).unwrap();
+        let mut received = Vec::new();
+        read_centers_into(&path, |batch| {
+            received.push(batch.len());
+            Ok::<_, NdjsonError>(())
+        })
+        .unwrap();
+        assert_eq!(received, [BATCH_LINES; 3]);
+
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut lines: Vec<&str> = text.lines().collect();
+        lines[BATCH_LINES + 1] = "{not json";
+        std::fs::write(&path, lines.join("\n")).unwrap();
+        let mut ids = Vec::new();
+        let error = read_centers_into(&path, |batch| {
+            ids.extend(batch.into_iter().map(|c| c.id));
+            Ok::<_, NdjsonError>(())
+        })
+        .unwrap_err();
+        assert!(matches!(error, NdjsonError::Invalid { total: 1, .. }), "{error}");
+        let first_batch: Vec<String> = centers[..BATCH_LINES].iter().map(|c| c.id.clone()).collect();
+        assert_eq!(ids, first_batch, "only the batch before the bad line, in file order");
     }
 
     #[test]

@@ -41,6 +41,35 @@ fn on_every_store(check: impl Fn(&dyn CatalogStore)) {
 }
 
 #[test]
+fn a_bulk_load_commits_every_batch_at_once_or_nothing() {
+    on_every_store(|store| {
+        let sample = repairmatch_datagen::generate(30, 6);
+        let mut owned = sample.centers[0].clone();
+        owned.owner = "provider-a".into();
+        store.apply(WriteBatch::load(vec![owned], vec![], vec![])).unwrap();
+
+        let mut load = store.bulk_load().unwrap();
+        load.add_centers(sample.centers[..20].to_vec()).unwrap();
+        load.add_centers(sample.centers[20..].to_vec()).unwrap();
+        assert_eq!(store.load().unwrap().centers.len(), 1, "nothing is visible before the commit");
+        assert_eq!(load.commit(vec![], sample.banks.clone()).unwrap(), 2);
+        let loaded = store.load().unwrap();
+        assert_eq!((loaded.version, loaded.centers.len(), loaded.banks.len()), (2, 30, sample.banks.len()));
+        assert!(loaded.centers.iter().all(|c| c.etag == "2" && c.update_time.is_some()));
+        let replaced = loaded.centers.iter().find(|c| c.id == sample.centers[0].id).unwrap();
+        assert_eq!(replaced.owner, "provider-a", "a stored center keeps its owner");
+        let Changes::Since(changes) = store.changes_since(1).unwrap() else { panic!("a small load is listed") };
+        assert_eq!(changes.centers.len(), 30);
+
+        let mut abandoned = store.bulk_load().unwrap();
+        abandoned.add_centers(repairmatch_datagen::generate(5, 7).centers).unwrap();
+        drop(abandoned);
+        let after = store.load().unwrap();
+        assert_eq!((after.version, after.centers.len()), (2, 30), "a dropped load changes nothing");
+    });
+}
+
+#[test]
 fn a_batch_checks_each_items_etag_and_owner_and_keeps_owners() {
     on_every_store(|store| {
         assert!(store.is_empty().unwrap());

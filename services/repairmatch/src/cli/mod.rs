@@ -12,7 +12,6 @@ use clap::{Parser, Subcommand};
 use repairmatch_datagen as datagen;
 
 use crate::config::{Config, StoreKind};
-use crate::store::WriteBatch;
 use crate::{auth, convert, ndjson, server};
 
 /// Finds who can repair a broken card terminal, as a gRPC service.
@@ -226,25 +225,37 @@ fn load_config(files: &[impl AsRef<Path>]) -> anyhow::Result<Config> {
     })
 }
 
-/// Reads and validates every file, then writes them in one transaction.
+/// Reads and validates every file and writes them in one transaction, the
+/// centers as they are read; a bad line anywhere leaves the store as it was.
 pub fn import(
     config: &Config,
     centers: Option<&Path>,
     brands: Option<&Path>,
     banks: Option<&Path>,
 ) -> anyhow::Result<()> {
-    let write = WriteBatch::load(
-        centers.map(ndjson::read_centers).transpose()?.unwrap_or_default(),
-        brands.map(ndjson::read_brands).transpose()?.unwrap_or_default(),
-        banks.map(ndjson::read_banks).transpose()?.unwrap_or_default(),
+    let brands = brands.map(ndjson::read_brands).transpose()?.unwrap_or_default();
+    let banks = banks.map(ndjson::read_banks).transpose()?.unwrap_or_default();
+    anyhow::ensure!(
+        centers.is_some() || !brands.is_empty() || !banks.is_empty(),
+        "nothing to import: name a centers file, --brands or --banks"
     );
-    anyhow::ensure!(!write.is_empty(), "nothing to import: name a centers file, --brands or --banks");
-    let counts = (write.upserts.len(), write.brands.len(), write.banks.len());
     let store = crate::store::open(&config.store).with_context(|| match config.store.kind {
         StoreKind::Embedded => format!("cannot open the store {} (is a server using it?)", config.store.path.display()),
         StoreKind::Redis => format!("cannot use the Redis store (prefix {})", config.store.key_prefix),
     })?;
-    let version = store.apply(write)?.version;
+    // Dropped without a commit (a bad line, a failed write), the load
+    // leaves the store as it was.
+    let mut load = store.bulk_load()?;
+    let mut center_count = 0;
+    if let Some(path) = centers {
+        ndjson::read_centers_into(path, |batch| {
+            center_count += batch.len();
+            load.add_centers(batch).map_err(anyhow::Error::from)
+        })?;
+    }
+    anyhow::ensure!(center_count + brands.len() + banks.len() > 0, "nothing to import: the files hold no record");
+    let counts = (center_count, brands.len(), banks.len());
+    let version = load.commit(brands, banks)?;
     let place = match config.store.kind {
         StoreKind::Embedded => config.store.path.display().to_string(),
         StoreKind::Redis => format!("Redis (prefix {})", config.store.key_prefix),

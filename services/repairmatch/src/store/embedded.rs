@@ -6,20 +6,21 @@
 //! so an acknowledged write survives a crash and a reader never sees half of
 //! one. Only one process can open the file at a time.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use chrono::Utc;
 use rayon::prelude::*;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
-use repairmatch_core::model::{RepairCenter, match_key};
+use repairmatch_core::model::{Bank, Brand, RepairCenter, match_key};
 
 use super::records::{
     CenterStamp, decode_all, decode_bank, decode_brand, decode_center, decode_center_stamp, decode_shared_center,
     encode_bank, encode_brand, encode_center,
 };
 use super::{
-    AppliedBatch, CatalogStore, ChangeSet, ChangedKeys, Changes, ItemStatus, StoreError, StoredCatalog, WriteBatch,
+    AppliedBatch, BulkLoad, CatalogStore, CenterUpsert, ChangeSet, ChangedKeys, Changes, ItemStatus, MAX_LISTED_KEYS,
+    StoreError, StoredCatalog, WriteBatch,
 };
 use crate::batches;
 
@@ -95,6 +96,188 @@ fn read_all<T: Send>(
     Ok(records)
 }
 
+/// The version a write transaction makes, and what it stamps on the centers
+/// it writes.
+struct Stamp {
+    /// The catalog version before the transaction.
+    current: u64,
+    etag: String,
+    now: chrono::DateTime<Utc>,
+}
+
+impl Stamp {
+    fn next(txn: &redb::WriteTransaction) -> Result<Self, StoreError> {
+        let current = txn.open_table(META)?.get(CATALOG_VERSION)?.map_or(0, |v| v.value());
+        Ok(Self { current, etag: format!("{:x}", current + 1), now: Utc::now() })
+    }
+
+    /// Records the new version and which keys it changed, and commits:
+    /// durable when this returns.
+    fn commit(&self, txn: redb::WriteTransaction, keys: &ChangedKeys) -> Result<u64, StoreError> {
+        let version = self.current + 1;
+        txn.open_table(META)?.insert(CATALOG_VERSION, version)?;
+        {
+            let mut history = txn.open_table(CHANGES)?;
+            let keys = serde_json::to_vec(keys).expect("plain strings serialize");
+            history.insert(version, keys.as_slice())?;
+            if version > HISTORY_VERSIONS {
+                history.retain_in(..=version - HISTORY_VERSIONS, |_, _| false)?;
+            }
+        }
+        txn.commit()?;
+        Ok(version)
+    }
+}
+
+/// Where a write encodes the centers it stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    /// On every core, the next chunk while this thread inserts the last: an
+    /// API write has the pool to itself.
+    OnEveryCore,
+    /// On this thread: a bulk load adds a batch while the pool parses the
+    /// next, and work handed to the pool from outside would wait behind the
+    /// parsing (measured: a 100k import 0.96–1.07 s this way against
+    /// 0.81–0.93 s on this thread).
+    OnThisThread,
+}
+
+/// Writes `upserts` into the centers table of an open transaction, each
+/// checked against the center stored before it (in the table, or written
+/// earlier in this call), stamped, and reported in `applied`.
+fn write_upserts(
+    table: &mut redb::Table<&str, &[u8]>,
+    upserts: Vec<CenterUpsert>,
+    stamp: &Stamp,
+    encoding: Encoding,
+    applied: &mut AppliedBatch,
+) -> Result<(), StoreError> {
+    // Centers are encoded after the loop, so one written earlier in this
+    // call is found here, not in the table.
+    let mut written: foldhash::HashMap<String, usize> =
+        foldhash::HashMap::with_capacity_and_hasher(upserts.len(), Default::default());
+    let first = applied.changes.centers.len();
+    applied.upserts.reserve(upserts.len());
+    applied.changes.centers.reserve(upserts.len());
+    for upsert in upserts {
+        let mut center = upsert.center;
+        let existing = match written.get(&center.id) {
+            Some(&index) => Some(CenterStamp::of(&applied.changes.centers[index])),
+            None => match table.get(center.id.as_str())? {
+                Some(bytes) => Some(decode_center_stamp(bytes.value()).map_err(corrupt("repair_centers", &center.id))?),
+                None => None,
+            },
+        };
+        if let Err(refusal) = upsert.precondition.check(existing.as_ref().map(CenterStamp::borrowed)) {
+            applied.upserts.push(refusal);
+            continue;
+        }
+        if let Some(existing) = existing.filter(|e| !e.owner.is_empty()) {
+            center.owner = existing.owner;
+        }
+        center.etag.clone_from(&stamp.etag);
+        center.update_time = Some(stamp.now);
+        applied.upserts.push(ItemStatus::Applied);
+        written.insert(center.id.clone(), applied.changes.centers.len());
+        applied.changes.centers.push(center);
+    }
+    if encoding == Encoding::OnThisThread {
+        for center in &applied.changes.centers[first..] {
+            table.insert(center.id.as_str(), encode_center(center).as_slice())?;
+        }
+        return Ok(());
+    }
+    // Encoding is most of a bulk write's work: on every core, a bounded
+    // batch at a time, the next batch while this thread inserts the last.
+    let encode = |centers: &[RepairCenter]| -> Vec<Vec<u8>> { centers.par_iter().map(encode_center).collect() };
+    let mut chunks = applied.changes.centers[first..].chunks(8_192);
+    let mut current = chunks.next().map(|centers| (centers, encode(centers)));
+    while let Some((centers, encoded)) = current.take() {
+        let mut inserted = Ok(());
+        rayon::in_place_scope(|scope| {
+            scope.spawn(|_| current = chunks.next().map(|centers| (centers, encode(centers))));
+            inserted = centers
+                .iter()
+                .zip(&encoded)
+                .try_for_each(|(center, bytes)| table.insert(center.id.as_str(), bytes.as_slice()).map(drop));
+        });
+        inserted?;
+    }
+    Ok(())
+}
+
+/// Writes brands (keeping an existing brand's owner) and banks into an open
+/// transaction, and lists them in `changes`.
+fn write_brands_and_banks(
+    txn: &redb::WriteTransaction,
+    brands: Vec<Brand>,
+    banks: Vec<Bank>,
+    changes: &mut ChangeSet,
+) -> Result<(), StoreError> {
+    let mut table = txn.open_table(BRANDS)?;
+    for mut brand in brands {
+        let key = match_key(&brand.name);
+        if let Some(bytes) = table.get(key.as_str())? {
+            let existing = decode_brand(bytes.value()).map_err(corrupt("brands", &key))?;
+            if !existing.owner.is_empty() {
+                brand.owner = existing.owner;
+            }
+        }
+        table.insert(key.as_str(), encode_brand(&brand).as_slice())?;
+        changes.brands.push(brand);
+    }
+    let mut table = txn.open_table(BANKS)?;
+    for bank in banks {
+        table.insert(bank.id.as_str(), encode_bank(&bank).as_slice())?;
+        changes.banks.push(bank);
+    }
+    Ok(())
+}
+
+/// A bulk load into one write transaction: each batch of centers is written
+/// as it is added, and nothing is visible or durable until `commit`;
+/// dropping the load aborts the transaction.
+struct EmbeddedBulkLoad {
+    txn: redb::WriteTransaction,
+    stamp: Stamp,
+    written: usize,
+    /// The ids written, while few enough for the history to list.
+    listed: Option<Vec<String>>,
+}
+
+impl BulkLoad for EmbeddedBulkLoad {
+    fn add_centers(&mut self, centers: Vec<RepairCenter>) -> Result<(), StoreError> {
+        let mut applied = AppliedBatch::default();
+        let upserts = WriteBatch::load(centers, Vec::new(), Vec::new()).upserts;
+        let mut table = self.txn.open_table(CENTERS)?;
+        write_upserts(&mut table, upserts, &self.stamp, Encoding::OnThisThread, &mut applied)?;
+        self.written += applied.changes.centers.len();
+        if self.written > MAX_LISTED_KEYS {
+            self.listed = None;
+        }
+        if let Some(listed) = &mut self.listed {
+            listed.extend(applied.changes.centers.iter().map(|center| center.id.clone()));
+        }
+        Ok(())
+    }
+
+    fn commit(self: Box<Self>, brands: Vec<Brand>, banks: Vec<Bank>) -> Result<u64, StoreError> {
+        let mut changes = ChangeSet::default();
+        write_brands_and_banks(&self.txn, brands, banks, &mut changes)?;
+        if self.written == 0 && changes.is_empty() {
+            self.txn.abort()?;
+            return Ok(self.stamp.current);
+        }
+        let keys = match self.listed {
+            Some(centers) if self.written + changes.brands.len() + changes.banks.len() <= MAX_LISTED_KEYS => {
+                ChangedKeys { centers, ..ChangedKeys::of(&changes) }
+            }
+            _ => ChangedKeys { everything: true, ..ChangedKeys::default() },
+        };
+        self.stamp.commit(self.txn, &keys)
+    }
+}
+
 impl CatalogStore for EmbeddedStore {
     fn is_empty(&self) -> Result<bool, StoreError> {
         let txn = self.db.begin_read()?;
@@ -114,57 +297,11 @@ impl CatalogStore for EmbeddedStore {
 
     fn apply(&self, batch: WriteBatch) -> Result<AppliedBatch, StoreError> {
         let txn = self.db.begin_write()?;
-        let current = txn.open_table(META)?.get(CATALOG_VERSION)?.map_or(0, |v| v.value());
-        let version = current + 1;
-        let etag = format!("{version:x}");
-        let now = Utc::now();
+        let stamp = Stamp::next(&txn)?;
         let mut applied = AppliedBatch::default();
         {
             let mut table = txn.open_table(CENTERS)?;
-            // Centers are encoded after the loop, so one written earlier in
-            // this batch is found here, not in the table.
-            let mut written: HashMap<String, usize> = HashMap::new();
-            for upsert in batch.upserts {
-                let mut center = upsert.center;
-                let existing = match written.get(&center.id) {
-                    Some(&index) => Some(CenterStamp::of(&applied.changes.centers[index])),
-                    None => match table.get(center.id.as_str())? {
-                        Some(bytes) => {
-                            Some(decode_center_stamp(bytes.value()).map_err(corrupt("repair_centers", &center.id))?)
-                        }
-                        None => None,
-                    },
-                };
-                if let Err(refusal) = upsert.precondition.check(existing.as_ref().map(CenterStamp::borrowed)) {
-                    applied.upserts.push(refusal);
-                    continue;
-                }
-                if let Some(existing) = existing.filter(|e| !e.owner.is_empty()) {
-                    center.owner = existing.owner;
-                }
-                center.etag.clone_from(&etag);
-                center.update_time = Some(now);
-                applied.upserts.push(ItemStatus::Applied);
-                written.insert(center.id.clone(), applied.changes.centers.len());
-                applied.changes.centers.push(center);
-            }
-            // Encoding is most of a bulk write's work: on every core, a
-            // bounded batch at a time, the next batch while this thread
-            // inserts the last.
-            let encode = |centers: &[RepairCenter]| -> Vec<Vec<u8>> { centers.par_iter().map(encode_center).collect() };
-            let mut chunks = applied.changes.centers.chunks(8_192);
-            let mut current = chunks.next().map(|centers| (centers, encode(centers)));
-            while let Some((centers, encoded)) = current.take() {
-                let mut inserted = Ok(());
-                rayon::in_place_scope(|scope| {
-                    scope.spawn(|_| current = chunks.next().map(|centers| (centers, encode(centers))));
-                    inserted = centers
-                        .iter()
-                        .zip(&encoded)
-                        .try_for_each(|(center, bytes)| table.insert(center.id.as_str(), bytes.as_slice()).map(drop));
-                });
-                inserted?;
-            }
+            write_upserts(&mut table, batch.upserts, &stamp, Encoding::OnEveryCore, &mut applied)?;
             for delete in batch.deletes {
                 let existing = match table.get(delete.id.as_str())? {
                     Some(bytes) => decode_center_stamp(bytes.value()).map_err(corrupt("repair_centers", &delete.id))?,
@@ -182,47 +319,22 @@ impl CatalogStore for EmbeddedStore {
                 applied.changes.deleted_center_ids.push(delete.id);
             }
         }
-        {
-            let mut table = txn.open_table(BRANDS)?;
-            for mut brand in batch.brands {
-                let key = match_key(&brand.name);
-                if let Some(bytes) = table.get(key.as_str())? {
-                    let existing = decode_brand(bytes.value()).map_err(corrupt("brands", &key))?;
-                    if !existing.owner.is_empty() {
-                        brand.owner = existing.owner;
-                    }
-                }
-                table.insert(key.as_str(), encode_brand(&brand).as_slice())?;
-                applied.changes.brands.push(brand);
-            }
-        }
-        {
-            let mut table = txn.open_table(BANKS)?;
-            for bank in batch.banks {
-                table.insert(bank.id.as_str(), encode_bank(&bank).as_slice())?;
-                applied.changes.banks.push(bank);
-            }
-        }
-        if applied.changes.is_empty() {
+        write_brands_and_banks(&txn, batch.brands, batch.banks, &mut applied.changes)?;
+        applied.version = if applied.changes.is_empty() {
             // Nothing passed its precondition: no new version.
             txn.abort()?;
-            applied.version = current;
-            applied.changes.version = current;
-            return Ok(applied);
-        }
-        txn.open_table(META)?.insert(CATALOG_VERSION, version)?;
-        {
-            let mut history = txn.open_table(CHANGES)?;
-            let keys = serde_json::to_vec(&ChangedKeys::of(&applied.changes)).expect("plain strings serialize");
-            history.insert(version, keys.as_slice())?;
-            if version > HISTORY_VERSIONS {
-                history.retain_in(..=version - HISTORY_VERSIONS, |_, _| false)?;
-            }
-        }
-        txn.commit()?;
-        applied.version = version;
-        applied.changes.version = version;
+            stamp.current
+        } else {
+            stamp.commit(txn, &ChangedKeys::of(&applied.changes))?
+        };
+        applied.changes.version = applied.version;
         Ok(applied)
+    }
+
+    fn bulk_load(&self) -> Result<Box<dyn BulkLoad + '_>, StoreError> {
+        let txn = self.db.begin_write()?;
+        let stamp = Stamp::next(&txn)?;
+        Ok(Box::new(EmbeddedBulkLoad { txn, stamp, written: 0, listed: Some(Vec::new()) }))
     }
 
     fn changes_since(&self, since: u64) -> Result<Changes, StoreError> {
@@ -330,6 +442,15 @@ mod tests {
         txn.open_table(CHANGES).unwrap().retain_in(..=2, |_, _| false).unwrap();
         txn.commit().unwrap();
         assert!(matches!(store.changes_since(1).unwrap(), Changes::ReloadAll), "history trimmed past version 1");
+
+        // The same through a bulk load, whose batches are each below the limit.
+        let mut load = store.bulk_load().unwrap();
+        let more = datagen::generate(crate::store::MAX_LISTED_KEYS + 1, 5).centers;
+        for batch in more.chunks(4_096) {
+            load.add_centers(batch.to_vec()).unwrap();
+        }
+        let version = load.commit(vec![], vec![]).unwrap();
+        assert!(matches!(store.changes_since(version - 1).unwrap(), Changes::ReloadAll), "a bulk load is not listed");
     }
 
     #[test]

@@ -305,6 +305,16 @@ pub trait CatalogStore: Send + Sync + std::fmt::Debug + 'static {
     /// one new catalog version before this returns.
     fn apply(&self, batch: WriteBatch) -> Result<AppliedBatch, StoreError>;
 
+    /// A bulk load, as `repairmatch import` writes a file: unconditional
+    /// upserts added batch by batch while the file is still being read,
+    /// committed in one atomic, durable step, or not at all if the load is
+    /// dropped. This default holds every batch and applies them at the
+    /// commit; a store that can keep a transaction open writes each as it
+    /// comes, so the writing overlaps the reading.
+    fn bulk_load(&self) -> Result<Box<dyn BulkLoad + '_>, StoreError> {
+        Ok(Box::new(BufferedBulkLoad { store: self, centers: Vec::new() }))
+    }
+
     /// What changed after `version`.
     fn changes_since(&self, version: u64) -> Result<Changes, StoreError>;
 
@@ -313,5 +323,33 @@ pub trait CatalogStore: Send + Sync + std::fmt::Debug + 'static {
     /// writes has nothing to wait for and answers at once.
     fn wait_for_changes(&self, version: u64) -> Result<Changes, StoreError> {
         self.changes_since(version)
+    }
+}
+
+/// A bulk load under way: see [`CatalogStore::bulk_load`].
+pub trait BulkLoad {
+    /// Adds centers, each an unconditional upsert (the store keeps the owner
+    /// of a center it already holds).
+    fn add_centers(&mut self, centers: Vec<RepairCenter>) -> Result<(), StoreError>;
+
+    /// Writes the brands and banks with everything added, in one atomic,
+    /// durable step; the catalog version after it.
+    fn commit(self: Box<Self>, brands: Vec<Brand>, banks: Vec<Bank>) -> Result<u64, StoreError>;
+}
+
+/// The default bulk load: one [`CatalogStore::apply`] at the commit.
+struct BufferedBulkLoad<'a, S: ?Sized> {
+    store: &'a S,
+    centers: Vec<RepairCenter>,
+}
+
+impl<S: CatalogStore + ?Sized> BulkLoad for BufferedBulkLoad<'_, S> {
+    fn add_centers(&mut self, centers: Vec<RepairCenter>) -> Result<(), StoreError> {
+        self.centers.extend(centers);
+        Ok(())
+    }
+
+    fn commit(self: Box<Self>, brands: Vec<Brand>, banks: Vec<Bank>) -> Result<u64, StoreError> {
+        Ok(self.store.apply(WriteBatch::load(self.centers, brands, banks))?.version)
     }
 }
