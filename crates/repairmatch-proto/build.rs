@@ -1,7 +1,7 @@
 //! Compiles `proto/` with the pure-Rust `protox` (no `protoc` on the machine),
 //! then generates prost messages, tonic stubs and pbjson serde impls (the proto3
 //! JSON mapping used by the NDJSON catalog format), whose numbers are read
-//! through `src/json.rs`.
+//! through `src/json.rs`; the stubs use the codec of `src/codec.rs`.
 
 use std::{env, path::PathBuf};
 
@@ -24,6 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::write(out_dir.join("repairmatch_descriptor.bin"), &descriptor_bytes)?;
 
     tonic_prost_build::configure()
+        .codec_path("crate::codec::ProstCodec")
         .extern_path(".google.protobuf.Timestamp", "::pbjson_types::Timestamp")
         .compile_fds(descriptor_set.clone())?;
     // Server stubs again, over the same messages, except that a Find answers
@@ -32,6 +33,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::create_dir_all(&encoded_dir)?;
     tonic_prost_build::configure()
         .build_client(false)
+        .codec_path("crate::codec::ProstCodec")
         .out_dir(&encoded_dir)
         .extern_path(".google.protobuf.Timestamp", "::pbjson_types::Timestamp")
         .extern_path(".repairmatch.v1", "crate::v1")

@@ -215,3 +215,59 @@ async fn writes_are_refused_before_their_body_is_read() {
     assert_eq!(status.code(), Code::OutOfRange, "a writer's oversized body meets the size limit: {status:?}");
     server.stop().await;
 }
+
+/// Sends a request body as raw bytes, to put on the wire what no typed client
+/// would; replies are read as `FindRepairCenterResponse`.
+struct RawRequest;
+
+struct RawEncoder;
+
+impl tonic::codec::Encoder for RawEncoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn encode(&mut self, item: Vec<u8>, buf: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        prost::bytes::BufMut::put_slice(buf, &item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Codec for RawRequest {
+    type Encode = Vec<u8>;
+    type Decode = pb::FindRepairCenterResponse;
+    type Encoder = RawEncoder;
+    type Decoder = repairmatch_proto::codec::SliceDecoder<pb::FindRepairCenterResponse>;
+
+    fn encoder(&mut self) -> RawEncoder {
+        RawEncoder
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        let mut codec =
+            repairmatch_proto::codec::ProstCodec::<pb::FindRepairCenterRequest, pb::FindRepairCenterResponse>::default(
+            );
+        tonic::codec::Codec::decoder(&mut codec)
+    }
+}
+
+#[tokio::test]
+async fn bytes_that_are_no_request_are_refused_and_the_server_keeps_serving() {
+    use prost::Message;
+    let server = TestServer::start(&Fixture::with_centers(vec![center_east("a", 3.0)])).await;
+    let mut grpc = tonic::client::Grpc::new(server.channel().await);
+    let path =
+        tonic::codegen::http::uri::PathAndQuery::from_static("/repairmatch.v1.RepairMatchService/FindRepairCenter");
+    let mut send = async |body: Vec<u8>| {
+        grpc.ready().await.unwrap();
+        grpc.unary(tonic::Request::new(body), path.clone(), RawRequest).await.map(tonic::Response::into_inner)
+    };
+
+    // Field 1 (location), length-delimited, whose length is cut off.
+    let status = send(vec![0x0a, 0xff]).await.unwrap_err();
+    assert_eq!(status.code(), Code::Internal, "{status:?}");
+    assert!(status.message().contains("failed to decode"), "{status:?}");
+
+    let answer = send(find_request().encode_to_vec()).await.unwrap();
+    assert_eq!(match_ids(&answer), ["a"], "the same bytes a typed client sends");
+    server.stop().await;
+}

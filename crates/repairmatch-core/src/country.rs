@@ -57,6 +57,13 @@ impl FromStr for CountryCode {
 static BOUNDARIES: LazyLock<CountryBoundaries> =
     LazyLock::new(|| CountryBoundaries::from_reader(BOUNDARIES_ODBL_360X180).expect("the bundled boundaries load"));
 
+/// Loads the bundled boundaries now, as a server does before it serves:
+/// otherwise the first Find without a country code pays for it (some 30
+/// million instructions, about 10 ms).
+pub fn load_boundaries() {
+    LazyLock::force(&BOUNDARIES);
+}
+
 /// The country `point` is in, if any. The geocoder names subdivisions too
 /// (`US-TX`); only the country's own code counts here.
 pub fn country_at(point: LatLng) -> Option<CountryCode> {

@@ -6,9 +6,11 @@
 //! exported for gRPC server reflection. The source of truth is
 //! `proto/repairmatch/v1/`. Two pieces are written by hand:
 //! [`EncodedFindRepairCenterResponse`], which lets the server send a Find
-//! answer it encoded once (and cached) without decoding it again, and the
-//! reading of JSON numbers in `json.rs`.
+//! answer it encoded once (and cached) without decoding it again, the
+//! reading of JSON numbers in `json.rs`, and the stubs' codec, which decodes
+//! a message from one slice ([`codec`]).
 
+pub mod codec;
 mod json;
 
 /// The `repairmatch.v1` package.
