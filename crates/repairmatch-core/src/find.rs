@@ -80,6 +80,10 @@ pub struct FindOutcome {
     pub catalog_version: u64,
 }
 
+/// Room for this many candidates is made before the index is asked: most
+/// Finds have fewer, and a vector grown from nothing is copied at each step.
+const CANDIDATES_CAPACITY: usize = 1_024;
+
 /// Up to this many eligible centers `total_size` is exact, as the contract
 /// promises; past it a Find may stop visiting candidates once no unvisited
 /// one can reach the page, and estimate the total.
@@ -130,7 +134,10 @@ pub fn find_pages(
     context.spell_as(brand);
 
     let filter = context.candidate_filter();
-    let candidates: Vec<HintedCandidate> = catalog.hinted_candidates(&context.brand_key, &filter).collect();
+    // The index cannot tell how many it will yield; growing the vector from
+    // nothing copied it a dozen times per Find.
+    let mut candidates: Vec<HintedCandidate> = Vec::with_capacity(CANDIDATES_CAPACITY);
+    candidates.extend(catalog.hinted_candidates(&context.brand_key, &filter));
     let page_size = query.page_size.unwrap_or(profile.default_page_size).clamp(1, MAX_PAGE_SIZE) as usize;
     let ranker = Ranker {
         catalog,
@@ -232,11 +239,12 @@ impl Ranker<'_> {
 
     /// Runs the rules on every candidate: an exact total.
     fn rank_all(&self, candidates: &[HintedCandidate]) -> Ranking {
-        let eligible: Vec<Eligible> =
-            candidates.iter().filter_map(|hinted| self.context.evaluate(self.catalog, hinted.candidate).ok()).collect();
+        let mut eligible: Vec<Eligible> = Vec::with_capacity(candidates.len());
+        eligible
+            .extend(candidates.iter().filter_map(|hinted| self.context.evaluate(self.catalog, hinted.candidate).ok()));
         let cheapest = CheapestQuotes::of(&eligible);
-        let keys: Vec<RankKey> =
-            (0..eligible.len()).filter_map(|index| self.key_after_token(&eligible, index, &cheapest)).collect();
+        let mut keys: Vec<RankKey> = Vec::with_capacity(eligible.len());
+        keys.extend((0..eligible.len()).filter_map(|index| self.key_after_token(&eligible, index, &cheapest)));
         let ranked_before = eligible.len() - keys.len();
         self.page(&eligible, keys, &cheapest, ranked_before, eligible.len(), false)
     }
@@ -560,7 +568,8 @@ fn guidance(
 fn reasons(context: &MatchContext<'_>, scored: &Scored, center: &RepairCenter) -> Vec<Text> {
     let eligible = &scored.eligible;
     let query = context.query;
-    let mut lines = Vec::new();
+    // Room for every reason below.
+    let mut lines = Vec::with_capacity(12);
     if let Some(bank_id) = query.ownership.deploying_bank()
         && center.serves_bank(bank_id)
     {
