@@ -99,7 +99,8 @@ struct Args {
     /// Which RPC: Find, or the no-op health Check.
     #[arg(long, value_enum, default_value = "find")]
     rpc: Rpc,
-    /// Closed loop: keep this many calls outstanding, ignoring `--rate`, and
+    /// Closed loop: keep this many calls outstanding (no `--rate`: give
+    /// `--requests`, or the default rate times `--duration-s` are sent) and
     /// report the rate the server sustained.
     #[arg(long, conflicts_with_all = ["write_batch", "rate"])]
     in_flight: Option<usize>,

@@ -113,6 +113,16 @@ async fn a_bad_line_applies_nothing_of_its_file() {
 }
 
 #[tokio::test]
+async fn a_bad_file_where_there_was_no_store_leaves_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broken = center_east("broken", 4.0);
+    broken.location = Some(pb::LatLng { latitude: 123.0, longitude: 0.0 });
+    let attempt = Fixture { centers: vec![center_east("good", 2.0), broken], brands: vec![], banks: vec![] };
+    assert!(import_fixture(dir.path(), &attempt).is_err());
+    assert!(!dir.path().join("catalog.redb").exists(), "opening the store for the import created its file");
+}
+
+#[tokio::test]
 async fn a_bad_line_after_thousands_of_good_ones_applies_none_of_them() {
     // The import writes batches of good lines as it reads; a bad line in a
     // later batch must still leave the store as it was.

@@ -3,8 +3,8 @@
 //! `Brand` lines and a banks file `Bank` lines.
 //!
 //! Reading validates every line and reports every bad one with its file and
-//! line number; a caller applies a file only when it is clean, so nothing of a
-//! bad file is ever half-applied.
+//! line number; a caller commits a file only when it is clean (and drops what
+//! it was handed of a bad one), so nothing of a bad file is ever half-applied.
 
 use std::collections::hash_map::Entry;
 use std::fmt;
@@ -80,8 +80,9 @@ impl fmt::Display for InvalidReport<'_> {
 /// Reads and validates a file of messages `M`, converting each with `convert`
 /// and keying it with `key` to refuse duplicates. Lines are parsed and
 /// converted on every core, a batch at a time, and judged in file order;
-/// `sink` gets each batch's records, in order, until the first bad line, and
-/// runs while the next batch is parsed. A bad file ends in
+/// `sink` gets each batch's records, in order, up to the batch that holds
+/// the first bad line (none of that one), and runs while the next batch is
+/// parsed. A bad file ends in
 /// [`NdjsonError::Invalid`] once every line is read: whatever `sink` got of it
 /// must then be discarded.
 fn read_file_into<M, T, E>(

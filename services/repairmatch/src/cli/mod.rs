@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use repairmatch_core::model::{Bank, Brand};
 use repairmatch_datagen as datagen;
 
 use crate::config::{Config, StoreKind};
@@ -239,6 +240,34 @@ pub fn import(
         centers.is_some() || !brands.is_empty() || !banks.is_empty(),
         "nothing to import: name a centers file, --brands or --banks"
     );
+    let new_store_file =
+        (config.store.kind == StoreKind::Embedded && !config.store.path.exists()).then_some(&config.store.path);
+    let imported = write_import(config, centers, brands, banks);
+    if imported.is_err()
+        && let Some(path) = new_store_file
+    {
+        // Opening the store created its file: a failed import leaves no
+        // store where there was none.
+        let _ = std::fs::remove_file(path);
+    }
+    let ((centers, brands, banks), version) = imported?;
+    let place = match config.store.kind {
+        StoreKind::Embedded => config.store.path.display().to_string(),
+        StoreKind::Redis => format!("Redis (prefix {})", config.store.key_prefix),
+    };
+    println!("imported {centers} centers, {brands} brands, {banks} banks into {place} (catalog version {version})");
+    Ok(())
+}
+
+/// The store part of [`import`]: how many centers, brands and banks it
+/// wrote, and the catalog version after them. The store is closed when this
+/// returns.
+fn write_import(
+    config: &Config,
+    centers: Option<&Path>,
+    brands: Vec<Brand>,
+    banks: Vec<Bank>,
+) -> anyhow::Result<((usize, usize, usize), u64)> {
     let store = crate::store::open(&config.store).with_context(|| match config.store.kind {
         StoreKind::Embedded => format!("cannot open the store {} (is a server using it?)", config.store.path.display()),
         StoreKind::Redis => format!("cannot use the Redis store (prefix {})", config.store.key_prefix),
@@ -255,16 +284,7 @@ pub fn import(
     }
     anyhow::ensure!(center_count + brands.len() + banks.len() > 0, "nothing to import: the files hold no record");
     let counts = (center_count, brands.len(), banks.len());
-    let version = load.commit(brands, banks)?;
-    let place = match config.store.kind {
-        StoreKind::Embedded => config.store.path.display().to_string(),
-        StoreKind::Redis => format!("Redis (prefix {})", config.store.key_prefix),
-    };
-    println!(
-        "imported {} centers, {} brands, {} banks into {place} (catalog version {version})",
-        counts.0, counts.1, counts.2
-    );
-    Ok(())
+    Ok((counts, load.commit(brands, banks)?))
 }
 
 fn write_sample(centers: usize, seed: u64, layout: DatagenLayout, out: &Path) -> anyhow::Result<()> {

@@ -240,6 +240,9 @@ fn write_brands_and_banks(
 struct EmbeddedBulkLoad {
     txn: redb::WriteTransaction,
     stamp: Stamp,
+    /// An add failed part way: the transaction holds part of a batch, and
+    /// must not be committed.
+    failed: bool,
     written: usize,
     /// The ids written, while few enough for the history to list.
     listed: Option<Vec<String>>,
@@ -249,8 +252,11 @@ impl BulkLoad for EmbeddedBulkLoad {
     fn add_centers(&mut self, centers: Vec<RepairCenter>) -> Result<(), StoreError> {
         let mut applied = AppliedBatch::default();
         let upserts = WriteBatch::load(centers, Vec::new(), Vec::new()).upserts;
+        self.failed = true;
         let mut table = self.txn.open_table(CENTERS)?;
         write_upserts(&mut table, upserts, &self.stamp, Encoding::OnThisThread, &mut applied)?;
+        drop(table);
+        self.failed = false;
         self.written += applied.changes.centers.len();
         if self.written > MAX_LISTED_KEYS {
             self.listed = None;
@@ -262,6 +268,10 @@ impl BulkLoad for EmbeddedBulkLoad {
     }
 
     fn commit(self: Box<Self>, brands: Vec<Brand>, banks: Vec<Bank>) -> Result<u64, StoreError> {
+        if self.failed {
+            self.txn.abort()?;
+            return Err(StoreError::BulkLoadFailed);
+        }
         let mut changes = ChangeSet::default();
         write_brands_and_banks(&self.txn, brands, banks, &mut changes)?;
         if self.written == 0 && changes.is_empty() {
@@ -334,7 +344,7 @@ impl CatalogStore for EmbeddedStore {
     fn bulk_load(&self) -> Result<Box<dyn BulkLoad + '_>, StoreError> {
         let txn = self.db.begin_write()?;
         let stamp = Stamp::next(&txn)?;
-        Ok(Box::new(EmbeddedBulkLoad { txn, stamp, written: 0, listed: Some(Vec::new()) }))
+        Ok(Box::new(EmbeddedBulkLoad { txn, stamp, failed: false, written: 0, listed: Some(Vec::new()) }))
     }
 
     fn changes_since(&self, since: u64) -> Result<Changes, StoreError> {
@@ -451,6 +461,23 @@ mod tests {
         }
         let version = load.commit(vec![], vec![]).unwrap();
         assert!(matches!(store.changes_since(version - 1).unwrap(), Changes::ReloadAll), "a bulk load is not listed");
+    }
+
+    #[test]
+    fn a_bulk_load_whose_write_failed_cannot_be_committed() {
+        let (_dir, store) = store();
+        let centers = datagen::generate(2, 8).centers;
+        let txn = store.db.begin_write().unwrap();
+        txn.open_table(CENTERS).unwrap().insert(centers[1].id.as_str(), &b"\xff\xff"[..]).unwrap();
+        txn.commit().unwrap();
+
+        let mut load = store.bulk_load().unwrap();
+        let error = load.add_centers(centers.clone()).unwrap_err();
+        assert!(matches!(error, StoreError::Corrupt { .. }), "{error}");
+        assert!(matches!(load.commit(vec![], vec![]), Err(StoreError::BulkLoadFailed)));
+        let txn = store.db.begin_read().unwrap();
+        assert!(txn.open_table(META).unwrap().get(CATALOG_VERSION).unwrap().is_none(), "no version was made");
+        assert!(txn.open_table(CENTERS).unwrap().get(centers[0].id.as_str()).unwrap().is_none());
     }
 
     #[test]

@@ -48,6 +48,9 @@ pub enum StoreError {
     /// The store's settings are unusable.
     #[error("{0}")]
     Config(String),
+    /// A bulk load was committed after one of its writes failed.
+    #[error("a bulk load whose write failed cannot be committed")]
+    BulkLoadFailed,
     /// The store's directory could not be created.
     #[error("cannot create {path}: {source}")]
     Directory {
@@ -329,7 +332,8 @@ pub trait CatalogStore: Send + Sync + std::fmt::Debug + 'static {
 /// A bulk load under way: see [`CatalogStore::bulk_load`].
 pub trait BulkLoad {
     /// Adds centers, each an unconditional upsert (the store keeps the owner
-    /// of a center it already holds).
+    /// of a center it already holds). After an error the load can only be
+    /// dropped: a commit refuses.
     fn add_centers(&mut self, centers: Vec<RepairCenter>) -> Result<(), StoreError>;
 
     /// Writes the brands and banks with everything added, in one atomic,
