@@ -15,7 +15,7 @@ use crate::model::{FaultCategory, RepairCenter, ServiceMode};
 use crate::paging::{self, PageTokenError};
 use crate::profile::{FACTOR_COUNT, MAX_PAGE_SIZE, RankingProfile};
 use crate::query::{FindQuery, WarrantyStatus};
-use crate::ranking::{CheapestQuotes, RankKey, ScoreComponent, Scored, SortKey, score};
+use crate::ranking::{CheapestQuotes, RankKey, ScoreComponent, Scored, Scoring, SortKey, score};
 
 /// Who runs a remote support channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,15 +134,13 @@ pub fn find_pages(
     context.spell_as(brand);
 
     let filter = context.candidate_filter();
-    // The index cannot tell how many it will yield; growing the vector from
-    // nothing copied it a dozen times per Find.
     let mut candidates: Vec<HintedCandidate> = Vec::with_capacity(CANDIDATES_CAPACITY);
     candidates.extend(catalog.hinted_candidates(&context.brand_key, &filter));
     let page_size = query.page_size.unwrap_or(profile.default_page_size).clamp(1, MAX_PAGE_SIZE) as usize;
     let ranker = Ranker {
         catalog,
         context: &context,
-        weights: profile.weights.normalized().as_factor_array(),
+        scoring: Scoring::of(profile),
         after: after.as_ref(),
         page_size: page_size * pages.max(1),
     };
@@ -212,8 +210,8 @@ struct Ranking {
 struct Ranker<'a> {
     catalog: &'a Catalog,
     context: &'a MatchContext<'a>,
-    /// The profile's weights, normalized.
-    weights: [f64; FACTOR_COUNT],
+    /// The profile's weights and distance curve.
+    scoring: Scoring,
     after: Option<&'a SortKey>,
     page_size: usize,
 }
@@ -230,7 +228,7 @@ impl Ranker<'_> {
         let found = eligible[index];
         let key = RankKey {
             tier: found.tier,
-            score: score(found, self.context.profile, &self.weights, cheapest, self.catalog).score,
+            score: score(found, self.context.profile, &self.scoring, cheapest, self.catalog).score,
             distance_km: found.distance_km,
             index: index as u32,
         };
@@ -260,7 +258,6 @@ impl Ranker<'_> {
     /// until each currency's cheapest eligible quote is known.
     fn rank_nearest_first(&self, candidates: &[HintedCandidate], exact_total_limit: usize) -> Ranking {
         let (catalog, context) = (self.catalog, self.context);
-        let profile = context.profile;
         let in_warranty = context.warranty == WarrantyStatus::InWarranty;
         let authorized = |hinted: &HintedCandidate| hinted.authorized_kind && hinted.candidate.brand.authorized;
         // The best tier the rules could give each candidate: any bank service
@@ -355,13 +352,13 @@ impl Ranker<'_> {
             .filter(|(i, _)| !visits.visited[*i])
             .map(|(i, c)| (order_key(c.chord_squared), i as u32))
             .collect();
-        let distance_weight = self.weights[0];
+        let distance_weight = self.scoring.weights[0];
         let mut stopped = false;
         for index in ascending(&mut nearest) {
             if visits.eligible.len() > exact_total_limit && keys.len() > self.page_size {
                 let nearest_km =
                     candidates[index].angle() * MIN_RADIUS_OF_CURVATURE_KM * (1.0 - 2.0 * DISTANCE_RELATIVE_ERROR);
-                let reachable = (1.0 - distance_weight) + distance_weight * profile.distance_decay.apply(nearest_km);
+                let reachable = (1.0 - distance_weight) + distance_weight * self.scoring.distance.apply(nearest_km);
                 let best_tier_left = visits.best_tier_left();
                 let (last_tier, last_score) = best[self.page_size - 1];
                 if best_tier_left > last_tier || (best_tier_left == last_tier && reachable < last_score - 1e-9) {
@@ -406,7 +403,7 @@ impl Ranker<'_> {
         keys.sort_unstable_by(rank_cmp);
         let page = keys
             .iter()
-            .map(|key| score(eligible[key.index as usize], self.context.profile, &self.weights, cheapest, self.catalog))
+            .map(|key| score(eligible[key.index as usize], self.context.profile, &self.scoring, cheapest, self.catalog))
             .collect();
         Ranking { page, ranked_before, total_size, total_size_is_estimate, has_more }
     }

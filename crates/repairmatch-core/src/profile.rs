@@ -104,17 +104,44 @@ impl Default for DistanceDecay {
 impl DistanceDecay {
     /// The factor for a distance, in 0..=1.
     pub fn apply(&self, distance_km: f64) -> f64 {
-        let beyond = (distance_km - self.offset_km).max(0.0);
-        match self.function {
+        self.curve().apply(distance_km)
+    }
+
+    /// The curve with what does not depend on the distance worked out, for
+    /// a query that applies it to every eligible center (the logarithm was
+    /// an eighth of a score).
+    pub fn curve(&self) -> DecayCurve {
+        let constant = match self.function {
             DecayFunction::Gauss => {
                 let variance = -self.scale_km.powi(2) / (2.0 * self.decay.ln());
-                (-beyond.powi(2) / (2.0 * variance)).exp()
+                2.0 * variance
             }
-            DecayFunction::Exp => (self.decay.ln() / self.scale_km * beyond).exp(),
-            DecayFunction::Linear => {
-                let zero_at = self.scale_km / (1.0 - self.decay);
-                ((zero_at - beyond) / zero_at).max(0.0)
-            }
+            DecayFunction::Exp => self.decay.ln() / self.scale_km,
+            DecayFunction::Linear => self.scale_km / (1.0 - self.decay),
+        };
+        DecayCurve { function: self.function, offset_km: self.offset_km, constant }
+    }
+}
+
+/// A [`DistanceDecay`] ready to apply: the same numbers, bit for bit, as the
+/// operations are the same and in the same order.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DecayCurve {
+    function: DecayFunction,
+    offset_km: f64,
+    /// Twice the Gaussian's variance, the exponential's rate, or the distance
+    /// past the offset where the line reaches zero.
+    constant: f64,
+}
+
+impl DecayCurve {
+    /// The factor for a distance, in 0..=1.
+    pub fn apply(&self, distance_km: f64) -> f64 {
+        let beyond = (distance_km - self.offset_km).max(0.0);
+        match self.function {
+            DecayFunction::Gauss => (-beyond.powi(2) / self.constant).exp(),
+            DecayFunction::Exp => (self.constant * beyond).exp(),
+            DecayFunction::Linear => ((self.constant - beyond) / self.constant).max(0.0),
         }
     }
 }
@@ -379,6 +406,36 @@ impl RankingProfile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_prepared_curve_gives_the_formulas_numbers_bit_for_bit() {
+        // The formulas as they were written before the curve was prepared
+        // once per query: page tokens carry scores, so they must not move.
+        let formula = |decay: &DistanceDecay, distance_km: f64| {
+            let beyond = (distance_km - decay.offset_km).max(0.0);
+            match decay.function {
+                DecayFunction::Gauss => {
+                    let variance = -decay.scale_km.powi(2) / (2.0 * decay.decay.ln());
+                    (-beyond.powi(2) / (2.0 * variance)).exp()
+                }
+                DecayFunction::Exp => (decay.decay.ln() / decay.scale_km * beyond).exp(),
+                DecayFunction::Linear => {
+                    let zero_at = decay.scale_km / (1.0 - decay.decay);
+                    ((zero_at - beyond) / zero_at).max(0.0)
+                }
+            }
+        };
+        for function in [DecayFunction::Gauss, DecayFunction::Exp, DecayFunction::Linear] {
+            for (scale_km, offset_km, decay) in [(10.0, 1.0, 0.5), (3.7, 0.0, 0.01), (250.0, 12.5, 0.99)] {
+                let decay = DistanceDecay { function, scale_km, offset_km, decay };
+                let curve = decay.curve();
+                for step in 0..5_000 {
+                    let distance_km = f64::from(step) * 0.137;
+                    assert_eq!(curve.apply(distance_km).to_bits(), formula(&decay, distance_km).to_bits());
+                }
+            }
+        }
+    }
 
     #[test]
     fn decay_curves_hit_decay_at_offset_plus_scale() {

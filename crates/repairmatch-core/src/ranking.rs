@@ -11,7 +11,7 @@ use std::cmp::Ordering;
 use crate::catalog::{Catalog, MatchFacts};
 use crate::eligibility::{BrandSupportLevel, Eligible};
 use crate::model::CurrencyCode;
-use crate::profile::{FACTOR_COUNT, RankingProfile};
+use crate::profile::{DecayCurve, FACTOR_COUNT, RankingProfile};
 
 /// One factor's part in a score.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -159,26 +159,43 @@ impl CheapestQuotes {
     }
 }
 
+/// What a query works out once from its profile for every score it computes.
+#[derive(Debug, Clone, Copy)]
+pub struct Scoring {
+    /// The profile's weights, normalized, in [`FACTORS`] order.
+    pub weights: [f64; FACTOR_COUNT],
+    /// The profile's distance decay.
+    pub distance: DecayCurve,
+}
+
+impl Scoring {
+    /// The scoring of `profile`.
+    pub fn of(profile: &RankingProfile) -> Self {
+        Self { weights: profile.weights.normalized().as_factor_array(), distance: profile.distance_decay.curve() }
+    }
+}
+
 /// Scores every eligible center. Price is relative: the cheapest eligible quote
 /// in a currency scores 1 and one twice as dear scores 0.5, so every quote is
 /// known before the first score.
 pub fn score_all(eligible: impl Iterator<Item = Eligible>, profile: &RankingProfile, catalog: &Catalog) -> Vec<Scored> {
     let eligible: Vec<Eligible> = eligible.collect();
     let cheapest = CheapestQuotes::of(&eligible);
-    let weights = profile.weights.normalized().as_factor_array();
-    eligible.into_iter().map(|candidate| score(candidate, profile, &weights, &cheapest, catalog)).collect()
+    let scoring = Scoring::of(profile);
+    eligible.into_iter().map(|candidate| score(candidate, profile, &scoring, &cheapest, catalog)).collect()
 }
 
-/// One eligible center's score under `profile`, whose normalized weights are
-/// `weights`, against the `cheapest` quotes of everything eligible.
+/// One eligible center's score under `profile`, whose [`Scoring`] is
+/// `scoring`, against the `cheapest` quotes of everything eligible.
 pub fn score(
     eligible: Eligible,
     profile: &RankingProfile,
-    weights: &[f64; FACTOR_COUNT],
+    scoring: &Scoring,
     cheapest: &CheapestQuotes,
     catalog: &Catalog,
 ) -> Scored {
-    let mut scored = score_one(eligible, profile, catalog.facts(eligible.slot));
+    let weights = &scoring.weights;
+    let mut scored = score_one(eligible, profile, &scoring.distance, catalog.facts(eligible.slot));
     if let (Some((low, _)), false) = (&scored.eligible.price, scored.eligible.warranty_covered) {
         let mid = scored.raw[PRICE];
         let floor = cheapest.floor(low.currency_code).unwrap_or(mid);
@@ -194,9 +211,9 @@ fn midpoint(low: i64, high: i64) -> f64 {
 }
 
 /// Every factor but the relative price, which [`score_all`] settles.
-fn score_one(eligible: Eligible, profile: &RankingProfile, facts: &MatchFacts) -> Scored {
+fn score_one(eligible: Eligible, profile: &RankingProfile, decay: &DecayCurve, facts: &MatchFacts) -> Scored {
     let distance_km = eligible.distance_km;
-    let distance = profile.distance_decay.apply(distance_km);
+    let distance = decay.apply(distance_km);
 
     let (rating_raw, rating) = match facts.rating {
         Some(rating) if rating.count > 0 => {
