@@ -40,8 +40,10 @@ const HISTORY_VERSIONS: u64 = 10_000;
 /// file is read whole only at start and in pages by writes; redb's default
 /// (1 GiB) kept the whole file resident after a start: 75 MiB of a 100k
 /// catalog, a gigabyte of a million. The kernel's page cache still holds
-/// what writes touch; a bulk import, one transaction, spills its dirty pages
-/// past this cache (`scripts/bench` measures it: 59–65k centers/s at 1M).
+/// what writes touch. A bulk import, one transaction, spills dirty pages past
+/// this cache and writes them twice (36,804 `pwrite`s for 100k centers,
+/// 18,365 with 256 MiB), which costs it no measurable time (0.88 against
+/// 0.85 s, five pairs, within the noise), so imports use this bound too.
 const PAGE_CACHE_BYTES: usize = 32 << 20;
 
 /// A handle on the store file.
