@@ -254,34 +254,40 @@ async fn connect(server: &str) -> anyhow::Result<Channel> {
         .await?)
 }
 
-/// Sends `calls` keeping `in_flight` of them outstanding, spread round robin
-/// over `channels`: each reply sends the next call. A call's latency is from
-/// its own send (a closed loop has no schedule to be late for).
+/// Which request to send as the call numbered `index`.
+type Requests = std::sync::Arc<dyn Fn(usize) -> Call + Send + Sync>;
+
+/// Sends `count` calls keeping `in_flight` of them outstanding, spread round
+/// robin over `channels`: each reply sends the next call, made when it is
+/// sent. A call's latency is from its own send (a closed loop has no
+/// schedule to be late for).
 async fn closed_loop(
     channels: &[Channel],
-    calls: Vec<Call>,
+    count: usize,
+    request: Requests,
     in_flight: usize,
     deadline: Duration,
 ) -> Vec<(Instant, Duration, Result<Reply, tonic::Code>)> {
-    let calls = std::sync::Arc::new(calls);
     let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let senders: Vec<_> = (0..in_flight.max(1))
         .map(|_| {
-            let (calls, next, channels) = (calls.clone(), next.clone(), channels.to_vec());
+            let (request, next, channels) = (request.clone(), next.clone(), channels.to_vec());
             tokio::spawn(async move {
                 let mut outcomes = Vec::new();
                 loop {
                     let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(call) = calls.get(index) else { break };
+                    if index >= count {
+                        break;
+                    }
                     let sent = Instant::now();
-                    let outcome = send(channels[index % channels.len()].clone(), call.clone(), deadline).await;
+                    let outcome = send(channels[index % channels.len()].clone(), request(index), deadline).await;
                     outcomes.push((sent, sent.elapsed(), outcome));
                 }
                 outcomes
             })
         })
         .collect();
-    let mut outcomes = Vec::with_capacity(calls.len());
+    let mut outcomes = Vec::with_capacity(count);
     for sender in senders {
         outcomes.extend(sender.await.expect("a sender task does not panic"));
     }
@@ -341,11 +347,12 @@ async fn main() -> anyhow::Result<()> {
         (None, Rpc::Find, Layout::Tile) => datagen::tile_locations(args.locations, args.seed),
         _ => Vec::new(),
     };
-    let request = |index: usize| match (&fixed, args.rpc) {
+    let (rpc, page_size) = (args.rpc, args.page_size);
+    let request: Requests = std::sync::Arc::new(move |index| match (&fixed, rpc) {
         (Some(call), _) => call.clone(),
-        (None, Rpc::Find) => distinct_find(index, &locations, args.page_size),
+        (None, Rpc::Find) => distinct_find(index, &locations, page_size),
         (None, Rpc::Health) => Call::Health(HealthCheckRequest { service: String::new() }),
-    };
+    });
     let mut channels = Vec::with_capacity(args.connections);
     for _ in 0..args.connections {
         channels.push(connect(&args.server).await?);
@@ -356,9 +363,8 @@ async fn main() -> anyhow::Result<()> {
     let mut last_send = started;
     let (writer, pending) = match args.in_flight {
         Some(in_flight) => {
-            let calls: Vec<Call> = (0..count).map(request).collect();
             tokio::time::sleep_until(started.into()).await;
-            (None, closed_loop(&channels, calls, in_flight, deadline).await)
+            (None, closed_loop(&channels, count, request.clone(), in_flight, deadline).await)
         }
         None => {
             let interval = Duration::from_secs_f64(1.0 / args.rate);
