@@ -5,6 +5,7 @@
 //! checks that fell back to this replica's own share.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
@@ -20,9 +21,23 @@ use crate::App;
 use crate::app::ConfigStatus;
 
 /// The service's metrics, in a registry of its own (no globals, so several
-/// servers can live in one process).
-#[derive(Debug, Clone)]
-pub struct Metrics {
+/// servers can live in one process). A shared handle: the layers around
+/// every call clone it, and cloning the metrics themselves (some thirty
+/// handles, each an atomic count) was 4% of a cached Find's CPU.
+#[derive(Debug, Clone, Default)]
+pub struct Metrics(Arc<MetricSet>);
+
+impl std::ops::Deref for Metrics {
+    type Target = MetricSet;
+
+    fn deref(&self) -> &MetricSet {
+        &self.0
+    }
+}
+
+/// The metrics a [`Metrics`] handle shares.
+#[derive(Debug)]
+pub struct MetricSet {
     registry: Registry,
     /// Reloads refused since start.
     pub config_reloads_refused: IntCounter,
@@ -69,7 +84,7 @@ pub struct Metrics {
     catalog_delta: IntGauge,
 }
 
-impl Default for Metrics {
+impl Default for MetricSet {
     fn default() -> Self {
         let registry = Registry::new();
         let counter = |name: &str, help: &str| {
@@ -197,7 +212,7 @@ impl Default for Metrics {
     }
 }
 
-impl Metrics {
+impl MetricSet {
     /// One answered gRPC call.
     pub fn record_call(&self, service: &str, method: &str, code: tonic::Code, took: std::time::Duration) {
         self.grpc_handled.with_label_values(&[service, method, code_name(code)]).inc();
