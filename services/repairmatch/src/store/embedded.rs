@@ -245,8 +245,8 @@ struct EmbeddedBulkLoad {
     /// An add failed part way: the transaction holds part of a batch, and
     /// must not be committed.
     failed: bool,
-    written: usize,
-    /// The ids written, while few enough for the history to list.
+    /// The ids written, while few enough for the history to list; `None`
+    /// once there are more.
     listed: Option<Vec<String>>,
 }
 
@@ -259,12 +259,11 @@ impl BulkLoad for EmbeddedBulkLoad {
         write_upserts(&mut table, upserts, &self.stamp, Encoding::OnThisThread, &mut applied)?;
         drop(table);
         self.failed = false;
-        self.written += applied.changes.centers.len();
-        if self.written > MAX_LISTED_KEYS {
-            self.listed = None;
-        }
         if let Some(listed) = &mut self.listed {
             listed.extend(applied.changes.centers.iter().map(|center| center.id.clone()));
+            if listed.len() > MAX_LISTED_KEYS {
+                self.listed = None;
+            }
         }
         Ok(())
     }
@@ -276,12 +275,12 @@ impl BulkLoad for EmbeddedBulkLoad {
         }
         let mut changes = ChangeSet::default();
         write_brands_and_banks(&self.txn, brands, banks, &mut changes)?;
-        if self.written == 0 && changes.is_empty() {
+        if self.listed.as_ref().is_some_and(Vec::is_empty) && changes.is_empty() {
             self.txn.abort()?;
             return Ok(self.stamp.current);
         }
         let keys = match self.listed {
-            Some(centers) if self.written + changes.brands.len() + changes.banks.len() <= MAX_LISTED_KEYS => {
+            Some(centers) if centers.len() + changes.brands.len() + changes.banks.len() <= MAX_LISTED_KEYS => {
                 ChangedKeys { centers, ..ChangedKeys::of(&changes) }
             }
             _ => ChangedKeys { everything: true, ..ChangedKeys::default() },
@@ -346,7 +345,7 @@ impl CatalogStore for EmbeddedStore {
     fn bulk_load(&self) -> Result<Box<dyn BulkLoad + '_>, StoreError> {
         let txn = self.db.begin_write()?;
         let stamp = Stamp::next(&txn)?;
-        Ok(Box::new(EmbeddedBulkLoad { txn, stamp, failed: false, written: 0, listed: Some(Vec::new()) }))
+        Ok(Box::new(EmbeddedBulkLoad { txn, stamp, failed: false, listed: Some(Vec::new()) }))
     }
 
     fn changes_since(&self, since: u64) -> Result<Changes, StoreError> {
