@@ -64,10 +64,15 @@ fn request_id_of(headers: &http::HeaderMap) -> http::HeaderValue {
         .get(REQUEST_ID_HEADER)
         .filter(|id| !id.is_empty() && id.len() <= MAX_REQUEST_ID_LEN && id.as_bytes().iter().all(u8::is_ascii_graphic))
         .cloned()
-        .unwrap_or_else(|| {
-            let id = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
-            http::HeaderValue::try_from(id).expect("hex digits are a valid header value")
-        })
+        .unwrap_or_else(fresh_request_id)
+}
+
+/// 128 random bits in 32 lowercase hex digits, written without the
+/// formatting machinery (every call without an id of its own makes one).
+fn fresh_request_id() -> http::HeaderValue {
+    let random = fastrand::u128(..);
+    let digits: [u8; 32] = std::array::from_fn(|i| b"0123456789abcdef"[(random >> (124 - 4 * i)) as usize & 0xf]);
+    http::HeaderValue::from_bytes(&digits).expect("hex digits are a valid header value")
 }
 
 /// Reads W3C trace context from request headers.
@@ -119,18 +124,31 @@ where
         // A shared handle on the request's path bytes, not a copy.
         let path = request.uri().path_and_query().cloned();
         let request_id = request_id_of(request.headers());
-        let span = tracing::info_span!(
-            target: "repairmatch::access",
-            "grpc",
-            request_id = request_id.to_str().unwrap_or_default(),
-            method = path.as_ref().map_or("", |path| path.path()),
-            // Filled in by authentication: the tenant's name, never its key.
-            tenant = tracing::field::Empty,
-            // The exported span's name and kind, as OpenTelemetry's RPC
-            // conventions have them: `package.Service/Method`, server side.
-            otel.name = path.as_ref().map_or("", |path| path.path().trim_start_matches('/')),
-            otel.kind = "server",
-        );
+        let method = path.as_ref().map_or("", |path| path.path());
+        let span = if self.layer.trace_parents {
+            tracing::info_span!(
+                target: "repairmatch::access",
+                "grpc",
+                request_id = request_id.to_str().unwrap_or_default(),
+                method,
+                // Filled in by authentication: the tenant's name, never its key.
+                tenant = tracing::field::Empty,
+                // The exported span's name and kind, as OpenTelemetry's RPC
+                // conventions have them: `package.Service/Method`, server side.
+                otel.name = method.trim_start_matches('/'),
+                otel.kind = "server",
+            )
+        } else {
+            // The same without what only OpenTelemetry reads: the log
+            // formats every field of every call's span, read or not.
+            tracing::info_span!(
+                target: "repairmatch::access",
+                "grpc",
+                request_id = request_id.to_str().unwrap_or_default(),
+                method,
+                tenant = tracing::field::Empty,
+            )
+        };
         if self.layer.trace_parents {
             let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
                 propagator.extract(&HeaderExtractor(request.headers()))
@@ -195,6 +213,16 @@ mod tests {
         }
         headers.remove(REQUEST_ID_HEADER);
         assert_ne!(request_id_of(&headers), request_id_of(&headers), "fresh ids differ");
+    }
+
+    #[test]
+    fn a_fresh_request_id_is_its_128_random_bits_in_hex() {
+        for seed in [0, 7, u64::MAX] {
+            fastrand::seed(seed);
+            let expected = format!("{:032x}", fastrand::u128(..));
+            fastrand::seed(seed);
+            assert_eq!(fresh_request_id(), expected.as_str());
+        }
     }
 
     #[test]
