@@ -12,13 +12,14 @@
 //! every candidate ([`MatchFacts`] and the quotes) sits in flat arrays apart
 //! from the full record, which only the returned page touches.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::f64::consts::PI;
 use std::ops::Range;
 use std::sync::Arc;
 
 use rayon::prelude::*;
 use rstar::{AABB, RTree, RTreeObject};
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::country::CountryCode;
 use crate::eligibility::CandidateFilter;
@@ -360,9 +361,11 @@ struct Layer {
     prices: Vec<PriceRange>,
     /// Local positions, ordered by the center's id.
     by_id: Vec<u32>,
-    trees_by_brand: HashMap<String, RTree<IndexEntry>>,
+    // Fx hashing: keys are brand keys and countries, not chosen by callers
+    // to collide, and each Find looks one up.
+    trees_by_brand: FxHashMap<String, RTree<IndexEntry>>,
     /// Centers serving whole countries, by brand and country.
-    nationwide_by_brand: HashMap<String, HashMap<CountryCode, Vec<IndexEntry>>>,
+    nationwide_by_brand: FxHashMap<String, FxHashMap<CountryCode, Vec<IndexEntry>>>,
 }
 
 impl Layer {
@@ -396,10 +399,10 @@ impl Layer {
         // Which active centers list each brand (a brand listed twice is
         // indexed once, with its first listing's facts), then each brand's
         // entries and tree on every core.
-        type Listings<'a> = HashMap<&'a str, Vec<(u32, u8)>>;
+        type Listings<'a> = FxHashMap<&'a str, Vec<(u32, u8)>>;
         let listings_by_brand = (centers.par_iter().enumerate())
             .filter(|(_, center)| center.active)
-            .fold(Listings::new, |mut listings, (local, center)| {
+            .fold(Listings::default, |mut listings, (local, center)| {
                 // `BrandFacts` holds a brand's position in a byte: the API allows 50.
                 for (index, support) in center.brands.iter().enumerate().take(usize::from(u8::MAX) + 1) {
                     let brand_key = support.brand_key();
@@ -410,7 +413,7 @@ impl Layer {
                 listings
             })
             // Adjacent runs of centers, joined in order.
-            .reduce(Listings::new, |mut earlier, later| {
+            .reduce(Listings::default, |mut earlier, later| {
                 for (brand_key, mut listings) in later {
                     earlier.entry(brand_key).or_default().append(&mut listings);
                 }
@@ -426,7 +429,7 @@ impl Layer {
             .into_par_iter()
             .map(|(brand_key, listings)| {
                 let mut entries = Vec::with_capacity(listings.len());
-                let mut by_country: HashMap<CountryCode, Vec<IndexEntry>> = HashMap::new();
+                let mut by_country: FxHashMap<CountryCode, Vec<IndexEntry>> = FxHashMap::default();
                 for (local, index) in listings {
                     let center = &centers[local as usize];
                     let candidate = Candidate { slot: first_slot + local, brand: BrandFacts::listed(center, index) };
@@ -444,8 +447,8 @@ impl Layer {
                 (brand_key.to_owned(), RTree::bulk_load(entries), by_country)
             })
             .collect();
-        let mut trees_by_brand = HashMap::with_capacity(built.len());
-        let mut nationwide_by_brand = HashMap::new();
+        let mut trees_by_brand = FxHashMap::with_capacity_and_hasher(built.len(), Default::default());
+        let mut nationwide_by_brand = FxHashMap::default();
         for (brand_key, tree, by_country) in built {
             if !by_country.is_empty() {
                 nationwide_by_brand.insert(brand_key.clone(), by_country);
@@ -487,7 +490,8 @@ pub struct Catalog {
     version: u64,
     base: Arc<Layer>,
     delta: Arc<Layer>,
-    shadowed: Arc<HashSet<Slot>>,
+    /// Fx hashing: a Find over a catalog with writes looks up every candidate.
+    shadowed: Arc<FxHashSet<Slot>>,
     brands: HashMap<String, Brand>,
     banks: HashMap<String, Bank>,
 }
