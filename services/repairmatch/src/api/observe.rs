@@ -125,31 +125,23 @@ where
         let path = request.uri().path_and_query().cloned();
         let request_id = request_id_of(request.headers());
         let method = path.as_ref().map_or("", |path| path.path());
-        let span = if self.layer.trace_parents {
-            tracing::info_span!(
-                target: "repairmatch::access",
-                "grpc",
-                request_id = request_id.to_str().unwrap_or_default(),
-                method,
-                // Filled in by authentication: the tenant's name, never its key.
-                tenant = tracing::field::Empty,
-                // The exported span's name and kind, as OpenTelemetry's RPC
-                // conventions have them: `package.Service/Method`, server side.
-                otel.name = method.trim_start_matches('/'),
-                otel.kind = "server",
-            )
-        } else {
-            // The same without what only OpenTelemetry reads: the log
-            // formats every field of every call's span, read or not.
-            tracing::info_span!(
-                target: "repairmatch::access",
-                "grpc",
-                request_id = request_id.to_str().unwrap_or_default(),
-                method,
-                tenant = tracing::field::Empty,
-            )
-        };
+        let span = tracing::info_span!(
+            target: "repairmatch::access",
+            "grpc",
+            request_id = request_id.to_str().unwrap_or_default(),
+            method,
+            // Filled in by authentication: the tenant's name, never its key.
+            tenant = tracing::field::Empty,
+            // Filled in below when spans are exported, and only then: the
+            // log formats every field of every call's span, read or not.
+            otel.name = tracing::field::Empty,
+            otel.kind = tracing::field::Empty,
+        );
         if self.layer.trace_parents {
+            // The exported span's name and kind, as OpenTelemetry's RPC
+            // conventions have them: `package.Service/Method`, server side.
+            span.record("otel.name", method.trim_start_matches('/'));
+            span.record("otel.kind", "server");
             let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
                 propagator.extract(&HeaderExtractor(request.headers()))
             });
