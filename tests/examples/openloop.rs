@@ -130,8 +130,10 @@ struct Write {
     refused: usize,
 }
 
-/// Upserts `count` new centers (datagen's, under ids of their own) in one call.
-async fn write(channel: Channel, count: usize, key: &str) -> anyhow::Result<Write> {
+/// `count` new centers (datagen's, under ids of their own) to upsert in one
+/// call: made before the run, so that making them does not hold up the
+/// client's handling of the readers in flight when the write goes out.
+fn write_request(count: usize) -> pb::UpsertRepairCentersRequest {
     let centers = datagen::generate(count, 99)
         .centers
         .iter()
@@ -140,7 +142,12 @@ async fn write(channel: Channel, count: usize, key: &str) -> anyhow::Result<Writ
             ..repairmatch::convert::center_to_proto(center)
         })
         .collect();
-    let mut request = tonic::Request::new(pb::UpsertRepairCentersRequest { centers });
+    pb::UpsertRepairCentersRequest { centers }
+}
+
+/// Sends the upsert.
+async fn write(channel: Channel, upsert: pb::UpsertRepairCentersRequest, key: &str) -> anyhow::Result<Write> {
+    let mut request = tonic::Request::new(upsert);
     request.metadata_mut().insert("authorization", format!("Bearer {key}").parse()?);
     let started = Instant::now();
     let response = CatalogServiceClient::new(channel).upsert_repair_centers(request).await?.into_inner();
@@ -358,6 +365,7 @@ async fn main() -> anyhow::Result<()> {
         channels.push(connect(&args.server).await?);
     }
 
+    let upsert = args.write_batch.map(write_request);
     let started = Instant::now() + Duration::from_millis(20);
     let mut send_lags = Vec::with_capacity(count);
     let mut last_send = started;
@@ -370,13 +378,13 @@ async fn main() -> anyhow::Result<()> {
             let interval = Duration::from_secs_f64(1.0 / args.rate);
             // The write waits for its moment on its own connection, so it neither
             // delays nor shares a stream with the readers' sends.
-            let writer = match (args.write_batch, &args.write_key) {
-                (Some(count), Some(key)) => {
+            let writer = match (upsert, &args.write_key) {
+                (Some(upsert), Some(key)) => {
                     let (channel, key) = (connect(&args.server).await?, key.clone());
                     let at = started + Duration::from_secs_f64(args.write_at_s);
                     Some(tokio::spawn(async move {
                         tokio::time::sleep_until(at.into()).await;
-                        write(channel, count, &key).await
+                        write(channel, upsert, &key).await
                     }))
                 }
                 _ => None,
