@@ -28,7 +28,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .extern_path(".google.protobuf.Timestamp", "::pbjson_types::Timestamp")
         .compile_fds(descriptor_set.clone())?;
     // Server stubs again, over the same messages, except that a Find answers
-    // with bytes encoded ahead (see `EncodedFindRepairCenterResponse`).
+    // with bytes encoded ahead (see `EncodedFindRepairCenterResponse`) and an
+    // upsert takes its request as bytes (`EncodedUpsertRepairCentersRequest`).
     let encoded_dir = out_dir.join("encoded");
     std::fs::create_dir_all(&encoded_dir)?;
     tonic_prost_build::configure()
@@ -38,6 +39,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .extern_path(".google.protobuf.Timestamp", "::pbjson_types::Timestamp")
         .extern_path(".repairmatch.v1", "crate::v1")
         .extern_path(".repairmatch.v1.FindRepairCenterResponse", "crate::EncodedFindRepairCenterResponse")
+        .extern_path(".repairmatch.v1.UpsertRepairCentersRequest", "crate::EncodedUpsertRepairCentersRequest")
         .compile_fds(descriptor_set)?;
     pbjson_build::Builder::new()
         .register_descriptors(&descriptor_bytes)?

@@ -217,8 +217,12 @@ async fn writes_are_refused_before_their_body_is_read() {
 }
 
 /// Sends a request body as raw bytes, to put on the wire what no typed client
-/// would; replies are read as `FindRepairCenterResponse`.
-struct RawRequest;
+/// would; replies are read as `R`.
+struct RawRequest<R>(std::marker::PhantomData<R>);
+
+fn raw<R>() -> RawRequest<R> {
+    RawRequest(std::marker::PhantomData)
+}
 
 struct RawEncoder;
 
@@ -232,20 +236,18 @@ impl tonic::codec::Encoder for RawEncoder {
     }
 }
 
-impl tonic::codec::Codec for RawRequest {
+impl<R: prost::Message + Default + Send + 'static> tonic::codec::Codec for RawRequest<R> {
     type Encode = Vec<u8>;
-    type Decode = pb::FindRepairCenterResponse;
+    type Decode = R;
     type Encoder = RawEncoder;
-    type Decoder = repairmatch_proto::codec::SliceDecoder<pb::FindRepairCenterResponse>;
+    type Decoder = repairmatch_proto::codec::SliceDecoder<R>;
 
     fn encoder(&mut self) -> RawEncoder {
         RawEncoder
     }
 
     fn decoder(&mut self) -> Self::Decoder {
-        let mut codec =
-            repairmatch_proto::codec::ProstCodec::<pb::FindRepairCenterRequest, pb::FindRepairCenterResponse>::default(
-            );
+        let mut codec = repairmatch_proto::codec::ProstCodec::<pb::FindRepairCenterRequest, R>::default();
         tonic::codec::Codec::decoder(&mut codec)
     }
 }
@@ -259,7 +261,9 @@ async fn bytes_that_are_no_request_are_refused_and_the_server_keeps_serving() {
         tonic::codegen::http::uri::PathAndQuery::from_static("/repairmatch.v1.RepairMatchService/FindRepairCenter");
     let mut send = async |body: Vec<u8>| {
         grpc.ready().await.unwrap();
-        grpc.unary(tonic::Request::new(body), path.clone(), RawRequest).await.map(tonic::Response::into_inner)
+        grpc.unary(tonic::Request::new(body), path.clone(), raw::<pb::FindRepairCenterResponse>())
+            .await
+            .map(tonic::Response::into_inner)
     };
 
     // Field 1 (location), length-delimited, whose length is cut off.
@@ -269,5 +273,48 @@ async fn bytes_that_are_no_request_are_refused_and_the_server_keeps_serving() {
 
     let answer = send(find_request().encode_to_vec()).await.unwrap();
     assert_eq!(match_ids(&answer), ["a"], "the same bytes a typed client sends");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_upsert_whose_bytes_are_no_request_is_refused_and_changes_nothing() {
+    use prost::Message;
+    let server = TestServer::start(&Fixture::with_centers(vec![center_east("a", 3.0)])).await;
+    let mut grpc = tonic::client::Grpc::new(server.channel().await);
+    let path =
+        tonic::codegen::http::uri::PathAndQuery::from_static("/repairmatch.v1.CatalogService/UpsertRepairCenters");
+    let mut send = async |body: Vec<u8>| {
+        grpc.ready().await.unwrap();
+        let mut request = tonic::Request::new(body);
+        request.metadata_mut().insert("authorization", format!("Bearer {}", key_of("ops")).parse().unwrap());
+        grpc.unary(request, path.clone(), raw::<pb::UpsertRepairCentersResponse>())
+            .await
+            .map(tonic::Response::into_inner)
+    };
+    let mut catalog = server.catalog("ops").await;
+    let mut listed = async || -> Vec<String> {
+        let listing = pb::ListRepairCentersRequest { page_size: 1_000, ..Default::default() };
+        let page = catalog.list_repair_centers(listing).await.unwrap().into_inner();
+        page.repair_centers.into_iter().map(|center| center.id).collect()
+    };
+    assert_eq!(listed().await, ["a"]);
+
+    // A thousand centers and then bytes cut off: decoded where the write
+    // runs, and refused as the stubs' codec refuses a message that does not
+    // parse.
+    let centers = (0..1_000).map(|i| center_east(&format!("new-{i}"), 4.0)).collect();
+    let mut body = pb::UpsertRepairCentersRequest { centers }.encode_to_vec();
+    body.extend_from_slice(&[0x0a, 0xff]);
+    let status = send(body).await.unwrap_err();
+    assert_eq!(status.code(), Code::Internal, "{status:?}");
+    assert!(status.message().contains("failed to decode"), "{status:?}");
+    assert_eq!(listed().await, ["a"], "nothing written");
+
+    // The same path takes a well-formed request's bytes.
+    let answer =
+        send(pb::UpsertRepairCentersRequest { centers: vec![center_east("b", 4.0)] }.encode_to_vec()).await.unwrap();
+    assert_eq!(answer.results.len(), 1);
+    assert_eq!(answer.results[0].outcome(), pb::ItemOutcome::Ok, "{answer:?}");
+    assert_eq!(listed().await, ["a", "b"]);
     server.stop().await;
 }

@@ -1,12 +1,13 @@
-//! The tonic adapter for `CatalogService`: convert, delegate to the app on a
-//! blocking thread (writes fsync), convert back.
+//! The tonic adapter for `CatalogService`: convert, delegate to the app on
+//! the write's threads (writes fsync; see [`catalog_write`]), convert back.
 
 use rayon::prelude::*;
+use repairmatch_proto::EncodedUpsertRepairCentersRequest;
+use repairmatch_proto::encoded::catalog_service_server::CatalogService;
 use repairmatch_proto::v1 as pb;
-use repairmatch_proto::v1::catalog_service_server::CatalogService;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{blocking, caller_of};
+use super::{caller_of, catalog_write};
 use crate::app::{App, CheckedItem, ItemOutcome, ListFilter};
 use crate::auth::Caller;
 use crate::convert::catalog::{item_result_to_proto, kind_filter, violations_to_proto};
@@ -53,17 +54,26 @@ fn check_items(centers: Vec<pb::RepairCenter>, first_position: usize, prefix: &s
 impl CatalogService for CatalogGrpc {
     async fn upsert_repair_centers(
         &self,
-        request: Request<pb::UpsertRepairCentersRequest>,
+        request: Request<EncodedUpsertRepairCentersRequest>,
     ) -> Result<Response<pb::UpsertRepairCentersResponse>, Status> {
         let caller = caller_of(&request);
         let tenant = App::writing_tenant(&caller)?.clone();
-        let centers = request.into_inner().centers;
-        if centers.is_empty() || centers.len() > MAX_BATCH {
-            return Err(ServiceError::invalid("centers", format!("send 1 to {MAX_BATCH} centers")).into());
-        }
+        let encoded = request.into_inner();
         let app = self.app.clone();
-        let (results, catalog_version) =
-            blocking(move || app.upsert_centers(&tenant, check_items(centers, 0, "centers"))).await?;
+        let written = catalog_write(move || {
+            // Decoded here, on the write's threads (see `EncodedUpsertRepairCentersRequest`).
+            let centers = match encoded.decode_request() {
+                Ok(request) => request.centers,
+                // As the stubs' codec answers bytes that are no request.
+                Err(error) => return Ok(Err(Status::internal(error.to_string()))),
+            };
+            if centers.is_empty() || centers.len() > MAX_BATCH {
+                return Err(ServiceError::invalid("centers", format!("send 1 to {MAX_BATCH} centers")));
+            }
+            app.upsert_centers(&tenant, check_items(centers, 0, "centers")).map(Ok)
+        })
+        .await?;
+        let (results, catalog_version) = written?;
         let results = results.iter().map(item_result_to_proto).collect();
         Ok(Response::new(pb::UpsertRepairCentersResponse { results, catalog_version }))
     }
@@ -81,7 +91,7 @@ impl CatalogService for CatalogGrpc {
             );
         }
         let app = self.app.clone();
-        let catalog_version = blocking(move || app.delete_center(&tenant, &id, &etag)).await?;
+        let catalog_version = catalog_write(move || app.delete_center(&tenant, &id, &etag)).await?;
         Ok(Response::new(pb::DeleteRepairCenterResponse { catalog_version }))
     }
 
@@ -126,7 +136,7 @@ impl CatalogService for CatalogGrpc {
                     // What was committed stays committed: publish it before
                     // reporting the broken stream, so reads match the store.
                     let app = self.app.clone();
-                    blocking(move || Ok(app.finish_import())).await?;
+                    catalog_write(move || Ok(app.finish_import())).await?;
                     return Err(status);
                 }
             };
@@ -144,9 +154,10 @@ impl CatalogService for CatalogGrpc {
                     since_publish = 0;
                 }
                 let (app, tenant) = (self.app.clone(), tenant.clone());
-                let (results, version) =
-                    blocking(move || app.import_batch(&tenant, check_items(centers, first_position, "items"), publish))
-                        .await?;
+                let (results, version) = catalog_write(move || {
+                    app.import_batch(&tenant, check_items(centers, first_position, "items"), publish)
+                })
+                .await?;
                 summary.catalog_version = version;
                 for (offset, result) in results.iter().enumerate() {
                     if result.outcome == ItemOutcome::Ok {
@@ -170,7 +181,7 @@ impl CatalogService for CatalogGrpc {
             }
         }
         let app = self.app.clone();
-        summary.catalog_version = blocking(move || Ok(app.finish_import())).await?;
+        summary.catalog_version = catalog_write(move || Ok(app.finish_import())).await?;
         Ok(Response::new(summary))
     }
 
@@ -185,7 +196,7 @@ impl CatalogService for CatalogGrpc {
         };
         let brand = convert::brand_from_proto(&brand, "brand", Limits::Api).map_err(ServiceError::invalid_fields)?;
         let app = self.app.clone();
-        let brand = blocking(move || app.upsert_brand(&tenant, brand)).await?;
+        let brand = catalog_write(move || app.upsert_brand(&tenant, brand)).await?;
         Ok(Response::new(pb::UpsertBrandResponse { brand: Some(convert::brand_to_proto(&brand)) }))
     }
 

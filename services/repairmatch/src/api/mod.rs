@@ -37,13 +37,14 @@ pub fn caller_of<T>(request: &tonic::Request<T>) -> Caller {
     request.extensions().get::<Caller>().cloned().unwrap_or(Caller::Anonymous)
 }
 
-/// Runs blocking work (store writes fsync) off the async threads.
-pub async fn blocking<T: Send + 'static>(
+/// Runs a catalog write (store writes fsync) off the async threads, on the
+/// threads that yield to Finds ([`crate::app::in_write_pool`]).
+pub async fn catalog_write<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ServiceError> + Send + 'static,
 ) -> Result<T, Status> {
-    match tokio::task::spawn_blocking(work).await {
+    match tokio::task::spawn_blocking(|| crate::app::in_write_pool(work)).await {
         Ok(result) => result.map_err(Status::from),
-        Err(join_error) => Err(ServiceError::Internal(format!("a blocking task failed: {join_error}")).into()),
+        Err(join_error) => Err(ServiceError::Internal(format!("a catalog write failed: {join_error}")).into()),
     }
 }
 

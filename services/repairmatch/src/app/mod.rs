@@ -173,15 +173,88 @@ impl App {
 /// global pool a write's publish and its conversion, which use it too, would
 /// queue behind the rebuild's parallel steps for seconds, and every core would
 /// go to the rebuild, none to Finds. A start, with nothing to serve yet, uses
-/// the global pool and every core.
+/// the global pool and every core. Its threads yield to Finds (see
+/// [`MAINTENANCE_NICE`]).
 pub(crate) fn in_rebuild_pool<T: Send>(rebuild: impl FnOnce() -> T + Send) -> T {
-    static POOL: LazyLock<Option<rayon::ThreadPool>> = LazyLock::new(|| {
-        let threads = std::thread::available_parallelism().map_or(1, |cores| (cores.get() / 2).max(1));
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).thread_name(|i| format!("rebuild-{i}")).build();
-        pool.inspect_err(|error| tracing::error!(%error, "no rebuild pool: rebuilds share the global one")).ok()
-    });
+    static POOL: LazyLock<Option<rayon::ThreadPool>> =
+        LazyLock::new(|| maintenance_pool("rebuild", |cores| (cores / 2).max(1)));
     match &*POOL {
         Some(pool) => pool.install(rebuild),
         None => rebuild(),
+    }
+}
+
+/// Runs a catalog write (decoding its request, converting it, the store's
+/// work and the publish) on a rayon pool of every core whose threads yield
+/// to Finds: a large write then takes the CPU that reads leave, rather than
+/// stalling the reads in flight for as long as it runs (see
+/// [`MAINTENANCE_NICE`]).
+/// Call it from outside the pool (a blocking thread), never from within.
+pub(crate) fn in_write_pool<T: Send>(write: impl FnOnce() -> T + Send) -> T {
+    static POOL: LazyLock<Option<rayon::ThreadPool>> = LazyLock::new(|| maintenance_pool("write", |cores| cores));
+    // One write in the pool at a time (they take the writer's lock anyway): a
+    // pool thread that waits for its own parallel work runs other jobs in
+    // the meantime, and a second write taken up there would wait for the
+    // writer's lock on the very thread that holds it.
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    match &*POOL {
+        Some(pool) => {
+            let _entered = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            pool.install(write)
+        }
+        None => write(),
+    }
+}
+
+/// How much nicer than the process the threads that maintain the catalog
+/// run. With every core busy, Linux's scheduler then gives such a thread
+/// about a third of what a thread serving Finds gets: a write still finishes
+/// under any read load, and the merchants' reads come first. 5, measured
+/// against 10 (docs/benchmarks.md): at 10 a write under half a core of reads
+/// took twice as long for no fewer stalled reads.
+pub(crate) const MAINTENANCE_NICE: i32 = 5;
+
+/// A pool of `threads(cores)` threads named `{name}-N`, each at
+/// [`MAINTENANCE_NICE`] more than the process; `None` if it can't be made.
+fn maintenance_pool(name: &'static str, threads: fn(usize) -> usize) -> Option<rayon::ThreadPool> {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads(cores))
+        .thread_name(move |i| format!("{name}-{i}"))
+        .start_handler(|_| lower_this_threads_priority())
+        .build()
+        .inspect_err(|error| tracing::error!(%error, pool = name, "no pool of its own: the global one is used"))
+        .ok()
+}
+
+/// Raises the calling thread's nice value by [`MAINTENANCE_NICE`] (to 19 at
+/// most). On Linux the nice value belongs to each thread, and `setpriority`
+/// of process id 0 sets the calling thread's alone. Raising it takes no
+/// privilege; a failure leaves the thread as it was.
+fn lower_this_threads_priority() {
+    let lowered = rustix::process::getpriority_process(None)
+        .and_then(|nice| rustix::process::setpriority_process(None, (nice + MAINTENANCE_NICE).min(19)));
+    if let Err(error) = lowered {
+        tracing::warn!(%error, "a catalog maintenance thread keeps the priority of Finds");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rayon::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn writes_and_rebuilds_run_nicer_than_their_caller_and_leave_it_as_it_was() {
+        let nice = || rustix::process::getpriority_process(None).unwrap();
+        let caller = nice();
+        let maintenance = (caller + MAINTENANCE_NICE).min(19);
+        assert_eq!(in_write_pool(nice), maintenance);
+        assert_eq!(in_rebuild_pool(nice), maintenance);
+        // Parallel work inside runs on the same pool, at the same priority.
+        let nested: Vec<i32> = in_write_pool(|| (0..64).into_par_iter().map(|_| nice()).collect());
+        assert!(nested.iter().all(|&n| n == maintenance), "{nested:?}");
+        assert_eq!(nice(), caller);
     }
 }

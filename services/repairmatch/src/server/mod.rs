@@ -24,8 +24,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
+use repairmatch_proto::encoded::catalog_service_server::CatalogServiceServer;
 use repairmatch_proto::encoded::repair_match_service_server::RepairMatchServiceServer;
-use repairmatch_proto::v1::catalog_service_server::CatalogServiceServer;
 use tokio::net::TcpListener;
 use tonic::server::NamedService;
 use tonic_health::ServingStatus;
