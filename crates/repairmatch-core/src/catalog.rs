@@ -379,8 +379,8 @@ struct Layer {
     prices: Vec<PriceRange>,
     /// Local positions, ordered by the center's id.
     by_id: Vec<u32>,
-    // Fx hashing: keys are brand keys and countries, not chosen by callers
-    // to collide, and each Find looks one up.
+    // Fx hashing, as each Find looks one up: brand keys come from
+    // authenticated catalog writers and are few, so flooding is no concern.
     trees_by_brand: FxHashMap<String, RTree<IndexEntry, IndexParams>>,
     /// Centers serving whole countries, by brand and country.
     nationwide_by_brand: FxHashMap<String, FxHashMap<CountryCode, Vec<IndexEntry>>>,

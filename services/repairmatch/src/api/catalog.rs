@@ -35,7 +35,7 @@ impl CatalogGrpc {
     }
 }
 
-/// Converts and validates a batch on every core (on the blocking pool: a
+/// Converts and validates a batch on every core (on the write's threads: a
 /// thousand centers is milliseconds of work).
 fn check_items(centers: Vec<pb::RepairCenter>, first_position: usize, prefix: &str) -> Vec<CheckedItem> {
     centers
@@ -61,7 +61,8 @@ impl CatalogService for CatalogGrpc {
         let encoded = request.into_inner();
         let app = self.app.clone();
         let written = catalog_write(move || {
-            // Decoded here, on the write's threads (see `EncodedUpsertRepairCentersRequest`).
+            // Decoded here, on the write's threads (see `EncodedUpsertRepairCentersRequest`),
+            // so a batch refused for its bytes or its size waits its turn like any write.
             let centers = match encoded.decode_request() {
                 Ok(request) => request.centers,
                 // As the stubs' codec answers bytes that are no request.

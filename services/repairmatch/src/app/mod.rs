@@ -169,19 +169,29 @@ impl App {
 }
 
 /// Runs a rebuild of the whole snapshot off the request path (a compaction, a
-/// follower's reload) on a rayon pool of its own with half the cores. On the
-/// global pool a write's publish and its conversion, which use it too, would
-/// queue behind the rebuild's parallel steps for seconds, and every core would
-/// go to the rebuild, none to Finds. A start, with nothing to serve yet, uses
-/// the global pool and every core. Its threads yield to Finds (see
-/// [`MAINTENANCE_NICE`]).
+/// follower's reload) on a rayon pool of its own with half the cores: a write
+/// (on the pool of [`in_write_pool`]) never queues behind a rebuild's parallel
+/// steps, which take seconds, and a rebuild never has every core. A start,
+/// with nothing to serve yet, uses the global pool and every core. Its
+/// threads yield to Finds (see [`MAINTENANCE_NICE`]).
 pub(crate) fn in_rebuild_pool<T: Send>(rebuild: impl FnOnce() -> T + Send) -> T {
-    static POOL: LazyLock<Option<rayon::ThreadPool>> =
-        LazyLock::new(|| maintenance_pool("rebuild", |cores| (cores / 2).max(1)));
-    match &*POOL {
+    match &*REBUILD_POOL {
         Some(pool) => pool.install(rebuild),
         None => rebuild(),
     }
+}
+
+static REBUILD_POOL: LazyLock<Option<rayon::ThreadPool>> =
+    LazyLock::new(|| maintenance_pool("rebuild", |cores| (cores / 2).max(1)));
+static WRITE_POOL: LazyLock<Option<rayon::ThreadPool>> = LazyLock::new(|| maintenance_pool("write", |cores| cores));
+
+/// Makes the pools of [`in_write_pool`] and [`in_rebuild_pool`] now, from a
+/// thread at the process's priority. Made later, from a thread that is itself
+/// one of theirs (a compaction is started by a write), their threads would
+/// start from that thread's lowered priority.
+pub fn start_maintenance_pools() {
+    LazyLock::force(&WRITE_POOL);
+    LazyLock::force(&REBUILD_POOL);
 }
 
 /// Runs a catalog write (decoding its request, converting it, the store's
@@ -191,13 +201,12 @@ pub(crate) fn in_rebuild_pool<T: Send>(rebuild: impl FnOnce() -> T + Send) -> T 
 /// [`MAINTENANCE_NICE`]).
 /// Call it from outside the pool (a blocking thread), never from within.
 pub(crate) fn in_write_pool<T: Send>(write: impl FnOnce() -> T + Send) -> T {
-    static POOL: LazyLock<Option<rayon::ThreadPool>> = LazyLock::new(|| maintenance_pool("write", |cores| cores));
     // One write in the pool at a time (they take the writer's lock anyway): a
     // pool thread that waits for its own parallel work runs other jobs in
     // the meantime, and a second write taken up there would wait for the
     // writer's lock on the very thread that holds it.
     static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-    match &*POOL {
+    match &*WRITE_POOL {
         Some(pool) => {
             let _entered = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             pool.install(write)
@@ -227,13 +236,17 @@ fn maintenance_pool(name: &'static str, threads: fn(usize) -> usize) -> Option<r
         .ok()
 }
 
-/// Raises the calling thread's nice value by [`MAINTENANCE_NICE`] (to 19 at
-/// most). On Linux the nice value belongs to each thread, and `setpriority`
-/// of process id 0 sets the calling thread's alone. Raising it takes no
-/// privilege; a failure leaves the thread as it was.
+/// Sets the calling thread's nice value to [`MAINTENANCE_NICE`] more than the
+/// process's main thread (19 at most), unless it is that nice already. On
+/// Linux the nice value belongs to each thread, and `setpriority` of process
+/// id 0 sets the calling thread's alone; raising it takes no privilege,
+/// lowering it would. A failure leaves the thread as it was.
 fn lower_this_threads_priority() {
-    let lowered = rustix::process::getpriority_process(None)
-        .and_then(|nice| rustix::process::setpriority_process(None, (nice + MAINTENANCE_NICE).min(19)));
+    use rustix::process::{getpid, getpriority_process, setpriority_process};
+    let lowered = getpriority_process(Some(getpid())).and_then(|process| {
+        let maintenance = (process + MAINTENANCE_NICE).min(19);
+        if getpriority_process(None)? < maintenance { setpriority_process(None, maintenance) } else { Ok(()) }
+    });
     if let Err(error) = lowered {
         tracing::warn!(%error, "a catalog maintenance thread keeps the priority of Finds");
     }
@@ -246,10 +259,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn writes_and_rebuilds_run_nicer_than_their_caller_and_leave_it_as_it_was() {
+    fn writes_and_rebuilds_run_nicer_than_the_process_and_leave_their_caller_as_it_was() {
         let nice = || rustix::process::getpriority_process(None).unwrap();
+        let process = rustix::process::getpriority_process(Some(rustix::process::getpid())).unwrap();
         let caller = nice();
-        let maintenance = (caller + MAINTENANCE_NICE).min(19);
+        let maintenance = (process + MAINTENANCE_NICE).min(19);
         assert_eq!(in_write_pool(nice), maintenance);
         assert_eq!(in_rebuild_pool(nice), maintenance);
         // Parallel work inside runs on the same pool, at the same priority.

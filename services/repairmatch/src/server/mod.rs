@@ -52,6 +52,7 @@ pub const CONFIG_HEALTH_SERVICE: &str = "repairmatch.config";
 /// Serves `app` on `listener` until `shutdown` completes, then shuts down as
 /// the module says: NOT_SERVING, the pause, the drain.
 pub async fn serve(listener: TcpListener, app: App, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    crate::app::start_maintenance_pools();
     let config = app.config();
     let server_config = config.config.server.clone();
     let trace_parents = config.config.tracing.otlp_endpoint.is_some();
