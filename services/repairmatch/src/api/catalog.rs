@@ -63,7 +63,7 @@ impl CatalogService for CatalogGrpc {
         let written = catalog_write(move || {
             // Decoded here, on the write's threads (see `EncodedUpsertRepairCentersRequest`),
             // so a batch refused for its bytes or its size waits its turn like any write.
-            let centers = match encoded.decode_request() {
+            let centers = match encoded.decode_message() {
                 Ok(request) => request.centers,
                 // As the stubs' codec answers bytes that are no request.
                 Err(error) => return Ok(Err(Status::internal(error.to_string()))),

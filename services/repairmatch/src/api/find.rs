@@ -38,7 +38,7 @@ impl RepairMatchService for RepairMatchGrpc {
         let language = Language::negotiate(&request.get_ref().language_code);
         let answer =
             self.app.find(&caller, request.get_ref(), Utc::now()).await.map_err(|error| error.into_status(language))?;
-        let mut response = Response::new(EncodedFindRepairCenterResponse(answer.encoded.clone()));
+        let mut response = Response::new(EncodedFindRepairCenterResponse::new(answer.encoded.clone()));
         // Sent as the frame it is, not copied by tonic: see `api::framed`.
         response.extensions_mut().insert(FramedAnswer(answer.frame.clone()));
         Ok(response)
