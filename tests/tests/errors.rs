@@ -216,13 +216,27 @@ async fn writes_are_refused_before_their_body_is_read() {
     server.stop().await;
 }
 
-/// Sends a request body as raw bytes, to put on the wire what no typed client
-/// would; replies are read as `R`.
-struct RawRequest<R>(std::marker::PhantomData<R>);
-
-fn raw<R>() -> RawRequest<R> {
-    RawRequest(std::marker::PhantomData)
+/// Sends `body` as the message of a unary call to `path`, with `tenant`'s key
+/// when given, to put on the wire what no typed client would; the reply is
+/// read as `R`.
+async fn send_raw<R: prost::Message + Default + Send + 'static>(
+    server: &TestServer,
+    path: &'static str,
+    tenant: Option<&str>,
+    body: Vec<u8>,
+) -> Result<R, tonic::Status> {
+    let mut grpc = tonic::client::Grpc::new(server.channel().await);
+    grpc.ready().await.unwrap();
+    let mut request = tonic::Request::new(body);
+    if let Some(tenant) = tenant {
+        request.metadata_mut().insert("authorization", format!("Bearer {}", key_of(tenant)).parse().unwrap());
+    }
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static(path);
+    grpc.unary(request, path, RawRequest(std::marker::PhantomData)).await.map(tonic::Response::into_inner)
 }
+
+/// A request body as raw bytes; replies read as `R`.
+struct RawRequest<R>(std::marker::PhantomData<R>);
 
 struct RawEncoder;
 
@@ -256,14 +270,14 @@ impl<R: prost::Message + Default + Send + 'static> tonic::codec::Codec for RawRe
 async fn bytes_that_are_no_request_are_refused_and_the_server_keeps_serving() {
     use prost::Message;
     let server = TestServer::start(&Fixture::with_centers(vec![center_east("a", 3.0)])).await;
-    let mut grpc = tonic::client::Grpc::new(server.channel().await);
-    let path =
-        tonic::codegen::http::uri::PathAndQuery::from_static("/repairmatch.v1.RepairMatchService/FindRepairCenter");
-    let mut send = async |body: Vec<u8>| {
-        grpc.ready().await.unwrap();
-        grpc.unary(tonic::Request::new(body), path.clone(), raw::<pb::FindRepairCenterResponse>())
-            .await
-            .map(tonic::Response::into_inner)
+    let send = async |body: Vec<u8>| {
+        send_raw::<pb::FindRepairCenterResponse>(
+            &server,
+            "/repairmatch.v1.RepairMatchService/FindRepairCenter",
+            None,
+            body,
+        )
+        .await
     };
 
     // Field 1 (location), length-delimited, whose length is cut off.
@@ -280,16 +294,9 @@ async fn bytes_that_are_no_request_are_refused_and_the_server_keeps_serving() {
 async fn an_upsert_whose_bytes_are_no_request_is_refused_and_changes_nothing() {
     use prost::Message;
     let server = TestServer::start(&Fixture::with_centers(vec![center_east("a", 3.0)])).await;
-    let mut grpc = tonic::client::Grpc::new(server.channel().await);
-    let path =
-        tonic::codegen::http::uri::PathAndQuery::from_static("/repairmatch.v1.CatalogService/UpsertRepairCenters");
-    let mut send = async |body: Vec<u8>| {
-        grpc.ready().await.unwrap();
-        let mut request = tonic::Request::new(body);
-        request.metadata_mut().insert("authorization", format!("Bearer {}", key_of("ops")).parse().unwrap());
-        grpc.unary(request, path.clone(), raw::<pb::UpsertRepairCentersResponse>())
-            .await
-            .map(tonic::Response::into_inner)
+    let send = async |body: Vec<u8>| {
+        let path = "/repairmatch.v1.CatalogService/UpsertRepairCenters";
+        send_raw::<pb::UpsertRepairCentersResponse>(&server, path, Some("ops"), body).await
     };
     let mut catalog = server.catalog("ops").await;
     let mut listed = async || -> Vec<String> {
