@@ -238,8 +238,9 @@ const ENTRY_AUTHORIZED_KIND: u8 = 1 << 3;
 const ENTRY_BANK_SERVICE: u8 = 1 << 4;
 
 impl IndexEntry {
-    fn new(envelope: Envelope, candidate: Candidate, center: &RepairCenter) -> Self {
-        let max_chord_squared = center.coverage.radius_km.map_or(f64::INFINITY, |radius_km| {
+    /// The entry of a center (of its `facts`) for one brand it lists.
+    fn new(envelope: Envelope, candidate: Candidate, facts: &MatchFacts) -> Self {
+        let max_chord_squared = facts.radius_km.map_or(f64::INFINITY, |radius_km| {
             // Geodesic d ≥ MIN_RADIUS_OF_CURVATURE_KM · angle (see geodesy), so
             // an angle beyond this bound is outside the radius for sure.
             let angle = radius_km * (1.0 + 1e-6) / MIN_RADIUS_OF_CURVATURE_KM + 1e-12;
@@ -248,35 +249,35 @@ impl IndexEntry {
         let flag = |set: bool, bit: u8| if set { bit } else { 0 };
         Self {
             envelope,
-            location: center.location.unit_vector(),
-            rating_average: center.rating.filter(|r| r.count > 0).map_or(f64::NAN, |r| r.average),
+            location: facts.location.unit_vector(),
+            rating_average: facts.rating.filter(|r| r.count > 0).map_or(f64::NAN, |r| r.average),
             max_chord_squared,
             slot: candidate.slot,
-            fault_categories: center.fault_categories,
-            service_modes: center.service_modes,
+            fault_categories: facts.fault_categories,
+            service_modes: facts.service_modes,
             brand_index: candidate.brand.index,
             flags: flag(candidate.brand.authorized, ENTRY_AUTHORIZED)
                 | flag(candidate.brand.all_models, ENTRY_ALL_MODELS)
-                | flag(!center.coverage.country_codes.is_empty(), ENTRY_NATIONAL)
-                | flag(center.kind == CenterKind::Authorized, ENTRY_AUTHORIZED_KIND)
-                | flag(center.kind == CenterKind::BankService, ENTRY_BANK_SERVICE),
+                | flag(facts.national, ENTRY_NATIONAL)
+                | flag(facts.kind == CenterKind::Authorized, ENTRY_AUTHORIZED_KIND)
+                | flag(facts.kind == CenterKind::BankService, ENTRY_BANK_SERVICE),
         }
     }
 
     /// The entry in a country's list: any distance, and only the modes that
     /// need no trip (walk-in and onsite need a radius or polygon); `None` when
     /// it offers none of those.
-    fn nationwide(candidate: Candidate, center: &RepairCenter) -> Option<Self> {
-        let service_modes = center.service_modes.without_trips();
+    fn nationwide(candidate: Candidate, facts: &MatchFacts) -> Option<Self> {
+        let service_modes = facts.service_modes.without_trips();
         if service_modes.is_empty() {
             return None;
         }
-        let location = center.location.unit_vector();
+        let location = facts.location.unit_vector();
         Some(Self {
             envelope: AABB::from_point(location),
             max_chord_squared: f64::INFINITY,
             service_modes,
-            ..Self::new(AABB::from_point(location), candidate, center)
+            ..Self::new(AABB::from_point(location), candidate, facts)
         })
     }
 
@@ -390,42 +391,50 @@ impl Layer {
     /// Builds a layer of centers with distinct ids, in id order, on every core.
     fn build(in_id_order: Vec<Arc<RepairCenter>>, first_slot: Slot) -> Self {
         debug_assert!(in_id_order.windows(2).all(|pair| pair[0].id < pair[1].id));
-        let mut z_order: Vec<(u64, u32)> = (in_id_order.par_iter().enumerate())
-            .map(|(rank, center)| (morton_key(center.location), rank as u32))
+        // What the index needs of each record is read in id order, the order
+        // the records lie in memory (a load decodes them in runs, on every
+        // core): in Z-order nearly every read of a record is a cache miss, and
+        // the build used to read each record that way five times over.
+        type Read = (u64, MatchFacts, QuoteHints, Option<Envelope>);
+        let read: Vec<Read> = (in_id_order.par_iter())
+            .map(|center| {
+                let facts = MatchFacts::of(center, 0..0);
+                (morton_key(center.location), facts, QuoteHints::of(center), coverage_envelope(center))
+            })
             .collect();
+        let mut z_order: Vec<(u64, u32)> =
+            (read.par_iter().enumerate()).map(|(rank, (key, ..))| (*key, rank as u32)).collect();
         z_order.par_sort_unstable();
         let mut by_id = vec![0; in_id_order.len()];
         for (local, &(_, rank)) in z_order.iter().enumerate() {
             by_id[rank as usize] = local as u32;
         }
+        let in_z_order = || z_order.par_iter().map(|&(_, rank)| &read[rank as usize]);
+        let mut facts: Vec<MatchFacts> = in_z_order().map(|(_, facts, ..)| *facts).collect();
+        let quote_hints = in_z_order().map(|(_, _, hints, _)| hints.clone()).collect();
+        let envelopes: Vec<Option<Envelope>> = in_z_order().map(|(.., envelope)| *envelope).collect();
+        drop(read);
         let centers = reordered(in_id_order, z_order.iter().map(|&(_, rank)| rank));
-        let mut quote_starts = Vec::with_capacity(centers.len());
-        let mut quote_count = 0;
-        for center in &centers {
-            quote_starts.push(quote_count);
-            quote_count += center.prices.len();
-        }
-        let facts = (centers.par_iter().zip(quote_starts))
-            .map(|(center, start)| MatchFacts::of(center, start..start + center.prices.len()))
-            .collect();
-        let mut prices = Vec::with_capacity(quote_count);
-        for center in &centers {
+        let mut prices = Vec::with_capacity(centers.iter().map(|center| center.prices.len()).sum());
+        for (center, facts) in centers.iter().zip(&mut facts) {
+            facts.prices = (prices.len() as u32, center.prices.len() as u16);
             prices.extend_from_slice(&center.prices);
         }
-        let quote_hints = centers.par_iter().map(|center| QuoteHints::of(center)).collect();
 
         // Which active centers list each brand (a brand listed twice is
-        // indexed once, with its first listing's facts), then each brand's
-        // entries and tree on every core.
-        type Listings<'a> = FxHashMap<&'a str, Vec<(u32, u8)>>;
-        let listings_by_brand = (centers.par_iter().enumerate())
+        // indexed once, with its first listing's facts), read in id order
+        // too, then each brand's entries and tree on every core.
+        type Listings<'a> = FxHashMap<&'a str, Vec<(u32, BrandFacts)>>;
+        let listings_by_brand = (by_id.par_iter())
+            .map(|&local| (local, &centers[local as usize]))
             .filter(|(_, center)| center.active)
             .fold(Listings::default, |mut listings, (local, center)| {
                 // `BrandFacts` holds a brand's position in a byte: the API allows 50.
                 for (index, support) in center.brands.iter().enumerate().take(usize::from(u8::MAX) + 1) {
                     let brand_key = support.brand_key();
                     if center.brands[..index].iter().all(|earlier| earlier.brand_key() != brand_key) {
-                        listings.entry(brand_key).or_default().push((local as u32, index as u8));
+                        let brand = BrandFacts::listed(center, index as u8);
+                        listings.entry(brand_key).or_default().push((local, brand));
                     }
                 }
                 listings
@@ -437,8 +446,6 @@ impl Layer {
                 }
                 earlier
             });
-        // A center's box serves every brand it lists: computed once.
-        let envelopes: Vec<Option<Envelope>> = centers.par_iter().map(|center| coverage_envelope(center)).collect();
         // The largest brands first, so that no long bulk load starts last and
         // runs alone.
         let mut listings_by_brand: Vec<_> = listings_by_brand.into_iter().collect();
@@ -448,16 +455,16 @@ impl Layer {
             .map(|(brand_key, listings)| {
                 let mut entries = Vec::with_capacity(listings.len());
                 let mut by_country: FxHashMap<CountryCode, Vec<IndexEntry>> = FxHashMap::default();
-                for (local, index) in listings {
-                    let center = &centers[local as usize];
-                    let candidate = Candidate { slot: first_slot + local, brand: BrandFacts::listed(center, index) };
+                for (local, brand) in listings {
+                    let facts = &facts[local as usize];
+                    let candidate = Candidate { slot: first_slot + local, brand };
                     if let Some(envelope) = envelopes[local as usize] {
-                        entries.push(IndexEntry::new(envelope, candidate, center));
+                        entries.push(IndexEntry::new(envelope, candidate, facts));
                     }
-                    if !center.coverage.country_codes.is_empty()
-                        && let Some(nationwide) = IndexEntry::nationwide(candidate, center)
+                    if facts.national
+                        && let Some(nationwide) = IndexEntry::nationwide(candidate, facts)
                     {
-                        for country in &center.coverage.country_codes {
+                        for country in &centers[local as usize].coverage.country_codes {
                             by_country.entry(*country).or_default().push(nationwide.clone());
                         }
                     }
