@@ -330,8 +330,7 @@ impl FindCache {
 
     /// The answer cached under `key` in either tier, if any; computes nothing.
     pub async fn get(&self, key: &CacheKey, metrics: &Metrics) -> Option<Arc<FindAnswer>> {
-        if let Some(hit) = self.local.get(key).await {
-            metrics.cache_hits.with_label_values(&["local"]).inc();
+        if let Some(hit) = self.local_hit(key, metrics).await {
             return Some(hit);
         }
         let shared = self.shared.as_ref()?;
@@ -339,6 +338,13 @@ impl FindCache {
         let hit = Arc::new(Box::pin(shared.get(key)).await?);
         metrics.cache_hits.with_label_values(&["redis"]).inc();
         self.local.insert(key.clone(), Arc::clone(&hit)).await;
+        Some(hit)
+    }
+
+    /// The answer in the local tier under `key`, counted as a local hit.
+    async fn local_hit(&self, key: &CacheKey, metrics: &Metrics) -> Option<Arc<FindAnswer>> {
+        let hit = self.local.get(key).await?;
+        metrics.cache_hits.with_label_values(&["local"]).inc();
         Some(hit)
     }
 
@@ -358,8 +364,7 @@ impl FindCache {
         metrics: &Metrics,
         compute: impl FnOnce() -> Result<FindAnswer, ServiceError>,
     ) -> Result<Arc<FindAnswer>, ServiceError> {
-        if let Some(hit) = self.local.get(&key).await {
-            metrics.cache_hits.with_label_values(&["local"]).inc();
+        if let Some(hit) = self.local_hit(&key, metrics).await {
             return Ok(hit);
         }
         // Boxed, so that only a miss pays for it: moka's single flight and
