@@ -191,11 +191,8 @@ impl QuoteHints {
                 midpoints[quote_slot(fault)] = midpoint as f32;
             }
         }
-        let first = center.prices.first().map(|price| price.min.currency_code);
-        let single = center
-            .prices
-            .iter()
-            .all(|price| Some(price.min.currency_code) == first && price.max.currency_code == price.min.currency_code);
+        let first = center.prices.first().map(PriceRange::currency_code);
+        let single = center.prices.iter().all(|price| Some(price.currency_code()) == first);
         Self { midpoints, currency: first.filter(|_| single) }
     }
 }

@@ -372,11 +372,10 @@ mod tests {
         let mut far_walk_in = center("far", 25.0);
         far_walk_in.coverage.radius_km = Some(30.0);
         let mut dear = center("dear", 3.0);
-        dear.prices[0].min = cny(50_000);
-        dear.prices[0].max = cny(90_000);
+        dear.prices[0] = screen_quote(50_000, 90_000);
         let mut dearer = dear.clone();
         dearer.id = "dearer".into();
-        dearer.prices[0].min = cny(70_000);
+        dearer.prices[0] = screen_quote(70_000, 90_000);
         let mut unpriced = center("unpriced", 3.0);
         unpriced.prices.clear();
         let mut closed = center("closed", 3.0);
@@ -440,7 +439,7 @@ mod tests {
     fn other_banks_service_points_do_not_count_as_serving() {
         let mut bank_point = center("bank", 3.0);
         bank_point.kind = crate::model::CenterKind::BankService;
-        bank_point.bank_ids = vec!["icbc".into()];
+        bank_point.bank_ids = Box::new(["icbc".into()]);
         let mut q = query();
         q.ownership = Ownership::BankDeployed { bank_id: "ccb".into() };
         let (diagnosis, line) = why(vec![bank_point], &q);

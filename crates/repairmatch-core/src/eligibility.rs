@@ -578,12 +578,12 @@ mod tests {
         };
         let mut polygon_only = center("a", 3.0);
         polygon_only.coverage.radius_km = None;
-        polygon_only.coverage.area = Some(ServiceArea::new(square(0.1), vec![]).unwrap());
+        polygon_only.coverage.area = Some(Box::new(ServiceArea::new(square(0.1), vec![]).unwrap()));
         assert_eq!(first_failed_rule(polygon_only.clone(), &query()), None);
-        polygon_only.coverage.area = Some(ServiceArea::new(square(0.1), vec![square(0.01)]).unwrap());
+        polygon_only.coverage.area = Some(Box::new(ServiceArea::new(square(0.1), vec![square(0.01)]).unwrap()));
         assert_eq!(first_failed_rule(polygon_only.clone(), &query()), Some(Rule::Coverage), "merchant in the hole");
         // With both, the merchant must be inside both.
-        polygon_only.coverage.area = Some(ServiceArea::new(square(0.1), vec![]).unwrap());
+        polygon_only.coverage.area = Some(Box::new(ServiceArea::new(square(0.1), vec![]).unwrap()));
         polygon_only.coverage.radius_km = Some(1.0);
         assert_eq!(first_failed_rule(polygon_only, &query()), Some(Rule::Coverage));
     }
@@ -686,7 +686,7 @@ mod tests {
     fn bank_service_points_take_only_their_banks_terminals() {
         let mut bank_point = center("bank", 3.0);
         bank_point.kind = CenterKind::BankService;
-        bank_point.bank_ids = vec!["icbc".into()];
+        bank_point.bank_ids = Box::new(["icbc".into()]);
         assert_eq!(first_failed_rule(bank_point.clone(), &query()), Some(Rule::Policy));
         let mut q = query();
         q.ownership = Ownership::BankDeployed { bank_id: "ccb".into() };

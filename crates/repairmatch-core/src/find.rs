@@ -681,8 +681,7 @@ mod tests {
         // Same place, same rating, twice the price (screens 200–400 CNY).
         let mut dear = near.clone();
         dear.id = "dear".into();
-        dear.prices[0].min = cny(20_000);
-        dear.prices[0].max = cny(40_000);
+        dear.prices[0] = screen_quote(20_000, 40_000);
         let outcome = run(vec![dear, near], &query());
         assert_eq!(ids(&outcome), ["near", "dear"]);
 
@@ -743,8 +742,7 @@ mod tests {
     #[test]
     fn price_only_prefers_the_cheaper_quote_relative_to_the_cheapest() {
         let mut dear = center("dear", 3.0);
-        dear.prices[0].min = cny(20_000);
-        dear.prices[0].max = cny(40_000);
+        dear.prices[0] = screen_quote(20_000, 40_000);
         let mut unpriced = center("unpriced", 3.0);
         unpriced.prices.clear();
         let outcome = run_with(vec![dear, center("cheap", 3.0), unpriced], &query(), &only("price"));
@@ -818,7 +816,7 @@ mod tests {
         assert_eq!(back_in(&outcome), "back in service in about 6 h (walk-in)");
         // A whole number of hours stays as it is.
         let mut next_door = center("next-door", 0.0);
-        next_door.turnaround_hours = vec![(ServiceMode::WalkIn, 2)];
+        next_door.turnaround_hours = Box::new([(ServiceMode::WalkIn, 2)]);
         let outcome = run(vec![next_door], &query());
         assert_eq!(outcome.matches[0].scored.downtime_hours(), 2.0);
         assert_eq!(back_in(&outcome), "back in service in about 2 h (walk-in)");
@@ -841,7 +839,7 @@ mod tests {
     fn icbc_service_point() -> crate::model::RepairCenter {
         let mut bank_point = center("bank-point", 20.0);
         bank_point.kind = CenterKind::BankService;
-        bank_point.bank_ids = vec!["icbc".into()];
+        bank_point.bank_ids = Box::new(["icbc".into()]);
         bank_point.rating = Some(Rating { average: 3.0, count: 10 });
         bank_point
     }

@@ -33,6 +33,11 @@ pub fn cny(amount_minor_units: i64) -> Money {
     Money { currency_code: CurrencyCode::parse("CNY").unwrap(), amount_minor_units }
 }
 
+/// A screen repair quoted from `min` to `max` CNY minor units.
+pub fn screen_quote(min: i64, max: i64) -> PriceRange {
+    PriceRange::new(FaultCategory::Screen, cny(min), cny(max)).unwrap()
+}
+
 /// An independent walk-in PAX repairer `km` east of the merchant, covering 30 km,
 /// repairing every fault, rated 4.5 from 100 reviews, screens at 100–200 CNY.
 pub fn center(id: &str, km: f64) -> RepairCenter {
@@ -44,17 +49,17 @@ pub fn center(id: &str, km: f64) -> RepairCenter {
         location: east_of_merchant(km),
         address: String::new(),
         city: "Shanghai".into(),
-        country_code: "CN".into(),
+        country_code: Some("CN".parse().unwrap()),
         coverage: Coverage { radius_km: Some(30.0), area: None, country_codes: Vec::new() },
         service_modes: [ServiceMode::WalkIn].into_iter().collect(),
         brands: vec![BrandSupport::new("PAX", false, vec![])],
         fault_categories: FaultSet::ALL,
         rating: Some(Rating { average: 4.5, count: 100 }),
-        prices: vec![PriceRange { fault_category: FaultCategory::Screen, min: cny(10_000), max: cny(20_000) }],
+        prices: vec![screen_quote(10_000, 20_000)],
         opening_hours: None,
         contact: Contact::default(),
-        bank_ids: vec![],
-        turnaround_hours: vec![],
+        bank_ids: Box::default(),
+        turnaround_hours: Box::default(),
         key_injection: false,
         repair_warranty_days: 0,
         terms_url: String::new(),

@@ -414,8 +414,9 @@ pub fn generate_tiled(count: usize, seed: u64) -> SampleCatalog {
         if let Some(area) = &center.coverage.area {
             let ring = |ring: &[LatLng]| ring.iter().map(|&point| shifted(point, shift)).collect::<Vec<_>>();
             let holes = area.holes.iter().map(|hole| ring(hole)).collect();
-            center.coverage.area =
-                Some(ServiceArea::new(ring(&area.exterior), holes).expect("a shifted simple polygon is simple"));
+            let shifted_area =
+                ServiceArea::new(ring(&area.exterior), holes).expect("a shifted simple polygon is simple");
+            center.coverage.area = Some(Box::new(shifted_area));
         }
         sample.centers.push(center);
     }
@@ -522,7 +523,7 @@ fn generate_center(index: usize, picker: &CityPicker, rng: &mut fastrand::Rng) -
         5.0 + rng.f64() * 25.0
     };
     let radius_km = (radius_km * 10.0).round() / 10.0;
-    let area = chance(rng, 0.04).then(|| service_area_around(location, rng));
+    let area = chance(rng, 0.04).then(|| Box::new(service_area_around(location, rng)));
     let coverage = match area {
         Some(area) if chance(rng, 0.5) => Coverage { radius_km: None, area: Some(area), country_codes: Vec::new() },
         area => Coverage { radius_km: Some(radius_km), area, country_codes: Vec::new() },
@@ -548,7 +549,7 @@ fn generate_center(index: usize, picker: &CityPicker, rng: &mut fastrand::Rng) -
                 ((amount / minor_per_major).round() * minor_per_major) as i64
             };
             let money = |amount_minor_units| Money { currency_code, amount_minor_units };
-            PriceRange { fault_category: fault, min: money(minor(low)), max: money(minor(high)) }
+            PriceRange::new(fault, money(minor(low)), money(minor(high))).expect("one currency")
         })
         .collect();
 
@@ -606,7 +607,7 @@ fn generate_center(index: usize, picker: &CityPicker, rng: &mut fastrand::Rng) -
         location,
         address: format!("{} {} Road", rng.u32(1..400), STREETS[rng.usize(0..STREETS.len())]),
         city: city.name.clone(),
-        country_code: city.country_code.clone(),
+        country_code: Some(city.country_code.parse().expect("GeoNames codes are ISO 3166-1 alpha-2")),
         coverage,
         service_modes,
         brands,
@@ -614,8 +615,8 @@ fn generate_center(index: usize, picker: &CityPicker, rng: &mut fastrand::Rng) -
         rating,
         prices,
         opening_hours,
-        bank_ids,
-        turnaround_hours,
+        bank_ids: bank_ids.into(),
+        turnaround_hours: turnaround_hours.into(),
         key_injection,
         repair_warranty_days,
         terms_url,
@@ -701,8 +702,8 @@ mod tests {
         let b = generate(2_000, 7);
         assert_eq!(a.centers, b.centers);
         assert_ne!(a.centers, generate(2_000, 8).centers);
-        let in_china = a.centers.iter().filter(|c| c.country_code == "CN").count();
-        let in_iceland = a.centers.iter().filter(|c| c.country_code == "IS").count();
+        let in_china = a.centers.iter().filter(|c| c.country_code == Some("CN".parse().unwrap())).count();
+        let in_iceland = a.centers.iter().filter(|c| c.country_code == Some("IS".parse().unwrap())).count();
         assert!(in_china > 200, "{in_china}");
         assert!(in_iceland < 5, "{in_iceland}");
         for kind in [CenterKind::Authorized, CenterKind::BankService, CenterKind::ThirdParty] {
@@ -718,20 +719,24 @@ mod tests {
         let mut seen = std::collections::BTreeSet::new();
         for center in &sample.centers {
             for price in &center.prices {
-                for money in [price.min, price.max] {
+                for money in [price.min(), price.max()] {
                     let code = money.currency_code;
                     assert_eq!(CurrencyCode::parse(code.as_str()), Some(code), "{}", center.id);
                     let minor_per_major = 10_i64.pow(code.minor_unit_digits());
                     assert_eq!(money.amount_minor_units % minor_per_major, 0, "{}: {money}", center.id);
                     assert!(money.amount_minor_units > 0, "{}: {money}", center.id);
                 }
-                seen.insert(price.min.currency_code.as_str().to_owned());
+                seen.insert(price.currency_code().as_str().to_owned());
             }
         }
         assert!(seen.contains("JPY") && seen.contains("CNY") && seen.contains("USD"), "{seen:?}");
         // A screen in Japan costs thousands of yen, not tens.
-        let japan = sample.centers.iter().find(|c| c.country_code == "JP" && !c.prices.is_empty()).unwrap();
-        assert!(japan.prices[0].min.amount_minor_units >= 1_000, "{:?}", japan.prices[0]);
+        let japan = sample
+            .centers
+            .iter()
+            .find(|c| c.country_code == Some("JP".parse().unwrap()) && !c.prices.is_empty())
+            .unwrap();
+        assert!(japan.prices[0].min().amount_minor_units >= 1_000, "{:?}", japan.prices[0]);
     }
 
     #[test]

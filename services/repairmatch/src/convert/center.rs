@@ -52,10 +52,15 @@ pub fn center_from_proto(
     let location = v.location(field("location"), center.location.as_ref());
     v.text(field("address"), &center.address, 500, false);
     v.text(field("city"), &center.city, 200, false);
-    let is_country_code = |code: &str| code.len() == 2 && code.bytes().all(|b| b.is_ascii_uppercase());
-    if !center.country_code.is_empty() && !is_country_code(&center.country_code) {
-        v.add(field("country_code"), "must be an ISO 3166-1 alpha-2 code of two upper-case letters");
-    }
+    let country_code = match center.country_code.as_str() {
+        "" => None,
+        code => code
+            .parse::<CountryCode>()
+            .map_err(|_| {
+                v.add(field("country_code"), "must be an ISO 3166-1 alpha-2 code of two upper-case letters");
+            })
+            .ok(),
+    };
 
     let coverage = coverage_from_proto(center.coverage.as_ref(), field("coverage"), &mut v);
 
@@ -149,7 +154,7 @@ pub fn center_from_proto(
             } else if min.amount_minor_units > max.amount_minor_units {
                 v.add(format!("{path}.max.amount_minor_units"), "must not be below min");
             }
-            Some(PriceRange { fault_category: fault?, min, max })
+            PriceRange::new(fault?, min, max)
         })
         .collect();
 
@@ -238,7 +243,7 @@ pub fn center_from_proto(
         location: location.expect("validated"),
         address: center.address,
         city: center.city,
-        country_code: center.country_code,
+        country_code,
         coverage: coverage.expect("validated"),
         service_modes,
         brands,
@@ -247,7 +252,7 @@ pub fn center_from_proto(
         prices,
         opening_hours,
         contact,
-        bank_ids: center.bank_ids,
+        bank_ids: center.bank_ids.into(),
         turnaround_hours,
         key_injection: center.key_injection,
         repair_warranty_days: center.repair_warranty_days,
@@ -284,7 +289,7 @@ fn coverage_from_proto(coverage: Option<&pb::Coverage>, path: FieldPath<'_>, v: 
             }
             let holes = polygon.holes.iter().map(|hole| to_points(Some(hole))).collect();
             match ServiceArea::new(to_points(polygon.exterior.as_ref()), holes) {
-                Ok(area) => Some(area),
+                Ok(area) => Some(Box::new(area)),
                 Err(problem) => {
                     v.add(format!("{path}.polygon"), problem.to_string());
                     return None;
@@ -404,7 +409,7 @@ pub fn center_to_proto(center: &RepairCenter) -> pb::RepairCenter {
         location: Some(point(&center.location)),
         address: center.address.clone(),
         city: center.city.clone(),
-        country_code: center.country_code.clone(),
+        country_code: center.country_code.map(|code| code.to_string()).unwrap_or_default(),
         coverage: Some(pb::Coverage {
             radius_km: center.coverage.radius_km.unwrap_or(0.0),
             country_codes: center.coverage.country_codes.iter().map(ToString::to_string).collect(),
@@ -426,8 +431,8 @@ pub fn center_to_proto(center: &RepairCenter) -> pb::RepairCenter {
             .iter()
             .map(|p| pb::PriceRange {
                 fault_category: p.fault_category.to_proto(),
-                min: Some(money_to_proto(&p.min)),
-                max: Some(money_to_proto(&p.max)),
+                min: Some(money_to_proto(&p.min())),
+                max: Some(money_to_proto(&p.max())),
             })
             .collect(),
         opening_hours: center.opening_hours.as_ref().map(|hours| pb::OpeningHours {
@@ -449,7 +454,7 @@ pub fn center_to_proto(center: &RepairCenter) -> pb::RepairCenter {
             email: center.contact.email.clone(),
             url: center.contact.url.clone(),
         }),
-        bank_ids: center.bank_ids.clone(),
+        bank_ids: center.bank_ids.to_vec(),
         turnaround_hours: center
             .turnaround_hours
             .iter()
