@@ -306,7 +306,7 @@ mod tests {
     #[test]
     fn a_brand_only_centers_list_is_known_without_a_record() {
         let mut listing = center("a", 3.0);
-        listing.brands = vec![BrandSupport::new("Castles", false, vec![])];
+        listing.brands = vec![BrandSupport::new("Castles", false, &[])];
         let mut q = query();
         q.brand = "castles".into();
         q.location = LatLng::new(64.1, -21.9);
@@ -364,7 +364,7 @@ mod tests {
     fn each_filter_names_itself_and_the_most_common_comes_first() {
         let shanghai: chrono_tz::Tz = "Asia/Shanghai".parse().unwrap();
         let mut listing_a80 = center("lists-a80", 3.0);
-        listing_a80.brands = vec![BrandSupport::new("PAX", false, vec!["A80".into()])];
+        listing_a80.brands = vec![BrandSupport::new("PAX", false, &["A80".into()])];
         let mut printers_only = center("printers", 3.0);
         printers_only.fault_categories = [FaultCategory::Printer].into_iter().collect();
         let mut onsite_only = center("onsite", 3.0);

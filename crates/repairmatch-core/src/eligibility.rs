@@ -270,9 +270,7 @@ impl<'a> MatchContext<'a> {
 
     /// The model as `support` lists it, else as [`MatchContext::model_name`].
     pub fn model_name_in<'s>(&'s self, support: Option<&'s BrandSupport>) -> &'s str {
-        let listed = self.model_key.as_deref().and_then(|model_key| {
-            support?.models.iter().find(|model| match_key(model) == model_key).map(String::as_str)
-        });
+        let listed = self.model_key.as_deref().and_then(|model_key| support?.listed_model(model_key));
         listed.or(self.model_name.as_deref()).unwrap_or_default()
     }
 
@@ -531,7 +529,7 @@ mod tests {
     #[test]
     fn listed_models_bind_and_empty_lists_mean_all_models() {
         let mut listing = center("a", 3.0);
-        listing.brands = vec![BrandSupport::new("PAX", false, vec!["A920".into(), "S920".into()])];
+        listing.brands = vec![BrandSupport::new("PAX", false, &["A920".into(), "S920".into()])];
         let mut q = query();
         q.model = Some("a920".into());
         assert_eq!(first_failed_rule(listing.clone(), &q), None);

@@ -11,7 +11,7 @@ use crate::eligibility::{BrandSupportLevel, Eligible, Exclusion, ExclusionRule, 
 use crate::geodesy::{DISTANCE_RELATIVE_ERROR, MIN_RADIUS_OF_CURVATURE_KM};
 use crate::i18n::{Arg, ListStyle, Text};
 use crate::model::CurrencyCode;
-use crate::model::{FaultCategory, RepairCenter, ServiceMode};
+use crate::model::{BrandSupport, FaultCategory, RepairCenter, ServiceMode};
 use crate::paging::{self, PageTokenError};
 use crate::profile::{FACTOR_COUNT, MAX_PAGE_SIZE, RankingProfile};
 use crate::query::{FindQuery, WarrantyStatus};
@@ -574,7 +574,7 @@ fn reasons(context: &MatchContext<'_>, scored: &Scored, center: &RepairCenter) -
     }
     match eligible.brand_support {
         BrandSupportLevel::Authorized => {
-            let brand = center.brand_support(&context.brand_key).map_or(query.brand.as_str(), |b| b.brand.as_str());
+            let brand = center.brand_support(&context.brand_key).map_or(query.brand.as_str(), BrandSupport::brand);
             lines.push(Text::new("reason-authorized").with("brand", brand));
         }
         BrandSupportLevel::ModelListed => {
@@ -756,7 +756,7 @@ mod tests {
     #[test]
     fn brand_support_ranks_authorized_then_model_then_brand() {
         let mut model_listed = center("model", 3.0);
-        model_listed.brands = vec![BrandSupport::new("PAX", false, vec!["A920".into()])];
+        model_listed.brands = vec![BrandSupport::new("PAX", false, &["A920".into()])];
         let mut q = query();
         q.model = Some("A920".into());
         let outcome = run_with(
@@ -771,7 +771,7 @@ mod tests {
     fn brand_and_model_are_named_as_the_catalog_spells_them() {
         let lists = |id: &str, model: &str| {
             let mut listing = center(id, 3.0);
-            listing.brands = vec![BrandSupport::new("PAX", false, vec![model.into()])];
+            listing.brands = vec![BrandSupport::new("PAX", false, &[model.into()])];
             listing
         };
         let mut q = query();

@@ -192,26 +192,45 @@ pub fn match_key(name: &str) -> String {
 /// A brand a center repairs, with precomputed match keys.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BrandSupport {
-    /// Brand name as written by the catalog owner.
-    pub brand: String,
     /// Authorized by the brand's maker.
     pub authorized: bool,
-    /// Models as written; empty = all models.
-    pub models: Vec<String>,
-    keys: MatchKeys,
+    /// The brand's and its models' names as written (trimmed).
+    names: PackedNames,
+    /// Their match keys, in the same order.
+    keys: PackedNames,
 }
 
 impl BrandSupport {
-    /// A brand entry; match keys are derived here once.
-    pub fn new(brand: impl Into<String>, authorized: bool, models: Vec<String>) -> Self {
-        let brand = brand.into();
-        let keys = MatchKeys::new(&brand, &models);
-        Self { brand, authorized, models, keys }
+    /// A brand entry, listing `models` (none = all of them); names are
+    /// trimmed and match keys derived here once.
+    pub fn new(brand: &str, authorized: bool, models: &[String]) -> Self {
+        let names = PackedNames::new(brand, models, |names, name| names.push_str(name));
+        let keys = PackedNames::new(brand, models, |keys, name| {
+            // As `match_key` lower-cases, without a `String` for each key.
+            if name.is_ascii() {
+                let at = keys.len();
+                keys.push_str(name);
+                keys[at..].make_ascii_lowercase();
+            } else {
+                keys.push_str(&match_key(name));
+            }
+        });
+        Self { authorized, names, keys }
+    }
+
+    /// The brand's name as written.
+    pub fn brand(&self) -> &str {
+        self.names.brand()
     }
 
     /// The lower-cased brand name.
     pub fn brand_key(&self) -> &str {
         self.keys.brand()
+    }
+
+    /// The models as written; none = all models.
+    pub fn models(&self) -> impl Iterator<Item = &str> {
+        self.names.models()
     }
 
     /// Whether the entry covers every model of the brand.
@@ -223,48 +242,47 @@ impl BrandSupport {
     pub fn lists_model(&self, model_key: &str) -> bool {
         self.keys.models().any(|key| key == model_key)
     }
+
+    /// The model whose key is `model_key`, as the entry writes it.
+    pub fn listed_model(&self, model_key: &str) -> Option<&str> {
+        self.names.models().zip(self.keys.models()).find(|(_, key)| *key == model_key).map(|(name, _)| name)
+    }
 }
 
-/// A brand's match key and its models': one string of them all, and where
-/// each ends. A catalog holds millions of brand listings: kept as a `String`
-/// and a `Vec` of `String`s, a center's keys took about 100 bytes more (of
-/// some 1,900 a decoded center) and an allocation per key.
+/// A brand's name and its models' (or their match keys) in one string, and
+/// where each ends. A catalog holds millions of brand listings: as a
+/// `String` and a `Vec` of `String`s each, names and keys took about 200
+/// bytes more a center (of some 1,900 a decoded center) and an allocation
+/// per name.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct MatchKeys {
-    keys: Box<str>,
+struct PackedNames {
+    text: Box<str>,
     brand_len: u32,
-    /// Where each model's key ends in `keys` (empty for a brand listed with
+    /// Where each model's name ends in `text` (empty for a brand listed with
     /// all its models: no allocation).
     model_ends: Box<[u32]>,
 }
 
-impl MatchKeys {
-    fn new(brand: &str, models: &[String]) -> Self {
-        let mut keys = String::with_capacity(brand.len() + models.iter().map(String::len).sum::<usize>());
-        let mut push = |name: &str| {
-            let name = name.trim();
-            // As `match_key` lower-cases, without a `String` for each key.
-            if name.is_ascii() {
-                let at = keys.len();
-                keys.push_str(name);
-                keys[at..].make_ascii_lowercase();
-            } else {
-                keys.push_str(&match_key(name));
-            }
-            u32::try_from(keys.len()).expect("names are far shorter than 4 GiB")
+impl PackedNames {
+    /// The brand and models, each trimmed and written by `push`.
+    fn new(brand: &str, models: &[String], push: impl Fn(&mut String, &str)) -> Self {
+        let mut text = String::with_capacity(brand.len() + models.iter().map(String::len).sum::<usize>());
+        let mut push_end = |name: &str| {
+            push(&mut text, name.trim());
+            u32::try_from(text.len()).expect("names are far shorter than 4 GiB")
         };
-        let brand_len = push(brand);
-        let model_ends = models.iter().map(|model| push(model)).collect();
-        Self { keys: keys.into_boxed_str(), brand_len, model_ends }
+        let brand_len = push_end(brand);
+        let model_ends = models.iter().map(|model| push_end(model)).collect();
+        Self { text: text.into_boxed_str(), brand_len, model_ends }
     }
 
     fn brand(&self) -> &str {
-        &self.keys[..self.brand_len as usize]
+        &self.text[..self.brand_len as usize]
     }
 
     fn models(&self) -> impl Iterator<Item = &str> {
         let starts = std::iter::once(self.brand_len).chain(self.model_ends.iter().copied());
-        starts.zip(self.model_ends.iter()).map(|(start, &end)| &self.keys[start as usize..end as usize])
+        starts.zip(self.model_ends.iter()).map(|(start, &end)| &self.text[start as usize..end as usize])
     }
 }
 
@@ -693,18 +711,23 @@ mod tests {
 
     #[test]
     fn brand_support_matches_case_insensitively() {
-        let support = BrandSupport::new("PAX", true, vec!["A920 Pro".into()]);
+        let support = BrandSupport::new("PAX", true, &["A920 Pro".into()]);
         assert_eq!(support.brand_key(), "pax");
         assert!(support.lists_model(&match_key(" a920 pro ")));
         assert!(!support.all_models());
         assert!(!support.lists_model("a920"), "a prefix of a listed model is not listed");
-        assert!(BrandSupport::new("PAX", false, vec![]).all_models());
+        assert_eq!((support.brand(), support.models().collect::<Vec<_>>()), ("PAX", vec!["A920 Pro"]), "as written");
+        assert_eq!(support.listed_model(&match_key("a920 PRO")), Some("A920 Pro"));
+        assert_eq!(support.listed_model("a920"), None);
+        let all = BrandSupport::new("PAX", false, &[]);
+        assert!(all.all_models());
+        assert_eq!(all.models().count(), 0);
     }
 
     #[test]
     fn match_keys_keep_every_key_whole_whatever_it_holds() {
         let models = vec!["A920\0Pro".to_owned(), String::new(), "Ä".repeat(300), "\u{0}".to_owned()];
-        let support = BrandSupport::new("Ve\u{0}rifone", false, models.clone());
+        let support = BrandSupport::new("Ve\u{0}rifone", false, &models);
         assert_eq!(support.brand_key(), "ve\u{0}rifone");
         for model in &models {
             assert!(support.lists_model(&match_key(model)), "{model:?}");
@@ -712,8 +735,11 @@ mod tests {
         assert!(!support.lists_model("a920"));
         assert!(!support.lists_model("ve\u{0}rifone"), "the brand's key is no model's");
         assert!(!support.all_models());
-        let greek = BrandSupport::new(" ΣΊΣΥΦΟΣ ", false, vec!["ΟΔΥΣΣΕΥΣ".into()]);
+        assert!(support.models().eq(models.iter().map(String::as_str)), "names kept whole, in order");
+        let greek = BrandSupport::new(" ΣΊΣΥΦΟΣ ", false, &["ΟΔΥΣΣΕΥΣ".into()]);
         assert_eq!(greek.brand_key(), match_key("ΣΊΣΥΦΟΣ"), "a final sigma as str::to_lowercase writes it");
         assert!(greek.lists_model(&match_key("ΟΔΥΣΣΕΥΣ")));
+        assert_eq!(greek.brand(), "ΣΊΣΥΦΟΣ", "trimmed");
+        assert_eq!(greek.listed_model(&match_key("ΟΔΥΣΣΕΥΣ")), Some("ΟΔΥΣΣΕΥΣ"), "a key not in ASCII");
     }
 }

@@ -52,7 +52,7 @@ pub fn center(id: &str, km: f64) -> RepairCenter {
         country_code: Some("CN".parse().unwrap()),
         coverage: Coverage { radius_km: Some(30.0), area: None, country_codes: Vec::new() },
         service_modes: [ServiceMode::WalkIn].into_iter().collect(),
-        brands: vec![BrandSupport::new("PAX", false, vec![])],
+        brands: vec![BrandSupport::new("PAX", false, &[])],
         fault_categories: FaultSet::ALL,
         rating: Some(Rating { average: 4.5, count: 100 }),
         prices: vec![screen_quote(10_000, 20_000)],
@@ -75,7 +75,7 @@ pub fn modes(list: &[ServiceMode]) -> ServiceModeSet {
 
 pub fn authorized(mut center: RepairCenter) -> RepairCenter {
     center.kind = CenterKind::Authorized;
-    center.brands = vec![BrandSupport::new("PAX", true, vec![])];
+    center.brands = vec![BrandSupport::new("PAX", true, &[])];
     center
 }
 

@@ -30,7 +30,7 @@ fn depot(id: &str, location: LatLng, radius_km: f64) -> RepairCenter {
         country_code: None,
         coverage: Coverage { radius_km: Some(radius_km), area: None, country_codes: Vec::new() },
         service_modes: [ServiceMode::MailIn].into_iter().collect(),
-        brands: vec![BrandSupport::new("PAX", false, vec![])],
+        brands: vec![BrandSupport::new("PAX", false, &[])],
         fault_categories: FaultSet::ALL,
         rating: Some(Rating { average: 4.5, count: 100 }),
         prices: vec![],

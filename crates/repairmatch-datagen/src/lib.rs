@@ -471,7 +471,7 @@ fn generate_center(index: usize, picker: &CityPicker, rng: &mut fastrand::Rng) -
             break;
         }
         let spec = pick_brand(rng, in_china);
-        if brands.iter().any(|b| b.brand == spec.name) {
+        if brands.iter().any(|b| b.brand() == spec.name) {
             continue;
         }
         let models = if chance(rng, 0.35) {
@@ -487,7 +487,7 @@ fn generate_center(index: usize, picker: &CityPicker, rng: &mut fastrand::Rng) -
         // An authorized center is authorized by its owner's brand (the first);
         // it may list others it repairs without their authorization.
         let authorized = kind == CenterKind::Authorized && brands.is_empty();
-        brands.push(BrandSupport::new(spec.name, authorized, models));
+        brands.push(BrandSupport::new(spec.name, authorized, &models));
     }
 
     let key_injection = kind == CenterKind::Authorized && chance(rng, 0.6);
@@ -579,7 +579,7 @@ fn generate_center(index: usize, picker: &CityPicker, rng: &mut fastrand::Rng) -
 
     let (name, owner) = match kind {
         CenterKind::Authorized => {
-            let brand = &brands[0].brand;
+            let brand = brands[0].brand();
             (format!("{brand} Authorized Service {}", city.name), manufacturer_tenant(brand))
         }
         CenterKind::BankService => {

@@ -197,11 +197,11 @@ pub fn may_write_center(
                 .brands
                 .iter()
                 .enumerate()
-                .filter(|(_, support)| support.authorized && !tenant.owns_brand(&support.brand))
+                .filter(|(_, support)| support.authorized && !tenant.owns_brand(support.brand()))
                 .map(|(i, support)| {
                     FieldViolation::new(
                         field(&format!("brands[{i}].authorized")),
-                        format!("{} is not a brand this manufacturer owns", support.brand),
+                        format!("{} is not a brand this manufacturer owns", support.brand()),
                     )
                 })
                 .collect();
@@ -256,7 +256,7 @@ mod tests {
         let mut center = repairmatch_datagen::generate(1, 1).centers.remove(0);
         center.owner = owner.into();
         center.kind = kind;
-        center.brands = vec![BrandSupport::new(authorized_brand.unwrap_or("PAX"), authorized_brand.is_some(), vec![])];
+        center.brands = vec![BrandSupport::new(authorized_brand.unwrap_or("PAX"), authorized_brand.is_some(), &[])];
         center
     }
 

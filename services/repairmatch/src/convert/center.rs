@@ -83,11 +83,7 @@ pub fn center_from_proto(
     for (i, brand) in center.brands.iter().take(cap(50)).enumerate() {
         let path = root.item("brands", i);
         v.text(path.field("brand"), &brand.brand, MAX_NAME_KEY_CHARS, true);
-        let support = BrandSupport::new(
-            brand.brand.trim(),
-            brand.authorized,
-            brand.models.iter().map(|m| m.trim().to_owned()).collect(),
-        );
+        let support = BrandSupport::new(&brand.brand, brand.authorized, &brand.models);
         // A few (50 at most through the API): a scan is cheaper than hashing.
         if brands.iter().any(|earlier| earlier.brand_key() == support.brand_key()) {
             v.add(path.field("brand"), "lists the same brand twice");
@@ -422,7 +418,11 @@ pub fn center_to_proto(center: &RepairCenter) -> pb::RepairCenter {
         brands: center
             .brands
             .iter()
-            .map(|b| pb::BrandSupport { brand: b.brand.clone(), authorized: b.authorized, models: b.models.clone() })
+            .map(|b| pb::BrandSupport {
+                brand: b.brand().to_owned(),
+                authorized: b.authorized,
+                models: b.models().map(str::to_owned).collect(),
+            })
             .collect(),
         fault_categories: center.fault_categories.iter().map(FaultCategory::to_proto).collect(),
         rating: center.rating.map(|r| pb::Rating { average: r.average, count: r.count }),
