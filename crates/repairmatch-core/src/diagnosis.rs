@@ -381,8 +381,8 @@ mod tests {
         let mut closed = center("closed", 3.0);
         closed.opening_hours = Some(OpeningHours {
             time_zone: shanghai,
-            periods: vec![WeeklyPeriod { day: Weekday::Mon, open_minute_of_day: 540, close_minute_of_day: 1080 }],
-            exceptions: vec![],
+            periods: Box::new([WeeklyPeriod { day: Weekday::Mon, open_minute_of_day: 540, close_minute_of_day: 1080 }]),
+            exceptions: Box::default(),
         });
 
         let mut q = query();

@@ -649,8 +649,12 @@ mod tests {
         let mut shop = center("a", 3.0);
         shop.opening_hours = Some(OpeningHours {
             time_zone: shanghai,
-            periods: vec![WeeklyPeriod { day: Weekday::Wed, open_minute_of_day: 9 * 60, close_minute_of_day: 18 * 60 }],
-            exceptions: vec![],
+            periods: Box::new([WeeklyPeriod {
+                day: Weekday::Wed,
+                open_minute_of_day: 9 * 60,
+                close_minute_of_day: 18 * 60,
+            }]),
+            exceptions: Box::default(),
         });
         let mut q = query();
         // 09:30 UTC is 17:30 in Shanghai: open. 10:00 UTC is 18:00: closed.

@@ -607,7 +607,7 @@ fn reasons(context: &MatchContext<'_>, scored: &Scored, center: &RepairCenter) -
             .push(Text::new("reason-repair-warranty").with("days", Arg::Count(u64::from(center.repair_warranty_days))));
     }
     if !center.terms_url.is_empty() {
-        lines.push(Text::new("reason-service-terms").with("url", center.terms_url.as_str()));
+        lines.push(Text::new("reason-service-terms").with("url", &*center.terms_url));
     }
     // Rounded up: never promise a working terminal sooner than the model expects.
     lines.push(

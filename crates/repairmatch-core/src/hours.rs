@@ -19,7 +19,7 @@ pub enum OpenState {
     Unknown,
 }
 
-const MINUTES_PER_DAY: u32 = 24 * 60;
+const MINUTES_PER_DAY: u16 = 24 * 60;
 
 /// Whether a center with these hours is open at `instant`.
 pub fn open_state(hours: Option<&OpeningHours>, instant: DateTime<Utc>) -> OpenState {
@@ -28,7 +28,7 @@ pub fn open_state(hours: Option<&OpeningHours>, instant: DateTime<Utc>) -> OpenS
     };
     let local = instant.with_timezone(&hours.time_zone);
     let date = local.date_naive();
-    let minute = local.hour() * 60 + local.minute();
+    let minute = u16::try_from(local.hour() * 60 + local.minute()).expect("a day has 1,440 minutes");
     let open_today = periods_on(hours, date).any(|p| {
         let overnight = p.close_minute_of_day <= p.open_minute_of_day;
         minute >= p.open_minute_of_day && (overnight || minute < p.close_minute_of_day)
@@ -46,8 +46,8 @@ pub fn open_state(hours: Option<&OpeningHours>, instant: DateTime<Utc>) -> OpenS
 /// An exception's periods carry the date's weekday, so one filter serves both.
 fn periods_on(hours: &OpeningHours, date: NaiveDate) -> impl Iterator<Item = &WeeklyPeriod> {
     let periods = match hours.exceptions.binary_search_by_key(&date, |e| e.date) {
-        Ok(index) => &hours.exceptions[index].periods,
-        Err(_) => &hours.periods,
+        Ok(index) => &*hours.exceptions[index].periods,
+        Err(_) => &*hours.periods,
     };
     let weekday = date.weekday();
     periods.iter().filter(move |p| p.day == weekday)
@@ -61,7 +61,7 @@ mod tests {
     use super::*;
     use crate::model::DatedException;
 
-    fn period(day: Weekday, open: u32, close: u32) -> WeeklyPeriod {
+    fn period(day: Weekday, open: u16, close: u16) -> WeeklyPeriod {
         WeeklyPeriod { day, open_minute_of_day: open, close_minute_of_day: close }
     }
 
@@ -72,8 +72,11 @@ mod tests {
     #[test]
     fn open_in_local_time_not_utc() {
         let tz: Tz = "Asia/Shanghai".parse().unwrap();
-        let hours =
-            OpeningHours { time_zone: tz, periods: vec![period(Weekday::Wed, 9 * 60, 18 * 60)], exceptions: vec![] };
+        let hours = OpeningHours {
+            time_zone: tz,
+            periods: Box::new([period(Weekday::Wed, 9 * 60, 18 * 60)]),
+            exceptions: Box::default(),
+        };
         // 2026-11-25 is a Wednesday.
         assert_eq!(open_state(Some(&hours), at(tz, 2026, 11, 25, 9, 0)), OpenState::Open);
         assert_eq!(open_state(Some(&hours), at(tz, 2026, 11, 25, 17, 59)), OpenState::Open);
@@ -85,8 +88,11 @@ mod tests {
     #[test]
     fn overnight_periods_spill_into_the_next_day() {
         let tz: Tz = "Europe/Berlin".parse().unwrap();
-        let hours =
-            OpeningHours { time_zone: tz, periods: vec![period(Weekday::Fri, 22 * 60, 2 * 60)], exceptions: vec![] };
+        let hours = OpeningHours {
+            time_zone: tz,
+            periods: Box::new([period(Weekday::Fri, 22 * 60, 2 * 60)]),
+            exceptions: Box::default(),
+        };
         // 2026-11-27 is a Friday.
         assert_eq!(open_state(Some(&hours), at(tz, 2026, 11, 27, 23, 0)), OpenState::Open);
         assert_eq!(open_state(Some(&hours), at(tz, 2026, 11, 28, 1, 59)), OpenState::Open);
@@ -102,7 +108,7 @@ mod tests {
         let hours = OpeningHours {
             time_zone: tz,
             periods,
-            exceptions: vec![DatedException { date: christmas, periods: vec![] }],
+            exceptions: Box::new([DatedException { date: christmas, periods: Box::default() }]),
         };
         assert_eq!(open_state(Some(&hours), at(tz, 2026, 12, 24, 23, 59)), OpenState::Open);
         assert_eq!(open_state(Some(&hours), at(tz, 2026, 12, 25, 12, 0)), OpenState::Closed);
@@ -112,7 +118,7 @@ mod tests {
     #[test]
     fn no_published_hours_is_unknown() {
         assert_eq!(open_state(None, Utc::now()), OpenState::Unknown);
-        let empty = OpeningHours { time_zone: chrono_tz::UTC, periods: vec![], exceptions: vec![] };
+        let empty = OpeningHours { time_zone: chrono_tz::UTC, periods: Box::default(), exceptions: Box::default() };
         assert_eq!(open_state(Some(&empty), Utc::now()), OpenState::Unknown);
     }
 

@@ -408,8 +408,8 @@ pub fn generate_tiled(count: usize, seed: u64) -> SampleCatalog {
         let shift = tile_shift(index / TILE_CENTERS);
         let mut center = original[index % TILE_CENTERS].clone();
         center.id = format!("rc-{index:07}");
-        center.contact.email = format!("service+{}@repairs.example", center.id);
-        center.contact.url = format!("https://repairs.example/centers/{}", center.id);
+        center.contact.email = format!("service+{}@repairs.example", center.id).into();
+        center.contact.url = format!("https://repairs.example/centers/{}", center.id).into();
         center.location = shifted(center.location, shift);
         if let Some(area) = &center.coverage.area {
             let ring = |ring: &[LatLng]| ring.iter().map(|&point| shifted(point, shift)).collect::<Vec<_>>();
@@ -596,17 +596,17 @@ fn generate_center(index: usize, picker: &CityPicker, rng: &mut fastrand::Rng) -
     let (repair_warranty_days, terms_url) = repair_terms(index, kind, &id);
     RepairCenter {
         contact: Contact {
-            phone: format!("+{} {:03} {:04}", 10 + index % 89, rng.u32(100..1000), rng.u32(0..10_000)),
-            email: format!("service+{id}@repairs.example"),
-            url: format!("https://repairs.example/centers/{id}"),
+            phone: format!("+{} {:03} {:04}", 10 + index % 89, rng.u32(100..1000), rng.u32(0..10_000)).into(),
+            email: format!("service+{id}@repairs.example").into(),
+            url: format!("https://repairs.example/centers/{id}").into(),
         },
         id,
         name,
         kind,
         owner,
         location,
-        address: format!("{} {} Road", rng.u32(1..400), STREETS[rng.usize(0..STREETS.len())]),
-        city: city.name.clone(),
+        address: format!("{} {} Road", rng.u32(1..400), STREETS[rng.usize(0..STREETS.len())]).into(),
+        city: city.name.as_str().into(),
         country_code: Some(city.country_code.parse().expect("GeoNames codes are ISO 3166-1 alpha-2")),
         coverage,
         service_modes,
@@ -619,7 +619,7 @@ fn generate_center(index: usize, picker: &CityPicker, rng: &mut fastrand::Rng) -
         turnaround_hours: turnaround_hours.into(),
         key_injection,
         repair_warranty_days,
-        terms_url,
+        terms_url: terms_url.into(),
         active: !chance(rng, 0.02),
         etag: String::new(),
         update_time: None,
@@ -661,15 +661,15 @@ fn service_area_around(center: LatLng, rng: &mut fastrand::Rng) -> ServiceArea {
 
 fn sample_hours(city: &City, rng: &mut fastrand::Rng) -> Option<OpeningHours> {
     let time_zone = city.time_zone.parse().ok()?;
-    let days = |days: &[Weekday], open: u32, close: u32| -> Vec<WeeklyPeriod> {
+    let days = |days: &[Weekday], open: u16, close: u16| -> Vec<WeeklyPeriod> {
         days.iter().map(|&day| WeeklyPeriod { day, open_minute_of_day: open, close_minute_of_day: close }).collect()
     };
     use Weekday::{Fri, Mon, Sat, Sun, Thu, Tue, Wed};
     let periods = match rng.u32(0..100) {
-        0..50 => [days(&[Mon, Tue, Wed, Thu, Fri], 540, 1080), days(&[Sat], 600, 960)].concat(),
-        50..70 => days(&[Mon, Tue, Wed, Thu, Fri, Sat], 510, 1200),
-        70..80 => days(&[Mon, Tue, Wed, Thu, Fri, Sat, Sun], 0, 1440),
-        80..90 => days(&[Mon, Tue, Wed, Thu, Fri], 540, 1050),
+        0..50 => [days(&[Mon, Tue, Wed, Thu, Fri], 540, 1080), days(&[Sat], 600, 960)].concat().into(),
+        50..70 => days(&[Mon, Tue, Wed, Thu, Fri, Sat], 510, 1200).into(),
+        70..80 => days(&[Mon, Tue, Wed, Thu, Fri, Sat, Sun], 0, 1440).into(),
+        80..90 => days(&[Mon, Tue, Wed, Thu, Fri], 540, 1050).into(),
         _ => return None,
     };
     let holidays: &[(i32, u32, u32)] = if city.country_code == "CN" {
@@ -680,7 +680,7 @@ fn sample_hours(city: &City, rng: &mut fastrand::Rng) -> Option<OpeningHours> {
     let exceptions = holidays
         .iter()
         .filter_map(|&(y, m, d)| NaiveDate::from_ymd_opt(y, m, d))
-        .map(|date| DatedException { date, periods: Vec::new() })
+        .map(|date| DatedException { date, periods: Box::default() })
         .collect();
     Some(OpeningHours { time_zone, periods, exceptions })
 }

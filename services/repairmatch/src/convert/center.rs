@@ -161,7 +161,7 @@ pub fn center_from_proto(
         v.text(field("contact.phone"), &contact.phone, 64, false);
         v.text(field("contact.email"), &contact.email, 254, false);
         v.text(field("contact.url"), &contact.url, 2048, false);
-        Contact { phone: contact.phone, email: contact.email, url: contact.url }
+        Contact { phone: contact.phone.into(), email: contact.email.into(), url: contact.url.into() }
     });
 
     v.limit(center.bank_ids.len() > 50, field("bank_ids"), "at most 50 banks");
@@ -237,8 +237,8 @@ pub fn center_from_proto(
         kind: kind.expect("validated"),
         owner: center.owner,
         location: location.expect("validated"),
-        address: center.address,
-        city: center.city,
+        address: center.address.into(),
+        city: center.city.into(),
         country_code,
         coverage: coverage.expect("validated"),
         service_modes,
@@ -252,7 +252,7 @@ pub fn center_from_proto(
         turnaround_hours,
         key_injection: center.key_injection,
         repair_warranty_days: center.repair_warranty_days,
-        terms_url: center.terms_url,
+        terms_url: center.terms_url.into(),
         active: center.active,
         etag: center.etag,
         update_time,
@@ -334,8 +334,8 @@ fn period_from_proto(
     }
     Some(WeeklyPeriod {
         day: day?,
-        open_minute_of_day: period.open_minute_of_day,
-        close_minute_of_day: period.close_minute_of_day,
+        open_minute_of_day: u16::try_from(period.open_minute_of_day).ok()?,
+        close_minute_of_day: u16::try_from(period.close_minute_of_day).ok()?,
     })
 }
 
@@ -347,7 +347,7 @@ fn hours_from_proto(hours: &pb::OpeningHours, path: FieldPath<'_>, v: &mut Viola
     v.limit(hours.periods.len() > 100, path.field("periods"), "at most 100 periods");
     let limits = v.limits;
     let cap = |api_max: usize| if limits == Limits::Api { api_max } else { usize::MAX };
-    let periods: Vec<_> = hours
+    let periods: Box<[_]> = hours
         .periods
         .iter()
         .take(cap(100))
@@ -356,7 +356,7 @@ fn hours_from_proto(hours: &pb::OpeningHours, path: FieldPath<'_>, v: &mut Viola
         .collect();
     v.limit(hours.exceptions.len() > 1000, path.field("exceptions"), "at most 1000 dated exceptions");
     let mut dates = HashSet::new();
-    let mut exceptions: Vec<DatedException> = hours
+    let mut exceptions: Box<[DatedException]> = hours
         .exceptions
         .iter()
         .take(cap(1000))
@@ -381,7 +381,7 @@ fn hours_from_proto(hours: &pb::OpeningHours, path: FieldPath<'_>, v: &mut Viola
                     period_from_proto(p, Some(chrono::Datelike::weekday(&date)), exception_path.item("periods", j), v)
                 })
                 .collect();
-            Some(DatedException { date, periods: if exception.closed { Vec::new() } else { periods } })
+            Some(DatedException { date, periods: if exception.closed { Box::default() } else { periods } })
         })
         .collect();
     exceptions.sort_by_key(|e| e.date);
@@ -394,8 +394,8 @@ pub fn center_to_proto(center: &RepairCenter) -> pb::RepairCenter {
     let ring = |points: &[LatLng]| pb::LinearRing { points: points.iter().map(point).collect() };
     let period = |p: &WeeklyPeriod| pb::WeeklyPeriod {
         day: p.day.to_proto(),
-        open_minute_of_day: p.open_minute_of_day,
-        close_minute_of_day: p.close_minute_of_day,
+        open_minute_of_day: u32::from(p.open_minute_of_day),
+        close_minute_of_day: u32::from(p.close_minute_of_day),
     };
     pb::RepairCenter {
         id: center.id.clone(),
@@ -403,8 +403,8 @@ pub fn center_to_proto(center: &RepairCenter) -> pb::RepairCenter {
         kind: center.kind.to_proto(),
         owner: center.owner.clone(),
         location: Some(point(&center.location)),
-        address: center.address.clone(),
-        city: center.city.clone(),
+        address: center.address.to_string(),
+        city: center.city.to_string(),
         country_code: center.country_code.map(|code| code.to_string()).unwrap_or_default(),
         coverage: Some(pb::Coverage {
             radius_km: center.coverage.radius_km.unwrap_or(0.0),
@@ -450,9 +450,9 @@ pub fn center_to_proto(center: &RepairCenter) -> pb::RepairCenter {
                 .collect(),
         }),
         contact: Some(pb::Contact {
-            phone: center.contact.phone.clone(),
-            email: center.contact.email.clone(),
-            url: center.contact.url.clone(),
+            phone: center.contact.phone.to_string(),
+            email: center.contact.email.to_string(),
+            url: center.contact.url.to_string(),
         }),
         bank_ids: center.bank_ids.to_vec(),
         turnaround_hours: center
@@ -462,7 +462,7 @@ pub fn center_to_proto(center: &RepairCenter) -> pb::RepairCenter {
             .collect(),
         key_injection: center.key_injection,
         repair_warranty_days: center.repair_warranty_days,
-        terms_url: center.terms_url.clone(),
+        terms_url: center.terms_url.to_string(),
         active: center.active,
         etag: center.etag.clone(),
         update_time: center.update_time.map(timestamp_to_proto),
@@ -568,11 +568,11 @@ mod tests {
         let mut center = datagen::generate(1, 1).centers.remove(0);
         let hours = center.opening_hours.get_or_insert_with(|| OpeningHours {
             time_zone: chrono_tz::Tz::UTC,
-            periods: Vec::new(),
-            exceptions: Vec::new(),
+            periods: Box::default(),
+            exceptions: Box::default(),
         });
         let date = chrono::NaiveDate::from_ymd_opt(2027, 1, 5).unwrap();
-        hours.exceptions = vec![DatedException { date, periods: Vec::new() }];
+        hours.exceptions = Box::new([DatedException { date, periods: Box::default() }]);
         let written = center_to_proto(&center).opening_hours.unwrap().exceptions.remove(0);
         assert_eq!(written.date, "2027-01-05");
     }
