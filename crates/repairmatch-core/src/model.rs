@@ -190,100 +190,130 @@ pub fn match_key(name: &str) -> String {
 }
 
 /// A brand a center repairs, with precomputed match keys.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// A catalog holds millions of brand listings, so a listing is one string:
+/// the brand's and its models' names as written (trimmed), then their match
+/// keys (lower-cased) in the same order, with where each name ends. A key
+/// almost always has its name's length (lower-casing ASCII, or most other
+/// letters, keeps it), so the keys share the names' ends; only a listing
+/// where one differs keeps ends of its own. As a `String` and a `Vec` of
+/// `String`s each for names and for keys, listings took about 350 bytes
+/// more a center (of some 1,900 a decoded center) and an allocation per name.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrandSupport {
+    text: Box<str>,
+    /// Where the brand's name ends.
+    brand_len: u32,
+    /// Where each model's name ends (empty for a brand listed with all its
+    /// models: no allocation).
+    model_ends: Box<[u32]>,
+    /// Where the brand's key and then each model's end, from the keys' start,
+    /// when they are not where the names end.
+    key_ends: Option<Box<[u32]>>,
     /// Authorized by the brand's maker.
     pub authorized: bool,
-    /// The brand's and its models' names as written (trimmed).
-    names: PackedNames,
-    /// Their match keys, in the same order.
-    keys: PackedNames,
 }
 
 impl BrandSupport {
     /// A brand entry, listing `models` (none = all of them); names are
     /// trimmed and match keys derived here once.
     pub fn new(brand: &str, authorized: bool, models: &[String]) -> Self {
-        let names = PackedNames::new(brand, models, |names, name| names.push_str(name));
-        let keys = PackedNames::new(brand, models, |keys, name| {
+        let names = || std::iter::once(brand).chain(models.iter().map(String::as_str)).map(str::trim);
+        let names_len: usize = names().map(str::len).sum();
+        let end_of = |text: &String, from: usize| u32::try_from(text.len() - from).expect("far shorter than 4 GiB");
+        // Sized exactly, so that boxing them moves nothing.
+        let mut text = String::with_capacity(2 * names_len);
+        let mut model_ends = Vec::with_capacity(models.len());
+        text.push_str(brand.trim());
+        let brand_len = end_of(&text, 0);
+        for model in models {
+            text.push_str(model.trim());
+            model_ends.push(end_of(&text, 0));
+        }
+        let name_end = |index: usize| if index == 0 { brand_len } else { model_ends[index - 1] };
+        let mut key_ends: Option<Vec<u32>> = None;
+        for (index, name) in names().enumerate() {
             // As `match_key` lower-cases, without a `String` for each key.
             if name.is_ascii() {
-                let at = keys.len();
-                keys.push_str(name);
-                keys[at..].make_ascii_lowercase();
+                let at = text.len();
+                text.push_str(name);
+                text[at..].make_ascii_lowercase();
             } else {
-                keys.push_str(&match_key(name));
+                text.push_str(&match_key(name));
             }
-        });
-        Self { authorized, names, keys }
+            let end = end_of(&text, names_len);
+            match &mut key_ends {
+                Some(ends) => ends.push(end),
+                None if end != name_end(index) => {
+                    let mut ends = Vec::with_capacity(models.len() + 1);
+                    ends.extend((0..index).map(name_end));
+                    ends.push(end);
+                    key_ends = Some(ends);
+                }
+                None => {}
+            }
+        }
+        Self {
+            text: text.into_boxed_str(),
+            brand_len,
+            model_ends: model_ends.into_boxed_slice(),
+            key_ends: key_ends.map(Vec::into_boxed_slice),
+            authorized,
+        }
     }
 
     /// The brand's name as written.
     pub fn brand(&self) -> &str {
-        self.names.brand()
+        &self.text[..self.brand_len as usize]
     }
 
     /// The lower-cased brand name.
     pub fn brand_key(&self) -> &str {
-        self.keys.brand()
+        let (keys, brand_end, _) = self.keys();
+        &keys[..brand_end as usize]
     }
 
     /// The models as written; none = all models.
     pub fn models(&self) -> impl Iterator<Item = &str> {
-        self.names.models()
+        model_slices(&self.text, self.brand_len, &self.model_ends)
     }
 
     /// Whether the entry covers every model of the brand.
     pub fn all_models(&self) -> bool {
-        self.keys.model_ends.is_empty()
+        self.model_ends.is_empty()
     }
 
     /// Whether the entry lists `model_key` explicitly.
     pub fn lists_model(&self, model_key: &str) -> bool {
-        self.keys.models().any(|key| key == model_key)
+        self.model_keys().any(|key| key == model_key)
     }
 
     /// The model whose key is `model_key`, as the entry writes it.
     pub fn listed_model(&self, model_key: &str) -> Option<&str> {
-        self.names.models().zip(self.keys.models()).find(|(_, key)| *key == model_key).map(|(name, _)| name)
+        self.models().zip(self.model_keys()).find(|(_, key)| *key == model_key).map(|(name, _)| name)
+    }
+
+    fn model_keys(&self) -> impl Iterator<Item = &str> {
+        let (keys, brand_end, model_ends) = self.keys();
+        model_slices(keys, brand_end, model_ends)
+    }
+
+    /// The keys' part of the text, where the brand's key ends in it and
+    /// where each model's does.
+    fn keys(&self) -> (&str, u32, &[u32]) {
+        let names_len = self.model_ends.last().copied().unwrap_or(self.brand_len);
+        let keys = &self.text[names_len as usize..];
+        match &self.key_ends {
+            None => (keys, self.brand_len, &self.model_ends),
+            Some(ends) => (keys, ends[0], &ends[1..]),
+        }
     }
 }
 
-/// A brand's name and its models' (or their match keys) in one string, and
-/// where each ends. A catalog holds millions of brand listings: as a
-/// `String` and a `Vec` of `String`s each, names and keys took about 200
-/// bytes more a center (of some 1,900 a decoded center) and an allocation
-/// per name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct PackedNames {
-    text: Box<str>,
-    brand_len: u32,
-    /// Where each model's name ends in `text` (empty for a brand listed with
-    /// all its models: no allocation).
-    model_ends: Box<[u32]>,
-}
-
-impl PackedNames {
-    /// The brand and models, each trimmed and written by `push`.
-    fn new(brand: &str, models: &[String], push: impl Fn(&mut String, &str)) -> Self {
-        let mut text = String::with_capacity(brand.len() + models.iter().map(String::len).sum::<usize>());
-        let mut push_end = |name: &str| {
-            push(&mut text, name.trim());
-            u32::try_from(text.len()).expect("names are far shorter than 4 GiB")
-        };
-        let brand_len = push_end(brand);
-        let model_ends = models.iter().map(|model| push_end(model)).collect();
-        Self { text: text.into_boxed_str(), brand_len, model_ends }
-    }
-
-    fn brand(&self) -> &str {
-        &self.text[..self.brand_len as usize]
-    }
-
-    fn models(&self) -> impl Iterator<Item = &str> {
-        let starts = std::iter::once(self.brand_len).chain(self.model_ends.iter().copied());
-        starts.zip(self.model_ends.iter()).map(|(start, &end)| &self.text[start as usize..end as usize])
-    }
+/// The models' names (or keys) in `text`, which holds the brand's first.
+fn model_slices<'a>(text: &'a str, brand_end: u32, model_ends: &'a [u32]) -> impl Iterator<Item = &'a str> {
+    let starts = std::iter::once(brand_end).chain(model_ends.iter().copied());
+    starts.zip(model_ends).map(|(start, &end)| &text[start as usize..end as usize])
 }
 
 /// Published reviews.
@@ -738,10 +768,31 @@ mod tests {
         assert!(!support.lists_model("ve\u{0}rifone"), "the brand's key is no model's");
         assert!(!support.all_models());
         assert!(support.models().eq(models.iter().map(String::as_str)), "names kept whole, in order");
+        assert!(support.key_ends.is_none(), "keys as long as their names share their ends");
         let greek = BrandSupport::new(" ΣΊΣΥΦΟΣ ", false, &["ΟΔΥΣΣΕΥΣ".into()]);
         assert_eq!(greek.brand_key(), match_key("ΣΊΣΥΦΟΣ"), "a final sigma as str::to_lowercase writes it");
         assert!(greek.lists_model(&match_key("ΟΔΥΣΣΕΥΣ")));
         assert_eq!(greek.brand(), "ΣΊΣΥΦΟΣ", "trimmed");
         assert_eq!(greek.listed_model(&match_key("ΟΔΥΣΣΕΥΣ")), Some("ΟΔΥΣΣΕΥΣ"), "a key not in ASCII");
+    }
+
+    #[test]
+    fn keys_longer_or_shorter_than_their_names_keep_ends_of_their_own() {
+        // Lower-cased, U+0130 grows from 2 bytes to 3, U+023A from 2 to 3,
+        // and U+212A (the Kelvin sign) shrinks from 3 to 1.
+        let models = ["A920", "ȺX 5", " Move/5000 ", "\u{212A}9"].map(String::from);
+        for brand in ["İngenico", "PAX"] {
+            let support = BrandSupport::new(brand, true, &models);
+            assert!(support.key_ends.is_some(), "{brand}");
+            assert_eq!(support.brand(), brand);
+            assert_eq!(support.brand_key(), match_key(brand));
+            assert!(support.models().eq(models.iter().map(|m| m.trim())), "{brand}");
+            for model in &models {
+                assert_eq!(support.listed_model(&match_key(model)), Some(model.trim()), "{brand} {model}");
+            }
+            assert!(!support.lists_model(&match_key(brand)), "the brand's key is no model's");
+            assert!(!support.lists_model("ⱥx"), "a prefix of a key is not the key");
+            assert_eq!(support.listed_model("k9"), Some("\u{212A}9"));
+        }
     }
 }
