@@ -123,36 +123,32 @@ pub fn center_from_proto(
     };
 
     let mut priced = FaultSet::EMPTY;
-    let prices = center
-        .prices
-        .iter()
-        .enumerate()
-        .filter_map(|(i, price)| {
-            let path = root.item("prices", i);
-            let fault = match FaultCategory::from_proto(price.fault_category) {
-                Ok(Some(fault)) => Some(fault),
-                _ => {
-                    v.add(path.field("fault_category"), "must be a known fault category");
-                    None
-                }
-            };
-            if let Some(fault) = fault {
-                if priced.contains(fault) {
-                    v.add(path.field("fault_category"), "prices the same fault twice");
-                }
-                priced.insert(fault);
+    let prices = center.prices.iter().enumerate().filter_map(|(i, price)| {
+        let path = root.item("prices", i);
+        let fault = match FaultCategory::from_proto(price.fault_category) {
+            Ok(Some(fault)) => Some(fault),
+            _ => {
+                v.add(path.field("fault_category"), "must be a known fault category");
+                None
             }
-            let min = v.money(path.field("min"), price.min.as_ref());
-            let max = v.money(path.field("max"), price.max.as_ref());
-            let (min, max) = (min?, max?);
-            if min.currency_code != max.currency_code {
-                v.add(format!("{path}.max.currency_code"), "must be the currency of min");
-            } else if min.amount_minor_units > max.amount_minor_units {
-                v.add(format!("{path}.max.amount_minor_units"), "must not be below min");
+        };
+        if let Some(fault) = fault {
+            if priced.contains(fault) {
+                v.add(path.field("fault_category"), "prices the same fault twice");
             }
-            PriceRange::new(fault?, min, max)
-        })
-        .collect();
+            priced.insert(fault);
+        }
+        let min = v.money(path.field("min"), price.min.as_ref());
+        let max = v.money(path.field("max"), price.max.as_ref());
+        let (min, max) = (min?, max?);
+        if min.currency_code != max.currency_code {
+            v.add(format!("{path}.max.currency_code"), "must be the currency of min");
+        } else if min.amount_minor_units > max.amount_minor_units {
+            v.add(format!("{path}.max.amount_minor_units"), "must not be below min");
+        }
+        PriceRange::new(fault?, min, max)
+    });
+    let prices = boxed_at_most(center.prices.len(), prices).into_vec();
 
     let opening_hours =
         center.opening_hours.as_ref().and_then(|hours| hours_from_proto(hours, field("opening_hours"), &mut v));
@@ -186,26 +182,22 @@ pub fn center_from_proto(
     }
 
     let mut turnaround_modes = ServiceModeSet::EMPTY;
-    let turnaround_hours = center
-        .turnaround_hours
-        .iter()
-        .enumerate()
-        .filter_map(|(i, turnaround)| {
-            let path = root.item("turnaround_hours", i);
-            if turnaround.hours > 24 * 365 {
-                v.add(format!("{path}.hours"), "must be at most a year (8760 hours)");
-            }
-            let Some(mode) = ServiceMode::from_proto_required(turnaround.service_mode) else {
-                v.add(format!("{path}.service_mode"), "must be a known service mode");
-                return None;
-            };
-            if turnaround_modes.contains(mode) {
-                v.add(format!("{path}.service_mode"), "gives the same mode twice");
-            }
-            turnaround_modes.insert(mode);
-            Some((mode, turnaround.hours))
-        })
-        .collect();
+    let turnaround_hours = center.turnaround_hours.iter().enumerate().filter_map(|(i, turnaround)| {
+        let path = root.item("turnaround_hours", i);
+        if turnaround.hours > 24 * 365 {
+            v.add(format!("{path}.hours"), "must be at most a year (8760 hours)");
+        }
+        let Some(mode) = ServiceMode::from_proto_required(turnaround.service_mode) else {
+            v.add(format!("{path}.service_mode"), "must be a known service mode");
+            return None;
+        };
+        if turnaround_modes.contains(mode) {
+            v.add(format!("{path}.service_mode"), "gives the same mode twice");
+        }
+        turnaround_modes.insert(mode);
+        Some((mode, turnaround.hours))
+    });
+    let turnaround_hours = boxed_at_most(center.turnaround_hours.len(), turnaround_hours);
 
     if center.repair_warranty_days > MAX_REPAIR_WARRANTY_DAYS {
         v.add(field("repair_warranty_days"), "must be at most 3650 (ten years)");
@@ -347,45 +339,44 @@ fn hours_from_proto(hours: &pb::OpeningHours, path: FieldPath<'_>, v: &mut Viola
     v.limit(hours.periods.len() > 100, path.field("periods"), "at most 100 periods");
     let limits = v.limits;
     let cap = |api_max: usize| if limits == Limits::Api { api_max } else { usize::MAX };
-    let periods: Box<[_]> = hours
-        .periods
-        .iter()
-        .take(cap(100))
-        .enumerate()
-        .filter_map(|(i, period)| period_from_proto(period, None, path.item("periods", i), v))
-        .collect();
+    let periods = boxed_at_most(
+        hours.periods.len(),
+        (hours.periods.iter().take(cap(100)).enumerate())
+            .filter_map(|(i, period)| period_from_proto(period, None, path.item("periods", i), v)),
+    );
     v.limit(hours.exceptions.len() > 1000, path.field("exceptions"), "at most 1000 dated exceptions");
     let mut dates = HashSet::new();
-    let mut exceptions: Box<[DatedException]> = hours
-        .exceptions
-        .iter()
-        .take(cap(1000))
-        .enumerate()
-        .filter_map(|(i, exception)| {
-            let exception_path = path.item("exceptions", i);
-            let Some(date) = parse_date(&exception.date) else {
-                v.add(format!("{exception_path}.date"), "must be a date as YYYY-MM-DD");
-                return None;
-            };
-            if !dates.insert(date) {
-                v.add(format!("{exception_path}.date"), "gives the same date twice");
-            }
-            if exception.closed && !exception.periods.is_empty() {
-                v.add(format!("{exception_path}.periods"), "must be empty when closed");
-            }
-            let periods = exception
-                .periods
-                .iter()
-                .enumerate()
-                .filter_map(|(j, p)| {
-                    period_from_proto(p, Some(chrono::Datelike::weekday(&date)), exception_path.item("periods", j), v)
-                })
-                .collect();
-            Some(DatedException { date, periods: if exception.closed { Box::default() } else { periods } })
-        })
-        .collect();
+    let exceptions = (hours.exceptions.iter().take(cap(1000)).enumerate()).filter_map(|(i, exception)| {
+        let exception_path = path.item("exceptions", i);
+        let Some(date) = parse_date(&exception.date) else {
+            v.add(format!("{exception_path}.date"), "must be a date as YYYY-MM-DD");
+            return None;
+        };
+        if !dates.insert(date) {
+            v.add(format!("{exception_path}.date"), "gives the same date twice");
+        }
+        if exception.closed && !exception.periods.is_empty() {
+            v.add(format!("{exception_path}.periods"), "must be empty when closed");
+        }
+        let periods = (exception.periods.iter().enumerate()).filter_map(|(j, p)| {
+            period_from_proto(p, Some(chrono::Datelike::weekday(&date)), exception_path.item("periods", j), v)
+        });
+        let periods = boxed_at_most(exception.periods.len(), periods);
+        Some(DatedException { date, periods: if exception.closed { Box::default() } else { periods } })
+    });
+    let mut exceptions = boxed_at_most(hours.exceptions.len(), exceptions);
     exceptions.sort_by_key(|e| e.date);
     Some(OpeningHours { time_zone: time_zone?, periods, exceptions })
+}
+
+/// `items`, of which there are at most `len`, in a slice: room for `len`
+/// made first, as a filtered iterator cannot say how many it yields, and
+/// growing then shrinking to fit moved every period of every center a start
+/// decodes.
+fn boxed_at_most<T>(len: usize, items: impl Iterator<Item = T>) -> Box<[T]> {
+    let mut collected = Vec::with_capacity(len);
+    collected.extend(items);
+    collected.into_boxed_slice()
 }
 
 /// A center as a message.
