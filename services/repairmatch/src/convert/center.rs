@@ -340,7 +340,7 @@ fn hours_from_proto(hours: &pb::OpeningHours, path: FieldPath<'_>, v: &mut Viola
     let limits = v.limits;
     let cap = |api_max: usize| if limits == Limits::Api { api_max } else { usize::MAX };
     let periods = boxed_at_most(
-        hours.periods.len(),
+        hours.periods.len().min(cap(100)),
         (hours.periods.iter().take(cap(100)).enumerate())
             .filter_map(|(i, period)| period_from_proto(period, None, path.item("periods", i), v)),
     );
@@ -364,7 +364,7 @@ fn hours_from_proto(hours: &pb::OpeningHours, path: FieldPath<'_>, v: &mut Viola
         let periods = boxed_at_most(exception.periods.len(), periods);
         Some(DatedException { date, periods: if exception.closed { Box::default() } else { periods } })
     });
-    let mut exceptions = boxed_at_most(hours.exceptions.len(), exceptions);
+    let mut exceptions = boxed_at_most(hours.exceptions.len().min(cap(1000)), exceptions);
     exceptions.sort_by_key(|e| e.date);
     Some(OpeningHours { time_zone: time_zone?, periods, exceptions })
 }
