@@ -52,14 +52,13 @@ pub fn center_from_proto(
     let location = v.location(field("location"), center.location.as_ref());
     v.text(field("address"), &center.address, 500, false);
     v.text(field("city"), &center.city, 200, false);
-    let country_code = match center.country_code.as_str() {
-        "" => None,
-        code => code
-            .parse::<CountryCode>()
-            .map_err(|_| {
-                v.add(field("country_code"), "must be an ISO 3166-1 alpha-2 code of two upper-case letters");
-            })
-            .ok(),
+    let country_code = match center.country_code.parse::<CountryCode>() {
+        Ok(code) => Some(code),
+        Err(_) if center.country_code.is_empty() => None,
+        Err(_) => {
+            v.add(field("country_code"), "must be an ISO 3166-1 alpha-2 code of two upper-case letters");
+            None
+        }
     };
 
     let coverage = coverage_from_proto(center.coverage.as_ref(), field("coverage"), &mut v);
