@@ -568,6 +568,26 @@ mod tests {
     }
 
     #[test]
+    fn a_centers_country_code_is_two_capitals_or_none() {
+        let message = center_to_proto(&datagen::generate(1, 1).centers[0]);
+        let with_code = |code: &str| pb::RepairCenter { country_code: code.into(), ..message.clone() };
+        let read = center_from_proto(with_code("CN"), "", Limits::Api).unwrap();
+        assert_eq!(read.country_code, Some("CN".parse().unwrap()));
+        assert_eq!(center_to_proto(&read).country_code, "CN");
+        let unset = center_from_proto(with_code(""), "", Limits::Api).unwrap();
+        assert_eq!((unset.country_code, center_to_proto(&unset).country_code), (None, String::new()));
+        for bad in ["cn", "CHN", "C", "Ç1"] {
+            let violations = center_from_proto(with_code(bad), "centers[2]", Limits::Api).unwrap_err();
+            let named: Vec<_> = violations.iter().map(|v| (v.field.as_str(), v.description.as_str())).collect();
+            assert_eq!(
+                named,
+                [("centers[2].country_code", "must be an ISO 3166-1 alpha-2 code of two upper-case letters")],
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
     fn every_bad_field_is_named_with_its_path() {
         let mut message = center_to_proto(&datagen::generate(1, 1).centers[0]);
         message.id = "bad id!".into();
