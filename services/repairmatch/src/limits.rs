@@ -170,8 +170,11 @@ impl Default for LocalLimiter {
 impl LocalLimiter {
     /// Decides a call by `tenant` now under `gcra`.
     pub fn check(&self, tenant: &str, gcra: Gcra) -> Verdict {
-        let now_ms = self.epoch.elapsed().as_secs_f64() * 1_000.0;
         let mut tats = self.tats.lock().unwrap_or_else(|p| p.into_inner());
+        // The clock is read under the lock: read before it, a call that
+        // waited for the lock would be decided at a time earlier than a
+        // call already counted, and be told to wait longer than it must.
+        let now_ms = self.epoch.elapsed().as_secs_f64() * 1_000.0;
         let (verdict, tat) = gcra.decide(tats.get(tenant).copied(), now_ms);
         if let (Verdict::Allowed, Some(tat)) = (verdict, tat) {
             tats.insert(tenant.to_owned(), tat);
@@ -441,6 +444,30 @@ mod tests {
         assert_eq!(allowed(&verdicts), 3);
         assert!(matches!(verdicts[3], Verdict::Refused { retry_after } if retry_after > Duration::from_secs(50)));
         assert_eq!(local.check("b", gcra), Verdict::Allowed);
+    }
+
+    #[test]
+    fn callers_racing_for_the_local_limiter_are_never_told_to_wait_past_the_next_slot() {
+        // A thousand calls a second, one at a time: however the threads
+        // interleave, the next slot is at most one interval (1 ms) away.
+        let local = LocalLimiter::default();
+        let gcra = limit(1_000.0, 1);
+        let longest = std::thread::scope(|scope| {
+            let racers: Vec<_> = (0..4)
+                .map(|_| {
+                    scope.spawn(|| {
+                        (0..20_000)
+                            .filter_map(|_| match local.check("a", gcra) {
+                                Verdict::Refused { retry_after } => Some(retry_after),
+                                Verdict::Allowed => None,
+                            })
+                            .max()
+                    })
+                })
+                .collect();
+            racers.into_iter().filter_map(|racer| racer.join().unwrap()).max()
+        });
+        assert_eq!(longest, Some(Duration::from_millis(1)));
     }
 
     fn config_with_limit(kind: StoreKind, replicas: u32) -> Config {
