@@ -18,7 +18,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use rayon::prelude::*;
-use rstar::{AABB, RStarInsertionStrategy, RTree, RTreeObject, RTreeParams};
+use rstar::{AABB, Envelope as _, ParentNode, RStarInsertionStrategy, RTree, RTreeNode, RTreeObject, RTreeParams};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::country::CountryCode;
@@ -144,9 +144,10 @@ pub struct Candidate {
 pub struct HintedCandidate {
     /// The candidate.
     pub candidate: Candidate,
-    /// Squared chord to the merchant on the unit sphere: orders candidates by
-    /// distance, and bounds it (see [`HintedCandidate::angle`]).
-    pub chord_squared: f64,
+    /// Squared chord to the merchant on the unit sphere, rounded down to
+    /// `f32` (a bound, as the rounding never lifts it): orders candidates by
+    /// distance, and bounds it (see [`chord_angle`]).
+    pub chord_squared_at_least: f32,
     /// Midpoint of its quote for the asked fault, in minor units, rounded to
     /// `f32` (ordering only: the rules read the exact quote); NaN when none.
     pub quote_midpoint: f32,
@@ -158,13 +159,51 @@ pub struct HintedCandidate {
     pub bank_service: bool,
 }
 
-impl HintedCandidate {
-    /// The angle from the merchant on the unit sphere, radians: times
-    /// [`MIN_RADIUS_OF_CURVATURE_KM`], a lower bound of the distance.
-    pub fn angle(&self) -> f64 {
-        2.0 * (self.chord_squared.sqrt() / 2.0).clamp(0.0, 1.0).asin()
+/// The angle on the unit sphere, radians, between two points whose chord
+/// squared is `chord_squared`: times [`MIN_RADIUS_OF_CURVATURE_KM`], a lower
+/// bound of their distance.
+pub fn chord_angle(chord_squared: f64) -> f64 {
+    2.0 * (chord_squared.sqrt() / 2.0).clamp(0.0, 1.0).asin()
+}
+
+/// The candidates of one query, as the index found them ([`Catalog::listing`]).
+#[derive(Debug)]
+pub struct Listing<'a> {
+    catalog: &'a Catalog,
+    filter: &'a CandidateFilter,
+    entries: Vec<&'a IndexEntry>,
+}
+
+impl<'a> Listing<'a> {
+    /// How many candidates the index found.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// No candidate at all.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The candidates.
+    pub fn candidates(&self) -> impl ExactSizeIterator<Item = Candidate> + '_ {
+        self.entries.iter().map(|entry| entry.candidate())
+    }
+
+    /// The candidates, each with what the index knows of it. The hints are a
+    /// random read each (a cache miss, mostly): read in a loop of their own,
+    /// after the tree walk, many are in flight at once.
+    pub fn hinted(&self) -> impl ExactSizeIterator<Item = HintedCandidate> + '_ {
+        self.entries.iter().map(|entry| {
+            let (layer, local) = self.catalog.layer(entry.slot);
+            entry.hinted(self.filter, &layer.quote_hints[local])
+        })
     }
 }
+
+/// Room for this many entries is made before the trees are walked: most
+/// Finds have fewer, and a vector grown from nothing is copied at each step.
+const ENTRIES_CAPACITY: usize = 1_024;
 
 /// Quote midpoints per fault (slot 0 for "no fault given"), as `f32`.
 const QUOTE_SLOTS: usize = FaultCategory::ALL_VALUES.len() + 1;
@@ -206,6 +245,28 @@ type EntryEnvelope = AABB<[f32; 3]>;
 
 fn single_precision(point: [f64; 3]) -> [f32; 3] {
     point.map(|coordinate| coordinate as f32)
+}
+
+/// Calls `found` with every entry under `node` whose box holds `point`.
+/// rstar's `locate_in_envelope_intersecting` walks the same nodes through a
+/// generic selection function and a stack of its own; this walk, for a
+/// point and this tree only, took half the instructions of a dense city's
+/// listing.
+fn entries_holding<'a>(node: &'a ParentNode<IndexEntry>, point: &[f32; 3], found: &mut impl FnMut(&'a IndexEntry)) {
+    for child in node.children() {
+        match child {
+            RTreeNode::Leaf(entry) => {
+                if entry.envelope.contains_point(point) {
+                    found(entry);
+                }
+            }
+            RTreeNode::Parent(parent) => {
+                if parent.envelope().contains_point(point) {
+                    entries_holding(parent, point, found);
+                }
+            }
+        }
+    }
 }
 
 fn entry_envelope(envelope: &Envelope) -> EntryEnvelope {
@@ -312,7 +373,7 @@ impl IndexEntry {
     fn hinted(&self, filter: &CandidateFilter, quotes: &QuoteHints) -> HintedCandidate {
         HintedCandidate {
             candidate: self.candidate(),
-            chord_squared: chord_squared(&self.location, &filter.merchant),
+            chord_squared_at_least: f32_at_most(chord_squared(&self.location, &filter.merchant)),
             quote_midpoint: quotes.midpoints[quote_slot(filter.fault)],
             quote_currency: quotes.currency,
             authorized_kind: self.has(ENTRY_AUTHORIZED_KIND),
@@ -364,6 +425,13 @@ fn morton_key(location: LatLng) -> u64 {
 
 fn chord_squared(a: &[f64; 3], b: &[f64; 3]) -> f64 {
     (a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2) + (a[2] - b[2]).powi(2)
+}
+
+/// `value` as the largest `f32` not above it: rounding to nearest could
+/// have lifted a bound past the value.
+fn f32_at_most(value: f64) -> f32 {
+    let rounded = value as f32;
+    if f64::from(rounded) > value { rounded.next_down() } else { rounded }
 }
 
 /// The box around a center's coverage, or `None` when it covers nowhere.
@@ -788,45 +856,43 @@ impl Catalog {
         brand_key: &str,
         filter: &'a CandidateFilter,
     ) -> impl Iterator<Item = Candidate> + 'a {
-        self.entries(brand_key, filter).map(IndexEntry::candidate)
+        self.entries(brand_key, filter).into_iter().map(IndexEntry::candidate)
     }
 
-    /// [`Catalog::candidates`], each with what the index knows of it.
-    pub fn hinted_candidates<'a>(
-        &'a self,
-        brand_key: &str,
-        filter: &'a CandidateFilter,
-    ) -> impl Iterator<Item = HintedCandidate> + 'a {
-        self.entries(brand_key, filter).map(|entry| {
-            let (layer, local) = self.layer(entry.slot);
-            entry.hinted(filter, &layer.quote_hints[local])
-        })
+    /// [`Catalog::candidates`], listed before anything beside the index is
+    /// read: a query that will run the rules on every one needs no hints,
+    /// and one that will not knows it from their number.
+    pub fn listing<'a>(&'a self, brand_key: &str, filter: &'a CandidateFilter) -> Listing<'a> {
+        Listing { catalog: self, filter, entries: self.entries(brand_key, filter) }
     }
 
-    fn entries<'a>(
-        &'a self,
-        brand_key: &str,
-        filter: &'a CandidateFilter,
-    ) -> impl Iterator<Item = &'a IndexEntry> + 'a {
-        let probe = AABB::from_point(single_precision(filter.merchant));
-        let base = self.base.trees_by_brand.get(brand_key);
-        let delta = self.delta.trees_by_brand.get(brand_key);
-        let by_box = base
-            .into_iter()
-            .chain(delta)
-            .flat_map(move |tree| tree.locate_in_envelope_intersecting(&probe))
-            // A center serving the merchant's country comes from that
-            // country's list below, once.
-            .filter(|entry| {
-                !entry.has(ENTRY_NATIONAL) || !self.center_at(entry.slot).coverage.serves_country(filter.country)
+    /// The index entries of the query's candidates, in no particular order.
+    fn entries<'a>(&'a self, brand_key: &str, filter: &'a CandidateFilter) -> Vec<&'a IndexEntry> {
+        let mut entries: Vec<&IndexEntry> = Vec::with_capacity(ENTRIES_CAPACITY);
+        let point = single_precision(filter.merchant);
+        let is_candidate = |entry: &IndexEntry| {
+            entry.may_match(filter) && (self.shadowed.is_empty() || !self.shadowed.contains(&entry.slot))
+        };
+        for tree in [&self.base, &self.delta].into_iter().filter_map(|layer| layer.trees_by_brand.get(brand_key)) {
+            entries_holding(tree.root(), &point, &mut |entry| {
+                // A center serving the merchant's country comes from that
+                // country's list below, once.
+                let listed_by_country =
+                    entry.has(ENTRY_NATIONAL) && self.center_at(entry.slot).coverage.serves_country(filter.country);
+                if !listed_by_country && is_candidate(entry) {
+                    entries.push(entry);
+                }
             });
-        let nationwide_list =
-            |layer: &'a Layer| Some(layer.nationwide_by_brand.get(brand_key)?.get(&filter.country?)?.iter());
-        let nationwide = [nationwide_list(&self.base), nationwide_list(&self.delta)].into_iter().flatten().flatten();
-        by_box
-            .chain(nationwide)
-            .filter(|entry| entry.may_match(filter))
-            .filter(|entry| self.shadowed.is_empty() || !self.shadowed.contains(&entry.slot))
+        }
+        for layer in [&self.base, &self.delta] {
+            let Some(list) =
+                layer.nationwide_by_brand.get(brand_key).and_then(|by_country| by_country.get(&filter.country?))
+            else {
+                continue;
+            };
+            entries.extend(list.iter().filter(|entry| is_candidate(entry)));
+        }
+        entries
     }
 }
 
@@ -834,6 +900,16 @@ impl Catalog {
 mod tests {
     use super::*;
     use crate::test_fixtures::center;
+
+    #[test]
+    fn a_bound_rounded_to_f32_is_never_above_the_value() {
+        let mut random = fastrand::Rng::with_seed(3);
+        for value in (0..100_000).map(|_| random.f64() * 4.0).chain([0.0, 1e-50, 4.0, 0.1, 1.0 / 3.0]) {
+            let bound = f32_at_most(value);
+            assert!(f64::from(bound) <= value, "{value}");
+            assert!(f64::from(bound.next_up()) > value, "{value}: the largest such f32");
+        }
+    }
 
     #[test]
     fn index_entries_have_no_niche_so_bulk_loads_size_their_leaves() {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::catalog::{Catalog, HintedCandidate};
+use crate::catalog::{Candidate, Catalog, HintedCandidate, chord_angle};
 use crate::diagnosis::diagnose;
 use crate::eligibility::{BrandSupportLevel, Eligible, Exclusion, ExclusionRule, MatchContext};
 use crate::geodesy::{DISTANCE_RELATIVE_ERROR, MIN_RADIUS_OF_CURVATURE_KM};
@@ -80,10 +80,6 @@ pub struct FindOutcome {
     pub catalog_version: u64,
 }
 
-/// Room for this many candidates is made before the index is asked: most
-/// Finds have fewer, and a vector grown from nothing is copied at each step.
-const CANDIDATES_CAPACITY: usize = 1_024;
-
 /// Up to this many eligible centers `total_size` is exact, as the contract
 /// promises; past it a Find may stop visiting candidates once no unvisited
 /// one can reach the page, and estimate the total.
@@ -134,8 +130,7 @@ pub fn find_pages(
     context.spell_as(brand);
 
     let filter = context.candidate_filter();
-    let mut candidates: Vec<HintedCandidate> = Vec::with_capacity(CANDIDATES_CAPACITY);
-    candidates.extend(catalog.hinted_candidates(&context.brand_key, &filter));
+    let listing = catalog.listing(&context.brand_key, &filter);
     let page_size = query.page_size.unwrap_or(profile.default_page_size).clamp(1, MAX_PAGE_SIZE) as usize;
     let ranker = Ranker {
         catalog,
@@ -144,9 +139,10 @@ pub fn find_pages(
         after: after.as_ref(),
         page_size: page_size * pages.max(1),
     };
-    let ranking = if candidates.len() <= exact_total_limit {
-        ranker.rank_all(&candidates)
+    let ranking = if listing.len() <= exact_total_limit {
+        ranker.rank_all(listing.candidates())
     } else {
+        let candidates: Vec<HintedCandidate> = listing.hinted().collect();
         ranker.rank_nearest_first(&candidates, exact_total_limit)
     };
 
@@ -236,10 +232,9 @@ impl Ranker<'_> {
     }
 
     /// Runs the rules on every candidate: an exact total.
-    fn rank_all(&self, candidates: &[HintedCandidate]) -> Ranking {
+    fn rank_all(&self, candidates: impl ExactSizeIterator<Item = Candidate>) -> Ranking {
         let mut eligible: Vec<Eligible> = Vec::with_capacity(candidates.len());
-        eligible
-            .extend(candidates.iter().filter_map(|hinted| self.context.evaluate(self.catalog, hinted.candidate).ok()));
+        eligible.extend(candidates.filter_map(|candidate| self.context.evaluate(self.catalog, candidate).ok()));
         let cheapest = CheapestQuotes::of(&eligible);
         let mut keys: Vec<RankKey> = Vec::with_capacity(eligible.len());
         keys.extend((0..eligible.len()).filter_map(|index| self.key_after_token(&eligible, index, &cheapest)));
@@ -267,7 +262,9 @@ impl Ranker<'_> {
             tiers: candidates.iter().map(tier_at_least).collect(),
             unvisited_by_tier: [0; 4],
             visited: vec![false; candidates.len()],
-            eligible: Vec::new(),
+            // A walk that stops visits a little more than the limit; room
+            // for twice that saves copying the vector as it grows.
+            eligible: Vec::with_capacity(candidates.len().min(2 * exact_total_limit)),
         };
         for &tier in &visits.tiers {
             visits.unvisited_by_tier[tier] += 1;
@@ -285,7 +282,7 @@ impl Ranker<'_> {
         // their f32 midpoints, which round monotonically: a quote cheaper
         // than the cheapest eligible one found has a midpoint no higher, so
         // it has been run too.
-        let mut by_price: Vec<(u64, u32)> = Vec::new();
+        let mut by_price: Vec<u64> = Vec::new();
         let mut currencies: Vec<CurrencyCode> = Vec::new();
         for (index, hinted) in candidates.iter().enumerate() {
             if hinted.quote_midpoint.is_nan() || (in_warranty && authorized(hinted)) {
@@ -293,7 +290,7 @@ impl Ranker<'_> {
             }
             match hinted.quote_currency {
                 Some(currency) => {
-                    by_price.push((order_key(f64::from(hinted.quote_midpoint)), index as u32));
+                    by_price.push(walk_item(hinted.quote_midpoint, index));
                     if !currencies.contains(&currency) {
                         currencies.push(currency);
                     }
@@ -305,8 +302,8 @@ impl Ranker<'_> {
             }
         }
         let mut cheapest_found: Vec<(CurrencyCode, f32)> = Vec::new();
-        for index in ascending(&mut by_price) {
-            let midpoint = candidates[index].quote_midpoint;
+        // The walk by price stops at each currency's first eligible quote.
+        for (midpoint, index) in ascending(by_price, 64) {
             let currency = candidates[index].quote_currency.expect("filtered above");
             match cheapest_found.iter().find(|(found, _)| *found == currency) {
                 Some((_, cheapest)) if midpoint > *cheapest => {
@@ -326,7 +323,7 @@ impl Ranker<'_> {
         }
         let cheapest = CheapestQuotes::of(&visits.eligible);
 
-        let mut keys: Vec<RankKey> = Vec::new();
+        let mut keys: Vec<RankKey> = Vec::with_capacity(visits.eligible.capacity());
         let mut ranked_before = 0;
         // The page's best (tier, score) so far, best first, at most a page.
         let mut best: Vec<(u32, f64)> = Vec::with_capacity(self.page_size + 1);
@@ -346,18 +343,24 @@ impl Ranker<'_> {
             rank(index, &visits.eligible, &mut keys, &mut best);
         }
 
-        let mut nearest: Vec<(u64, u32)> = candidates
+        // The candidate taken has a chord no candidate left is below, and as
+        // the chords are rounded down, no distance left is shorter than its.
+        let nearest: Vec<u64> = candidates
             .iter()
             .enumerate()
             .filter(|(i, _)| !visits.visited[*i])
-            .map(|(i, c)| (order_key(c.chord_squared), i as u32))
+            .map(|(i, c)| walk_item(c.chord_squared_at_least, i))
             .collect();
         let distance_weight = self.scoring.weights[0];
         let mut stopped = false;
-        for index in ascending(&mut nearest) {
+        // The walk cannot stop before more than the limit are eligible, and
+        // most candidates are: room for half as many again as it needs.
+        let needed = (exact_total_limit + 1).saturating_sub(visits.eligible.len());
+        for (chord_squared_at_least, index) in ascending(nearest, needed + needed / 2) {
             if visits.eligible.len() > exact_total_limit && keys.len() > self.page_size {
-                let nearest_km =
-                    candidates[index].angle() * MIN_RADIUS_OF_CURVATURE_KM * (1.0 - 2.0 * DISTANCE_RELATIVE_ERROR);
+                let nearest_km = chord_angle(f64::from(chord_squared_at_least))
+                    * MIN_RADIUS_OF_CURVATURE_KM
+                    * (1.0 - 2.0 * DISTANCE_RELATIVE_ERROR);
                 let reachable = (1.0 - distance_weight) + distance_weight * self.scoring.distance.apply(nearest_km);
                 let best_tier_left = visits.best_tier_left();
                 let (last_tier, last_score) = best[self.page_size - 1];
@@ -435,42 +438,50 @@ impl Visits {
     }
 }
 
-/// Items a lazy ascending walk orders first; each later chunk is twice the
-/// last, so a walk that stops early sorts little and one that goes on still
-/// sorts in O(n log n).
-const FIRST_ASCENDING_CHUNK: usize = 64;
-
-/// The position of `value` in the IEEE 754 total order (`f64::total_cmp`),
-/// as an integer: cheap to compare when ordering thousands.
-fn order_key(value: f64) -> u64 {
-    let bits = value.to_bits();
-    if bits >> 63 == 1 { !bits } else { bits | 1 << 63 }
+/// An item of an ascending walk: an `f32` key's place in the IEEE 754 total
+/// order (`f32::total_cmp`) above the item's index, in one integer. One
+/// integer compares in one instruction without a branch, where a pair of
+/// key and index took two and mispredicted often; ordering thousands of
+/// them was a sixth of a dense-city Find.
+fn walk_item(key: f32, index: usize) -> u64 {
+    let bits = key.to_bits();
+    let ordered = if bits >> 31 == 1 { !bits } else { bits | 1 << 31 };
+    u64::from(ordered) << 32 | index as u64
 }
 
-/// The indices of `items` (order key, index) in ascending key order,
-/// ordered a chunk at a time as the walk goes: a walk that stops early never
-/// sorts the rest.
-fn ascending(items: &mut [(u64, u32)]) -> impl Iterator<Item = usize> + '_ {
-    let mut rest = items;
-    let mut chunk: &[(u64, u32)] = &[];
-    let mut next_chunk = FIRST_ASCENDING_CHUNK;
+/// The key of a [`walk_item`].
+fn walk_key(item: u64) -> f32 {
+    let ordered = (item >> 32) as u32;
+    f32::from_bits(if ordered >> 31 == 1 { ordered & !(1 << 31) } else { !ordered })
+}
+
+/// [`walk_item`]s in ascending order, each as its key and index, ordered a
+/// chunk at a time as the walk goes: `first_chunk` items, then each chunk
+/// twice the last, so a walk that stops early never sorts the rest and one
+/// that goes on still sorts in O(n log n). Each chunk partitions all the
+/// rest once, so the first should hold about what the walk will take.
+/// (A binary heap cost more: its sifts branch on every step.)
+fn ascending(mut items: Vec<u64>, first_chunk: usize) -> impl Iterator<Item = (f32, usize)> {
+    let mut sorted_to = 0;
+    let mut next_chunk = first_chunk.max(1);
+    let mut position = 0;
     std::iter::from_fn(move || {
-        if chunk.is_empty() {
-            if rest.is_empty() {
+        if position == sorted_to {
+            if sorted_to == items.len() {
                 return None;
             }
+            let rest = &mut items[sorted_to..];
             let take = next_chunk.min(rest.len());
             next_chunk *= 2;
             if take < rest.len() {
                 rest.select_nth_unstable(take);
             }
-            let (head, tail) = std::mem::take(&mut rest).split_at_mut(take);
-            head.sort_unstable();
-            (chunk, rest) = (&*head, tail);
+            rest[..take].sort_unstable();
+            sorted_to += take;
         }
-        let (first, others) = chunk.split_first()?;
-        chunk = others;
-        Some(first.1 as usize)
+        let item = items[position];
+        position += 1;
+        Some((walk_key(item), (item & u64::from(u32::MAX)) as usize))
     })
 }
 
@@ -648,6 +659,30 @@ mod tests {
             other => panic!("{other}"),
         }
         RankingProfile { weights, ..RankingProfile::default() }
+    }
+
+    #[test]
+    fn an_ascending_walk_yields_keys_then_indices_in_order_and_may_stop_anywhere() {
+        let mut random = fastrand::Rng::with_seed(9);
+        for size in [0, 1, 2, 63, 64, 65, 1_000, 8_544] {
+            // Few distinct keys, so ties are many and the index decides them.
+            let keys: Vec<f32> = (0..size).map(|_| random.u8(0..50) as f32 / 7.0).collect();
+            let items = keys.iter().enumerate().map(|(index, &key)| walk_item(key, index)).collect::<Vec<_>>();
+            let mut expected: Vec<(f32, usize)> = keys.iter().copied().zip(0..).collect();
+            expected.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            assert_eq!(ascending(items.clone(), 64).collect::<Vec<_>>(), expected, "{size} items");
+            let stop = random.usize(0..=size);
+            let first_chunk = random.usize(0..=size);
+            let walked = ascending(items, first_chunk).take(stop).collect::<Vec<_>>();
+            assert_eq!(walked, expected[..stop], "{stop} of {size}, the first chunk {first_chunk}");
+        }
+        let keys = [3.5, -0.0, 0.0, f32::INFINITY, 1e-40, -2.0, f32::MAX];
+        let items = keys.iter().enumerate().map(|(index, &key)| walk_item(key, index)).collect();
+        let walked: Vec<(f32, usize)> = ascending(items, 2).collect();
+        assert_eq!(walked.iter().map(|&(_, index)| index).collect::<Vec<_>>(), [5, 1, 2, 4, 0, 6, 3]);
+        for (key, index) in walked {
+            assert_eq!(key.to_bits(), keys[index].to_bits(), "each key read back as it was, -0 and subnormals too");
+        }
     }
 
     #[test]
