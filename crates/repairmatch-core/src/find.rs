@@ -301,26 +301,14 @@ impl Ranker<'_> {
                 }
             }
         }
-        let mut cheapest_found: Vec<(CurrencyCode, f32)> = Vec::new();
-        // The walk by price stops at each currency's first eligible quote.
-        for (midpoint, index) in ascending(by_price, 64) {
-            let currency = candidates[index].quote_currency.expect("filtered above");
-            match cheapest_found.iter().find(|(found, _)| *found == currency) {
-                Some((_, cheapest)) if midpoint > *cheapest => {
-                    if cheapest_found.len() == currencies.len() {
-                        break;
-                    }
-                }
-                _ => {
-                    let found = visit(&mut visits, index);
-                    if found.is_some_and(|found| found.price.is_some() && !found.warranty_covered)
-                        && !cheapest_found.iter().any(|(found, _)| *found == currency)
-                    {
-                        cheapest_found.push((currency, midpoint));
-                    }
-                }
-            }
-        }
+        // The walk by price stops once each currency's first eligible quote
+        // is known.
+        run_cheapest_first(
+            ascending(by_price, 64),
+            currencies.len(),
+            |index| candidates[index].quote_currency.expect("filtered above"),
+            |index| visit(&mut visits, index).is_some_and(|found| found.price.is_some() && !found.warranty_covered),
+        );
         let cheapest = CheapestQuotes::of(&visits.eligible);
 
         let mut keys: Vec<RankKey> = Vec::with_capacity(visits.eligible.capacity());
@@ -409,6 +397,40 @@ impl Ranker<'_> {
             .map(|key| score(eligible[key.index as usize], self.context.profile, &self.scoring, cheapest, self.catalog))
             .collect();
         Ranking { page, ranked_before, total_size, total_size_is_estimate, has_more }
+    }
+}
+
+/// Runs the rules on quotes in `walk`'s order (ascending `f32` midpoints,
+/// each with its candidate's index) until each of the `currencies` has its
+/// cheapest eligible quote run: `run` runs the rules on a candidate and says
+/// whether it is eligible with a quote that counts. A quote dearer than its
+/// currency's cheapest found is passed over. A quote whose midpoint rounds
+/// to the same `f32` as a cheapest found may be cheaper in truth, so it is
+/// run; and the walk ends only at a quote dearer than every currency's
+/// cheapest, since one tying another currency's would have been passed over.
+fn run_cheapest_first(
+    walk: impl Iterator<Item = (f32, usize)>,
+    currencies: usize,
+    currency_of: impl Fn(usize) -> CurrencyCode,
+    mut run: impl FnMut(usize) -> bool,
+) {
+    let mut cheapest_found: Vec<(CurrencyCode, f32)> = Vec::new();
+    for (midpoint, index) in walk {
+        let currency = currency_of(index);
+        match cheapest_found.iter().find(|(found, _)| *found == currency) {
+            Some((_, cheapest)) if midpoint > *cheapest => {
+                if cheapest_found.len() == currencies && cheapest_found.iter().all(|(_, cheapest)| midpoint > *cheapest)
+                {
+                    break;
+                }
+            }
+            found => {
+                let first_of_its_currency = found.is_none();
+                if run(index) && first_of_its_currency {
+                    cheapest_found.push((currency, midpoint));
+                }
+            }
+        }
     }
 }
 
@@ -683,6 +705,40 @@ mod tests {
         for (key, index) in walked {
             assert_eq!(key.to_bits(), keys[index].to_bits(), "each key read back as it was, -0 and subnormals too");
         }
+    }
+
+    /// The quotes `run_cheapest_first` runs, of (midpoint, currency,
+    /// eligible) in the walk's order.
+    fn run_by_price(quotes: &[(f32, CurrencyCode, bool)], currencies: usize) -> Vec<usize> {
+        let walk = quotes.iter().enumerate().map(|(index, (midpoint, _, _))| (*midpoint, index));
+        let mut run = Vec::new();
+        let eligible = |index: usize| {
+            run.push(index);
+            quotes[index].2
+        };
+        run_cheapest_first(walk, currencies, |index| quotes[index].1, eligible);
+        run
+    }
+
+    #[test]
+    fn the_walk_by_price_runs_every_quote_that_could_be_a_currencys_cheapest() {
+        let (usd, idr) = (CurrencyCode::parse("USD").unwrap(), CurrencyCode::parse("IDR").unwrap());
+        // Rp 200,000.00 and Rp 200,000.005 (a midpoint) round to the same
+        // f32 number of minor units, as does a dear quote in dollars.
+        let tie = 20_000_000.5_f64 as f32;
+        assert_eq!(tie, 20_000_000.0);
+        let quotes = [
+            (100.0, usd, true),
+            (tie, idr, true), // the first rupiah quote: counted as the cheapest
+            (tie, usd, true), // dearer than the dollars' cheapest
+            (tie, idr, true), // ties the rupiahs' cheapest: may be cheaper in truth
+            (3e7, idr, true), // dearer than every cheapest: the walk ends here
+            (3e7, usd, true),
+        ];
+        assert_eq!(run_by_price(&quotes, 2), [0, 1, 3]);
+        // Until a currency has an eligible quote, its quotes are all run.
+        let quotes = [(1.0, usd, false), (2.0, usd, true), (3.0, usd, true), (4.0, idr, false), (5.0, idr, false)];
+        assert_eq!(run_by_price(&quotes, 2), [0, 1, 3, 4]);
     }
 
     #[test]
