@@ -8,7 +8,7 @@
 
 use std::collections::hash_map::Entry;
 use std::fmt;
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -20,8 +20,9 @@ use tonic_types::FieldViolation;
 use crate::batches;
 use crate::convert::{self, Limits};
 
-/// Lines parsed and converted together, on every core.
-const BATCH_LINES: usize = 4_096;
+/// About this many bytes of whole lines are parsed and converted together,
+/// on every core: some 4,000 centers.
+const BATCH_BYTES: usize = 8 << 20;
 
 /// The most problems one report lists; the rest are counted.
 const MAX_REPORTED_PROBLEMS: usize = 50;
@@ -87,6 +88,7 @@ impl fmt::Display for InvalidReport<'_> {
 /// must then be discarded.
 fn read_file_into<M, T, E>(
     path: &Path,
+    batch_bytes: usize,
     convert: impl Fn(M) -> Result<T, Vec<FieldViolation>> + Sync,
     key: impl Fn(&T) -> String,
     mut sink: impl FnMut(Vec<T>) -> Result<(), E>,
@@ -97,25 +99,32 @@ where
     E: From<NdjsonError>,
 {
     let io_error = |source| E::from(NdjsonError::Io { path: path.to_owned(), source });
-    let reader = BufReader::new(std::fs::File::open(path).map_err(io_error)?);
-    let mut lines = reader.lines();
+    let mut blocks = LineBlocks::new(std::fs::File::open(path).map_err(io_error)?, batch_bytes);
     let mut first_line_of: foldhash::HashMap<String, usize> = foldhash::HashMap::default();
     let mut problems = Vec::new();
     let mut total = 0;
     let mut line_number = 0;
-    let read_batch =
-        || -> Result<Vec<String>, E> { lines.by_ref().take(BATCH_LINES).collect::<Result<_, _>>().map_err(io_error) };
-    let parse_batch = |batch: &[String]| -> Vec<Option<Result<T, String>>> {
-        batch
-            .par_iter()
-            .map(|line| {
-                (!line.trim().is_empty()).then(|| {
-                    serde_json::from_str::<M>(line)
-                        .map_err(|e| format!("not a valid message: {e}"))
-                        .and_then(|message| convert(message).map_err(|v| convert::describe(&v)))
-                })
-            })
-            .collect()
+    // This thread only reads blocks: splitting them into lines, checking
+    // their UTF-8 and parsing them is the pool's, which had waited on this
+    // thread copying every line into a string of its own.
+    let read_batch = || -> Result<Vec<Vec<u8>>, E> { Ok(blocks.next_block().map_err(io_error)?.into_iter().collect()) };
+    let parse_line = |line: &[u8]| -> Option<Result<T, String>> {
+        let Ok(line) = std::str::from_utf8(line) else {
+            return Some(Err("not valid UTF-8".to_owned()));
+        };
+        (!line.trim().is_empty()).then(|| {
+            serde_json::from_str::<M>(line)
+                .map_err(|e| format!("not a valid message: {e}"))
+                .and_then(|message| convert(message).map_err(|v| convert::describe(&v)))
+        })
+    };
+    let parse_batch = |batch: &[Vec<u8>]| -> Vec<Option<Result<T, String>>> {
+        let mut parsed = Vec::new();
+        for block in batch {
+            let lines = block.strip_suffix(b"\n").unwrap_or(block);
+            parsed.par_extend(lines.par_split(|byte| *byte == b'\n').map(parse_line));
+        }
+        parsed
     };
     let judge_batch = |parsed: Vec<Option<Result<T, String>>>| {
         let mut records = Vec::with_capacity(parsed.len());
@@ -149,6 +158,50 @@ where
     Ok(())
 }
 
+/// A file read in blocks of whole lines, about `batch_bytes` each: a block
+/// ends at the last line end read once it holds that many bytes (what was
+/// read past it starts the next), and the last block may end without one.
+struct LineBlocks<R> {
+    source: R,
+    batch_bytes: usize,
+    /// What was read past the last block's final line end.
+    carried: Vec<u8>,
+    at_end: bool,
+}
+
+impl<R: Read> LineBlocks<R> {
+    fn new(source: R, batch_bytes: usize) -> Self {
+        Self { source, batch_bytes: batch_bytes.max(1), carried: Vec::new(), at_end: false }
+    }
+
+    /// The next block, or none once the file is read.
+    fn next_block(&mut self) -> std::io::Result<Option<Vec<u8>>> {
+        let mut block = std::mem::take(&mut self.carried);
+        block.reserve(self.batch_bytes);
+        // A line longer than a batch makes its block longer.
+        let mut searched = 0;
+        let last_line_end = loop {
+            if let Some(end) = block[searched..].iter().rposition(|byte| *byte == b'\n')
+                && block.len() >= self.batch_bytes
+            {
+                break Some(searched + end);
+            }
+            if self.at_end {
+                break None;
+            }
+            searched = block.len();
+            let wanted = self.batch_bytes.saturating_sub(block.len()).max(4 << 10);
+            if (&mut self.source).take(wanted as u64).read_to_end(&mut block)? == 0 {
+                self.at_end = true;
+            }
+        };
+        if let Some(end) = last_line_end {
+            self.carried = block.split_off(end + 1);
+        }
+        Ok((!block.is_empty()).then_some(block))
+    }
+}
+
 /// [`read_file_into`] a vector.
 fn read_file<M, T>(
     path: &Path,
@@ -160,7 +213,7 @@ where
     T: Send,
 {
     let mut records = Vec::new();
-    read_file_into(path, convert, key, |batch| {
+    read_file_into(path, BATCH_BYTES, convert, key, |batch| {
         records.extend(batch);
         Ok::<_, NdjsonError>(())
     })?;
@@ -178,7 +231,7 @@ pub fn read_centers_into<E: From<NdjsonError>>(
     path: &Path,
     sink: impl FnMut(Vec<RepairCenter>) -> Result<(), E>,
 ) -> Result<(), E> {
-    read_file_into(path, center_from_line, |c| c.id.clone(), sink)
+    read_file_into(path, BATCH_BYTES, center_from_line, |c| c.id.clone(), sink)
 }
 
 fn center_from_line(message: pb::RepairCenter) -> Result<RepairCenter, Vec<FieldViolation>> {
@@ -230,6 +283,54 @@ mod tests {
     }
 
     #[test]
+    fn blocks_hold_whole_lines_and_together_the_whole_file() {
+        let mut random = fastrand::Rng::with_seed(4);
+        for _ in 0..200 {
+            let lines = random.usize(0..40);
+            let mut file: Vec<u8> = Vec::new();
+            for _ in 0..lines {
+                file.extend(std::iter::repeat_n(b'x', random.usize(0..30)));
+                file.push(b'\n');
+            }
+            if random.bool() {
+                file.extend(b"no line end at the end");
+            }
+            let batch_bytes = random.usize(0..100);
+            let mut reader = LineBlocks::new(file.as_slice(), batch_bytes);
+            let mut blocks = Vec::new();
+            while let Some(block) = reader.next_block().unwrap() {
+                blocks.push(block);
+            }
+            assert_eq!(blocks.concat(), file, "batches of {batch_bytes} bytes");
+            for block in blocks.iter().rev().skip(1) {
+                assert!(block.ends_with(b"\n"), "only the last block may end mid-line");
+                assert!(!block.is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn crlf_line_ends_a_last_line_without_one_and_bad_utf8_are_read_as_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("centers.ndjson");
+        let lines: Vec<Vec<u8>> = datagen::generate(4, 5)
+            .centers
+            .iter()
+            .map(|c| serde_json::to_vec(&convert::center_to_proto(c)).unwrap())
+            .collect();
+        let file =
+            [&lines[0][..], b"\r\n", &lines[1], b"\r\n\r\n", b"{\"id\":\"\xff\"}\n", &lines[2], b"\n", &lines[3]];
+        std::fs::write(&path, file.concat()).unwrap();
+        let NdjsonError::Invalid { problems, total, .. } = read_centers(&path).unwrap_err() else { panic!() };
+        assert_eq!(total, 1);
+        assert_eq!(problems, [LineProblem { line: 4, message: "not valid UTF-8".to_owned() }]);
+        let file = [&lines[0][..], b"\r\n", &lines[1], b"\r\n\r\n", &lines[2], b"\n", &lines[3]];
+        std::fs::write(&path, file.concat()).unwrap();
+        let ids: Vec<String> = read_centers(&path).unwrap().into_iter().map(|c| c.id).collect();
+        assert_eq!(ids.len(), 4, "{ids:?}");
+    }
+
+    #[test]
     fn every_bad_line_is_reported_with_its_number() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("centers.ndjson");
@@ -252,52 +353,64 @@ mod tests {
         assert!(problems[3].message.contains("duplicate of line 1"), "{}", problems[3].message);
     }
 
+    /// Reads a centers file in batches of about `batch_bytes`: the size of
+    /// each batch the sink got, their ids, and how the read ended.
+    fn read_in_batches(path: &Path, batch_bytes: usize) -> (Vec<usize>, Vec<String>, Result<(), NdjsonError>) {
+        let (mut sizes, mut ids) = (Vec::new(), Vec::new());
+        let ended = read_file_into(
+            path,
+            batch_bytes,
+            center_from_line,
+            |c| c.id.clone(),
+            |batch| {
+                sizes.push(batch.len());
+                ids.extend(batch.into_iter().map(|c| c.id));
+                Ok::<_, NdjsonError>(())
+            },
+        );
+        (sizes, ids, ended)
+    }
+
     #[test]
     fn a_sink_gets_the_good_batches_in_order_until_the_first_bad_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("centers.ndjson");
-        let centers = datagen::generate(3 * BATCH_LINES, 5).centers;
+        let centers = datagen::generate(300, 5).centers;
         write_lines(&path, centers.iter().map(convert::center_to_proto)).unwrap();
-        let mut received = Vec::new();
-        read_centers_into(&path, |batch| {
-            received.push(batch.len());
-            Ok::<_, NdjsonError>(())
-        })
-        .unwrap();
-        assert_eq!(received, [BATCH_LINES; 3]);
+        let all_ids: Vec<String> = centers.iter().map(|c| c.id.clone()).collect();
+        let (sizes, ids, ended) = read_in_batches(&path, 64 << 10);
+        ended.unwrap();
+        assert!(sizes.len() > 3, "{sizes:?}");
+        assert_eq!(ids, all_ids);
 
         let text = std::fs::read_to_string(&path).unwrap();
         let mut lines: Vec<&str> = text.lines().collect();
-        lines[BATCH_LINES + 1] = "{not json";
+        lines[sizes[0] + 1] = "{not json";
         std::fs::write(&path, lines.join("\n")).unwrap();
-        let mut ids = Vec::new();
-        let error = read_centers_into(&path, |batch| {
-            ids.extend(batch.into_iter().map(|c| c.id));
-            Ok::<_, NdjsonError>(())
-        })
-        .unwrap_err();
+        let (_, ids, ended) = read_in_batches(&path, 64 << 10);
+        let error = ended.unwrap_err();
         assert!(matches!(error, NdjsonError::Invalid { total: 1, .. }), "{error}");
-        let first_batch: Vec<String> = centers[..BATCH_LINES].iter().map(|c| c.id.clone()).collect();
-        assert_eq!(ids, first_batch, "only the batch before the bad line, in file order");
+        assert_eq!(ids, all_ids[..sizes[0]], "only the batch before the bad line, in file order");
     }
 
     #[test]
     fn lines_read_in_batches_keep_their_order_and_numbers() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("centers.ndjson");
-        // Three batches and part of a fourth, read while the last is parsed.
-        let centers = datagen::generate(3 * BATCH_LINES + 5, 5).centers;
+        let centers = datagen::generate(300, 5).centers;
         write_lines(&path, centers.iter().map(convert::center_to_proto)).unwrap();
-        assert_eq!(read_centers(&path).unwrap(), centers);
+        let (sizes, _, ended) = read_in_batches(&path, 64 << 10);
+        ended.unwrap();
 
         let text = std::fs::read_to_string(&path).unwrap();
         let mut lines: Vec<&str> = text.lines().collect();
-        let bad_in_the_second_batch = BATCH_LINES + 7;
+        let bad_in_the_second_batch = sizes[0] + 7;
         lines[bad_in_the_second_batch - 1] = "{not json";
         let first = lines[0];
         lines.push(first);
         std::fs::write(&path, lines.join("\n")).unwrap();
-        let NdjsonError::Invalid { problems, total, .. } = read_centers(&path).unwrap_err() else { panic!() };
+        let (_, _, ended) = read_in_batches(&path, 64 << 10);
+        let NdjsonError::Invalid { problems, total, .. } = ended.unwrap_err() else { panic!() };
         assert_eq!(total, 2);
         assert_eq!(problems[0].line, bad_in_the_second_batch);
         assert_eq!(problems[1].line, centers.len() + 1);
