@@ -284,11 +284,12 @@ fn entry_envelope(envelope: &Envelope) -> EntryEnvelope {
 struct IndexEntry {
     envelope: EntryEnvelope,
     location: [f64; 3],
-    /// Published average, NaN when there are no reviews (fails every minimum).
-    rating_average: f64,
-    /// Squared chord on the unit sphere beyond which the radius cannot reach;
-    /// infinite for polygon-only coverage.
-    max_chord_squared: f64,
+    /// Published average rounded up to `f32` (a prefilter may let through,
+    /// never turn down); NaN when there are no reviews (fails every minimum).
+    rating_average_at_least: f32,
+    /// Squared chord on the unit sphere beyond which the radius cannot reach,
+    /// rounded up to `f32`; infinite for polygon-only coverage.
+    max_chord_squared: f32,
     slot: Slot,
     fault_categories: FaultSet,
     service_modes: ServiceModeSet,
@@ -323,8 +324,8 @@ impl IndexEntry {
         Self {
             envelope,
             location: facts.location.unit_vector(),
-            rating_average: facts.rating.filter(|r| r.count > 0).map_or(f64::NAN, |r| r.average),
-            max_chord_squared,
+            rating_average_at_least: facts.rating.filter(|r| r.count > 0).map_or(f32::NAN, |r| f32_at_least(r.average)),
+            max_chord_squared: f32_at_least(max_chord_squared),
             slot: candidate.slot,
             fault_categories: facts.fault_categories,
             service_modes: facts.service_modes,
@@ -346,7 +347,7 @@ impl IndexEntry {
             return None;
         }
         let point = AABB::from_point(single_precision(facts.location.unit_vector()));
-        Some(Self { max_chord_squared: f64::INFINITY, service_modes, ..Self::new(point, candidate, facts) })
+        Some(Self { max_chord_squared: f32::INFINITY, service_modes, ..Self::new(point, candidate, facts) })
     }
 
     fn has(&self, bit: u8) -> bool {
@@ -366,8 +367,8 @@ impl IndexEntry {
     fn may_match(&self, filter: &CandidateFilter) -> bool {
         filter.fault.is_none_or(|fault| self.fault_categories.contains(fault))
             && !self.service_modes.intersection(filter.wanted_modes).is_empty()
-            && filter.min_rating.is_none_or(|min| self.rating_average >= min)
-            && chord_squared(&self.location, &filter.merchant) <= self.max_chord_squared
+            && filter.min_rating.is_none_or(|min| f64::from(self.rating_average_at_least) >= min)
+            && chord_squared(&self.location, &filter.merchant) <= f64::from(self.max_chord_squared)
     }
 
     fn hinted(&self, filter: &CandidateFilter, quotes: &QuoteHints) -> HintedCandidate {
@@ -432,6 +433,13 @@ fn chord_squared(a: &[f64; 3], b: &[f64; 3]) -> f64 {
 fn f32_at_most(value: f64) -> f32 {
     let rounded = value as f32;
     if f64::from(rounded) > value { rounded.next_down() } else { rounded }
+}
+
+/// `value` as the smallest `f32` not below it: rounding to nearest could
+/// have lowered a bound past the value. Infinities and NaN stay as they are.
+fn f32_at_least(value: f64) -> f32 {
+    let rounded = value as f32;
+    if f64::from(rounded) < value { rounded.next_up() } else { rounded }
 }
 
 /// The box around a center's coverage, or `None` when it covers nowhere.
@@ -902,13 +910,18 @@ mod tests {
     use crate::test_fixtures::center;
 
     #[test]
-    fn a_bound_rounded_to_f32_is_never_above_the_value() {
+    fn bounds_rounded_to_f32_stay_on_their_side_of_the_value() {
         let mut random = fastrand::Rng::with_seed(3);
-        for value in (0..100_000).map(|_| random.f64() * 4.0).chain([0.0, 1e-50, 4.0, 0.1, 1.0 / 3.0]) {
-            let bound = f32_at_most(value);
-            assert!(f64::from(bound) <= value, "{value}");
-            assert!(f64::from(bound.next_up()) > value, "{value}: the largest such f32");
+        for value in (0..100_000).map(|_| random.f64() * 5.0).chain([0.0, 1e-50, 4.0, 0.1, 1.0 / 3.0, 4.65]) {
+            let below = f32_at_most(value);
+            assert!(f64::from(below) <= value, "{value}");
+            assert!(f64::from(below.next_up()) > value, "{value}: the largest such f32");
+            let above = f32_at_least(value);
+            assert!(f64::from(above) >= value, "{value}");
+            assert!(f64::from(above.next_down()) < value, "{value}: the smallest such f32");
         }
+        assert_eq!(f32_at_least(f64::INFINITY), f32::INFINITY);
+        assert!(f32_at_least(f64::NAN).is_nan());
     }
 
     #[test]
@@ -917,6 +930,9 @@ mod tests {
         // load reuses (and keeps) each partition's whole buffer for a leaf.
         assert!(size_of::<Option<IndexEntry>>() > size_of::<IndexEntry>(), "no niche");
         assert!(size_of::<rstar::RTreeNode<IndexEntry>>() > size_of::<IndexEntry>());
+        // The rating and the radius's chord in single precision: 80 bytes a
+        // node in the tree, not 88.
+        assert_eq!(size_of::<rstar::RTreeNode<IndexEntry>>(), 80);
     }
 
     #[test]
