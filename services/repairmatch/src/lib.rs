@@ -32,6 +32,7 @@ pub mod convert;
 pub mod error;
 pub mod limits;
 pub mod list_token;
+pub mod memory;
 pub mod metrics;
 pub mod ndjson;
 pub mod reload;

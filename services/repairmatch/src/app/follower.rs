@@ -56,7 +56,9 @@ fn follow(app: &WeakApp, store: &dyn CatalogStore, mut version: u64) {
             Ok(Changes::ReloadAll) => super::in_rebuild_pool(|| store.load()).map(|stored| {
                 let started = Instant::now();
                 let catalog = super::in_rebuild_pool(|| {
-                    Catalog::from_shared(stored.version, stored.centers, stored.brands, stored.banks)
+                    let catalog = Catalog::from_shared(stored.version, stored.centers, stored.brands, stored.banks);
+                    crate::memory::return_freed_pages();
+                    catalog
                 });
                 tracing::warn!(
                     from = version,

@@ -114,6 +114,7 @@ impl App {
             index_build_ms = started.elapsed().as_millis() as u64,
             "catalog loaded"
         );
+        crate::memory::return_freed_pages();
         repairmatch_core::country::load_boundaries();
         if config.auth.allow_anonymous_find {
             tracing::warn!("anonymous FindRepairCenter is allowed: fine for a demo, not for production");

@@ -102,7 +102,11 @@ impl LiveCatalog {
     /// swaps it in with the writes published meanwhile re-applied on top.
     fn compact(&self, from: &Catalog, generation: u64) {
         let started = std::time::Instant::now();
-        let compacted = super::in_rebuild_pool(|| from.compacted());
+        let compacted = super::in_rebuild_pool(|| {
+            let compacted = from.compacted();
+            crate::memory::return_freed_pages();
+            compacted
+        });
         let build_ms = started.elapsed().as_millis() as u64;
         let mut writer = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if writer.generation != generation {
