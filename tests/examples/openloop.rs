@@ -62,13 +62,12 @@ const FAULTS: [pb::FaultCategory; 4] =
 /// lateness would be half the 2 ms p99 being measured; the thread's sleep
 /// wakes within tens of microseconds (its timer slack is set to 1 ns).
 /// Spinning on the runtime's thread instead, as this did first, kept the
-/// client's core busy all the time and now and then stalled its replies for
-/// tens of milliseconds. Six runs of each, alternating, 2,400 Finds/s at
-/// 100k centers, server side p99 at most 0.75 ms throughout: the client's
-/// p99 3.9-100 ms (median 24) spinning, 2.1-6.9 ms (median 3.5) paced by
-/// this thread; with the windows of [`STREAM_WINDOW_BYTES`] too, four pairs:
-/// 2.7-61 ms spinning, 2.9-6.1 ms paced. The price is the wake-up: a no-op's
-/// median 0.11-0.16 ms spinning, 0.22-0.23 ms paced.
+/// client's core busy all the time, and Linux's scheduler lets whatever else
+/// wakes on that core run ahead of a process that never sleeps: replies
+/// waited in the kernel meanwhile. Six runs of each, alternating, 2,400
+/// Finds/s at 100k centers, server side p99 at most 0.75 ms throughout: the
+/// client's p99 3.9-100 ms (median 24) spinning, 2.1-6.9 ms (median 3.5)
+/// paced by this thread.
 fn pace(started: Instant, interval: Duration, count: usize) -> tokio::sync::mpsc::UnboundedReceiver<usize> {
     let (due, receiver) = tokio::sync::mpsc::unbounded_channel();
     std::thread::Builder::new()
@@ -330,21 +329,9 @@ async fn send(channel: Channel, call: Call, deadline: Duration) -> Result<Reply,
     }
 }
 
-/// HTTP/2 receive windows of the client's connections, as a production
-/// client would set them: h2's default of 64 KiB a connection holds five
-/// 12 KB answers, and the server's next ones wait for the client to read
-/// those and grant more. grpc-java's clients take 1 MiB a stream; h2load,
-/// 1 GiB. Five runs of each, alternating, 2,500 Finds/s at 100k centers: the
-/// client's p99 3.5-9.2 ms with the defaults, 2.4-6.8 ms with these, lower
-/// in every pair (the server's p99 at most 0.75 ms throughout).
-const STREAM_WINDOW_BYTES: u32 = 1 << 20;
-const CONNECTION_WINDOW_BYTES: u32 = 16 << 20;
-
 async fn connect(server: &str) -> anyhow::Result<Channel> {
     Ok(Endpoint::from_shared(server.to_owned())?
         .tcp_nodelay(true)
-        .initial_stream_window_size(STREAM_WINDOW_BYTES)
-        .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
         .connect_timeout(Duration::from_secs(2))
         .connect()
         .await?)
