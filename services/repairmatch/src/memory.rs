@@ -1,16 +1,19 @@
 //! Giving the allocator's freed pages back to the system after a snapshot build.
 
-/// Returns to the system the pages a snapshot build's temporaries held, on
-/// every thread of the current rayon pool and on the calling thread. Call it
-/// on the pool that ran the build, once the build's temporaries are dropped.
+/// Returns to the system the pages a snapshot build's temporaries held: on
+/// every thread of the current rayon pool (run it inside the pool that ran
+/// the build) and on the calling thread, once the build's temporaries are
+/// dropped.
 ///
 /// The service runs on mimalloc (`main.rs`), which keeps a thread's freed
 /// pages and purges them only when that thread next allocates. A build frees
 /// its temporaries on the pool's threads and then leaves them idle, so those
 /// pages stayed resident until the next build: 27 MiB after a 100k start and
 /// 137 MiB after a 1M one (VmRSS at SERVING, 287 → 260 and 2,070 → 1,933 MiB).
-/// Under another allocator (the tests') it only empties mimalloc's unused
-/// heaps.
+/// A snapshot replaced by the new one is freed later, by whichever thread
+/// drops it last, into its builders' pages: those wait for the next build.
+/// On a thread where mimalloc never allocated (the tests run on the system
+/// allocator) it does nothing.
 pub fn return_freed_pages() {
     rayon::broadcast(|_| collect_freed_pages());
     collect_freed_pages();

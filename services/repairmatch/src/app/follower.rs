@@ -56,9 +56,7 @@ fn follow(app: &WeakApp, store: &dyn CatalogStore, mut version: u64) {
             Ok(Changes::ReloadAll) => super::in_rebuild_pool(|| store.load()).map(|stored| {
                 let started = Instant::now();
                 let catalog = super::in_rebuild_pool(|| {
-                    let catalog = Catalog::from_shared(stored.version, stored.centers, stored.brands, stored.banks);
-                    crate::memory::return_freed_pages();
-                    catalog
+                    Catalog::from_shared(stored.version, stored.centers, stored.brands, stored.banks)
                 });
                 tracing::warn!(
                     from = version,
@@ -66,6 +64,7 @@ fn follow(app: &WeakApp, store: &dyn CatalogStore, mut version: u64) {
                     build_ms = started.elapsed().as_millis() as u64,
                     "fell behind the change feed: reloaded the whole catalog"
                 );
+                super::in_rebuild_pool(crate::memory::return_freed_pages);
                 version = stored.version;
                 app.replace_catalog(catalog);
                 app.metrics().feed_reloads.inc();

@@ -102,12 +102,9 @@ impl LiveCatalog {
     /// swaps it in with the writes published meanwhile re-applied on top.
     fn compact(&self, from: &Catalog, generation: u64) {
         let started = std::time::Instant::now();
-        let compacted = super::in_rebuild_pool(|| {
-            let compacted = from.compacted();
-            crate::memory::return_freed_pages();
-            compacted
-        });
+        let compacted = super::in_rebuild_pool(|| from.compacted());
         let build_ms = started.elapsed().as_millis() as u64;
+        super::in_rebuild_pool(crate::memory::return_freed_pages);
         let mut writer = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if writer.generation != generation {
             tracing::info!(build_ms, "compaction dropped: the catalog was reloaded meanwhile");

@@ -39,18 +39,15 @@ const HISTORY_VERSIONS: u64 = 10_000;
 /// redb's own page cache. The snapshot in memory answers every read, so the
 /// file is read whole only at start and in pages by writes; redb's default
 /// (1 GiB) kept the whole file resident after a start: 75 MiB of a 100k
-/// catalog, a gigabyte of a million. Once a start has read the file, what
-/// the cache holds is its last pages, which later writes have no more use
-/// for than any others; the kernel's page cache holds what they touch. 8 MiB
-/// keeps the trees' branch pages and leaves half of it for a write's dirty
-/// pages (redb's bound), about the thousand leaves a 1,000-center write
-/// touches. Against 32 MiB it saves 28 MiB of RSS, with no difference in a
-/// 1,000-center write (100k and 1M, pairs alternating, 28-44 ms either way)
-/// or a 100k import (1.2-1.5 s either way) beyond the noise. A bulk import,
-/// one transaction, spills dirty pages past this cache and writes them twice
-/// (36,804 `pwrite`s for 100k centers at 32 MiB, 18,365 at 256 MiB), which
-/// costs it no measurable time (0.88 against 0.85 s, five pairs), so imports
-/// use this bound too.
+/// catalog, a gigabyte of a million. What a start leaves in the cache is the
+/// file's last pages, of no more use to later writes than any others; the
+/// kernel's page cache holds what they touch. 8 MiB keeps the trees' branch
+/// pages, and leaves half of it (redb's bound) for a write's dirty pages,
+/// about the thousand leaves a 1,000-center write touches. Against 32 MiB it
+/// saves 28 MiB of RSS; a 1,000-center write and a 100k import took the same
+/// time with either, within the noise. A bulk import, one transaction,
+/// spills dirty pages past this cache and writes them twice, which costs it
+/// no measurable time, so imports use this bound too.
 const PAGE_CACHE_BYTES: usize = 8 << 20;
 
 /// A handle on the store file.
