@@ -944,7 +944,7 @@ mod tests {
         assert_eq!(catalog.center("a").unwrap().name, "newer");
         let slot = catalog.slot("a").unwrap();
         assert_eq!(catalog.facts(slot).location, catalog.center_at(slot).location);
-        assert_eq!(catalog.prices(slot), catalog.center_at(slot).prices.as_slice());
+        assert_eq!(catalog.prices(slot), &catalog.center_at(slot).prices[..]);
         assert_eq!(catalog.slot("nobody"), None);
     }
 

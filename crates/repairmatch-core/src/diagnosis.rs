@@ -377,7 +377,7 @@ mod tests {
         dearer.id = "dearer".into();
         dearer.prices[0] = screen_quote(70_000, 90_000);
         let mut unpriced = center("unpriced", 3.0);
-        unpriced.prices.clear();
+        unpriced.prices = Box::default();
         let mut closed = center("closed", 3.0);
         closed.opening_hours = Some(OpeningHours {
             time_zone: shanghai,

@@ -639,8 +639,8 @@ fn reasons(context: &MatchContext<'_>, scored: &Scored, center: &RepairCenter) -
         lines
             .push(Text::new("reason-repair-warranty").with("days", Arg::Count(u64::from(center.repair_warranty_days))));
     }
-    if !center.terms_url.is_empty() {
-        lines.push(Text::new("reason-service-terms").with("url", &*center.terms_url));
+    if !center.texts.terms_url().is_empty() {
+        lines.push(Text::new("reason-service-terms").with("url", center.texts.terms_url()));
     }
     // Rounded up: never promise a working terminal sooner than the model expects.
     lines.push(
@@ -835,7 +835,7 @@ mod tests {
         let mut dear = center("dear", 3.0);
         dear.prices[0] = screen_quote(20_000, 40_000);
         let mut unpriced = center("unpriced", 3.0);
-        unpriced.prices.clear();
+        unpriced.prices = Box::default();
         let outcome = run_with(vec![dear, center("cheap", 3.0), unpriced], &query(), &only("price"));
         assert_eq!(ids(&outcome), ["cheap", "dear", "unpriced"]);
         let factor = |i: usize| outcome.matches[i].breakdown[2].normalized_value;

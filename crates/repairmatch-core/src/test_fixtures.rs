@@ -9,8 +9,8 @@ use crate::find::{FindOutcome, find};
 use crate::geodesy::LatLng;
 use crate::i18n::Text;
 use crate::model::{
-    Bank, Brand, BrandSupport, CenterKind, Contact, Coverage, CurrencyCode, FaultCategory, FaultSet, Money, PriceRange,
-    Rating, RepairCenter, ServiceMode, ServiceModeSet,
+    Bank, Brand, BrandSupport, CenterKind, Coverage, CurrencyCode, FaultCategory, FaultSet, Money, PriceRange, Rating,
+    RepairCenter, ServiceMode, ServiceModeSet, Texts,
 };
 use crate::profile::RankingProfile;
 use crate::query::FindQuery;
@@ -47,22 +47,19 @@ pub fn center(id: &str, km: f64) -> RepairCenter {
         kind: CenterKind::ThirdParty,
         owner: "provider-test".into(),
         location: east_of_merchant(km),
-        address: Box::default(),
-        city: "Shanghai".into(),
+        texts: Texts { city: "Shanghai", ..Texts::default() }.into(),
         country_code: Some("CN".parse().unwrap()),
         coverage: Coverage { radius_km: Some(30.0), area: None, country_codes: Vec::new() },
         service_modes: [ServiceMode::WalkIn].into_iter().collect(),
         brands: vec![BrandSupport::new("PAX", false, &[])],
         fault_categories: FaultSet::ALL,
         rating: Some(Rating { average: 4.5, count: 100 }),
-        prices: vec![screen_quote(10_000, 20_000)],
+        prices: Box::new([screen_quote(10_000, 20_000)]),
         opening_hours: None,
-        contact: Contact::default(),
         bank_ids: Box::default(),
         turnaround_hours: Box::default(),
         key_injection: false,
         repair_warranty_days: 0,
-        terms_url: Box::default(),
         active: true,
         etag: String::new(),
         update_time: None,

@@ -10,7 +10,7 @@ use repairmatch_core::eligibility::MatchContext;
 use repairmatch_core::find::find_with_exact_limit;
 use repairmatch_core::geodesy::LatLng;
 use repairmatch_core::model::{
-    BrandSupport, CenterKind, Contact, Coverage, FaultCategory, FaultSet, Rating, RepairCenter, ServiceMode,
+    BrandSupport, CenterKind, CenterTexts, Coverage, FaultCategory, FaultSet, Rating, RepairCenter, ServiceMode,
 };
 use repairmatch_core::profile::Weights;
 use repairmatch_core::query::{Ownership, WarrantyClaim, WarrantyStatus};
@@ -25,22 +25,19 @@ fn depot(id: &str, location: LatLng, radius_km: f64) -> RepairCenter {
         kind: CenterKind::ThirdParty,
         owner: "provider-test".into(),
         location,
-        address: Box::default(),
-        city: Box::default(),
+        texts: CenterTexts::default(),
         country_code: None,
         coverage: Coverage { radius_km: Some(radius_km), area: None, country_codes: Vec::new() },
         service_modes: [ServiceMode::MailIn].into_iter().collect(),
         brands: vec![BrandSupport::new("PAX", false, &[])],
         fault_categories: FaultSet::ALL,
         rating: Some(Rating { average: 4.5, count: 100 }),
-        prices: vec![],
+        prices: Box::default(),
         opening_hours: None,
-        contact: Contact::default(),
         bank_ids: Box::default(),
         turnaround_hours: Box::default(),
         key_injection: false,
         repair_warranty_days: 0,
-        terms_url: Box::default(),
         active: true,
         etag: String::new(),
         update_time: None,

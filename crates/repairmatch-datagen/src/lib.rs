@@ -19,8 +19,8 @@ use chrono::{NaiveDate, Weekday};
 
 use repairmatch_core::geodesy::{LatLng, ServiceArea};
 use repairmatch_core::model::{
-    Bank, Brand, BrandSupport, CenterKind, Contact, Coverage, CurrencyCode, DatedException, FaultCategory, FaultSet,
-    Money, OpeningHours, PriceRange, Rating, RepairCenter, ServiceMode, ServiceModeSet, WeeklyPeriod,
+    Bank, Brand, BrandSupport, CenterKind, Coverage, CurrencyCode, DatedException, FaultCategory, FaultSet, Money,
+    OpeningHours, PriceRange, Rating, RepairCenter, ServiceMode, ServiceModeSet, Texts, WeeklyPeriod,
 };
 
 /// A GeoNames city.
@@ -408,8 +408,12 @@ pub fn generate_tiled(count: usize, seed: u64) -> SampleCatalog {
         let shift = tile_shift(index / TILE_CENTERS);
         let mut center = original[index % TILE_CENTERS].clone();
         center.id = format!("rc-{index:07}");
-        center.contact.email = format!("service+{}@repairs.example", center.id).into();
-        center.contact.url = format!("https://repairs.example/centers/{}", center.id).into();
+        center.texts = Texts {
+            email: &format!("service+{}@repairs.example", center.id),
+            url: &format!("https://repairs.example/centers/{}", center.id),
+            ..center.texts.parts()
+        }
+        .into();
         center.location = shifted(center.location, shift);
         if let Some(area) = &center.coverage.area {
             let ring = |ring: &[LatLng]| ring.iter().map(|&point| shifted(point, shift)).collect::<Vec<_>>();
@@ -594,19 +598,25 @@ fn generate_center(index: usize, picker: &CityPicker, rng: &mut fastrand::Rng) -
     };
     let id = format!("rc-{index:07}");
     let (repair_warranty_days, terms_url) = repair_terms(index, kind, &id);
+    // In this order: the generator's draws decide every value after them.
+    let phone = format!("+{} {:03} {:04}", 10 + index % 89, rng.u32(100..1000), rng.u32(0..10_000));
+    let address = format!("{} {} Road", rng.u32(1..400), STREETS[rng.usize(0..STREETS.len())]);
+    let texts = Texts {
+        address: &address,
+        city: &city.name,
+        terms_url: &terms_url,
+        phone: &phone,
+        email: &format!("service+{id}@repairs.example"),
+        url: &format!("https://repairs.example/centers/{id}"),
+    }
+    .into();
     RepairCenter {
-        contact: Contact {
-            phone: format!("+{} {:03} {:04}", 10 + index % 89, rng.u32(100..1000), rng.u32(0..10_000)).into(),
-            email: format!("service+{id}@repairs.example").into(),
-            url: format!("https://repairs.example/centers/{id}").into(),
-        },
         id,
         name,
         kind,
         owner,
         location,
-        address: format!("{} {} Road", rng.u32(1..400), STREETS[rng.usize(0..STREETS.len())]).into(),
-        city: city.name.as_str().into(),
+        texts,
         country_code: Some(city.country_code.parse().expect("GeoNames codes are ISO 3166-1 alpha-2")),
         coverage,
         service_modes,
@@ -619,7 +629,6 @@ fn generate_center(index: usize, picker: &CityPicker, rng: &mut fastrand::Rng) -
         turnaround_hours: turnaround_hours.into(),
         key_injection,
         repair_warranty_days,
-        terms_url: terms_url.into(),
         active: !chance(rng, 0.02),
         etag: String::new(),
         update_time: None,

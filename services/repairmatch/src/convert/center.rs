@@ -7,8 +7,8 @@ use chrono::Weekday;
 use repairmatch_core::country::CountryCode;
 use repairmatch_core::geodesy::{LatLng, ServiceArea};
 use repairmatch_core::model::{
-    Bank, Brand, BrandSupport, CenterKind, Contact, Coverage, DatedException, FaultCategory, FaultSet, OpeningHours,
-    PriceRange, Rating, RepairCenter, ServiceMode, ServiceModeSet, WeeklyPeriod,
+    Bank, Brand, BrandSupport, CenterKind, Coverage, DatedException, FaultCategory, FaultSet, OpeningHours, PriceRange,
+    Rating, RepairCenter, ServiceMode, ServiceModeSet, Texts, WeeklyPeriod,
 };
 use repairmatch_proto::v1 as pb;
 use tonic_types::FieldViolation;
@@ -147,17 +147,15 @@ pub fn center_from_proto(
         }
         PriceRange::new(fault?, min, max)
     });
-    let prices = boxed_at_most(center.prices.len(), prices).into_vec();
+    let prices = boxed_at_most(center.prices.len(), prices);
 
     let opening_hours =
         center.opening_hours.as_ref().and_then(|hours| hours_from_proto(hours, field("opening_hours"), &mut v));
 
-    let contact = center.contact.take().map_or_else(Contact::default, |contact| {
-        v.text(field("contact.phone"), &contact.phone, 64, false);
-        v.text(field("contact.email"), &contact.email, 254, false);
-        v.text(field("contact.url"), &contact.url, 2048, false);
-        Contact { phone: contact.phone.into(), email: contact.email.into(), url: contact.url.into() }
-    });
+    let contact = center.contact.take().unwrap_or_default();
+    v.text(field("contact.phone"), &contact.phone, 64, false);
+    v.text(field("contact.email"), &contact.email, 254, false);
+    v.text(field("contact.url"), &contact.url, 2048, false);
 
     v.limit(center.bank_ids.len() > 50, field("bank_ids"), "at most 50 banks");
     for (i, bank_id) in center.bank_ids.iter().enumerate().take(cap(50)) {
@@ -228,8 +226,15 @@ pub fn center_from_proto(
         kind: kind.expect("validated"),
         owner: center.owner,
         location: location.expect("validated"),
-        address: center.address.into(),
-        city: center.city.into(),
+        texts: Texts {
+            address: &center.address,
+            city: &center.city,
+            terms_url: &center.terms_url,
+            phone: &contact.phone,
+            email: &contact.email,
+            url: &contact.url,
+        }
+        .into(),
         country_code,
         coverage: coverage.expect("validated"),
         service_modes,
@@ -238,12 +243,10 @@ pub fn center_from_proto(
         rating,
         prices,
         opening_hours,
-        contact,
         bank_ids: center.bank_ids.into(),
         turnaround_hours,
         key_injection: center.key_injection,
         repair_warranty_days: center.repair_warranty_days,
-        terms_url: center.terms_url.into(),
         active: center.active,
         etag: center.etag,
         update_time,
@@ -387,14 +390,15 @@ pub fn center_to_proto(center: &RepairCenter) -> pb::RepairCenter {
         open_minute_of_day: u32::from(p.open_minute_of_day),
         close_minute_of_day: u32::from(p.close_minute_of_day),
     };
+    let texts = center.texts.parts();
     pb::RepairCenter {
         id: center.id.clone(),
         name: center.name.clone(),
         kind: center.kind.to_proto(),
         owner: center.owner.clone(),
         location: Some(point(&center.location)),
-        address: center.address.to_string(),
-        city: center.city.to_string(),
+        address: texts.address.to_owned(),
+        city: texts.city.to_owned(),
         country_code: center.country_code.map(|code| code.to_string()).unwrap_or_default(),
         coverage: Some(pb::Coverage {
             radius_km: center.coverage.radius_km.unwrap_or(0.0),
@@ -440,9 +444,9 @@ pub fn center_to_proto(center: &RepairCenter) -> pb::RepairCenter {
                 .collect(),
         }),
         contact: Some(pb::Contact {
-            phone: center.contact.phone.to_string(),
-            email: center.contact.email.to_string(),
-            url: center.contact.url.to_string(),
+            phone: texts.phone.to_owned(),
+            email: texts.email.to_owned(),
+            url: texts.url.to_owned(),
         }),
         bank_ids: center.bank_ids.to_vec(),
         turnaround_hours: center
@@ -452,7 +456,7 @@ pub fn center_to_proto(center: &RepairCenter) -> pb::RepairCenter {
             .collect(),
         key_injection: center.key_injection,
         repair_warranty_days: center.repair_warranty_days,
-        terms_url: center.terms_url.to_string(),
+        terms_url: texts.terms_url.to_owned(),
         active: center.active,
         etag: center.etag.clone(),
         update_time: center.update_time.map(timestamp_to_proto),

@@ -105,6 +105,7 @@ pub fn decode_bank(bytes: &[u8]) -> Result<Bank, String> {
 
 #[cfg(test)]
 mod tests {
+    use repairmatch_core::model::Texts;
     use repairmatch_datagen as datagen;
 
     use super::*;
@@ -114,7 +115,7 @@ mod tests {
         let mut center = datagen::generate(1, 3).centers.remove(0);
         // Longer than the API accepts today, as an older release may have allowed.
         center.name = "N".repeat(5_000);
-        center.address = "A".repeat(5_000).into();
+        center.texts = Texts { address: &"A".repeat(5_000), ..center.texts.parts() }.into();
         let bytes = encode_center(&center);
         let message = pb::RepairCenter::decode(bytes.as_slice()).unwrap();
         assert!(convert::center_from_proto(message, "", Limits::Api).is_err(), "the API refuses it");
