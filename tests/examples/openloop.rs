@@ -147,6 +147,10 @@ struct Args {
     /// When the write is sent, seconds into the run.
     #[arg(long, default_value_t = 2.0)]
     write_at_s: f64,
+    /// The written centers' ids start with this: a run with another prefix
+    /// adds new centers where one with the same prefix replaces its own.
+    #[arg(long, default_value = "bench-write-")]
+    write_id_prefix: String,
 }
 
 /// How one write went: when it ran and what came back.
@@ -161,12 +165,12 @@ struct Write {
 /// `count` new centers (datagen's, under ids of their own) to upsert in one
 /// call: made before the run, so that making them does not hold up the
 /// client's handling of the readers in flight when the write goes out.
-fn write_request(count: usize) -> pb::UpsertRepairCentersRequest {
+fn write_request(count: usize, id_prefix: &str) -> pb::UpsertRepairCentersRequest {
     let centers = datagen::generate(count, 99)
         .centers
         .iter()
         .map(|center| pb::RepairCenter {
-            id: format!("bench-write-{}", center.id),
+            id: format!("{id_prefix}{}", center.id),
             ..repairmatch::convert::center_to_proto(center)
         })
         .collect();
@@ -448,7 +452,7 @@ async fn main() -> anyhow::Result<()> {
         channels.push(connect(&args.server).await?);
     }
 
-    let upsert = args.write_batch.map(write_request);
+    let upsert = args.write_batch.map(|count| write_request(count, &args.write_id_prefix));
     let started = Instant::now() + Duration::from_millis(20);
     let mut send_lags = Vec::with_capacity(count);
     let mut last_send = started;

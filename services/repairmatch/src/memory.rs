@@ -10,8 +10,9 @@
 /// its temporaries on the pool's threads and then leaves them idle, so those
 /// pages stayed resident until the next build: 27 MiB after a 100k start and
 /// 137 MiB after a 1M one (VmRSS at SERVING, 287 → 260 and 2,070 → 1,933 MiB).
-/// A snapshot replaced by the new one is freed later, by whichever thread
-/// drops it last, into its builders' pages: those wait for the next build.
+/// A snapshot replaced by a new one is freed into its builders' pages too,
+/// so once one is replaced every pool collects again
+/// (`app::return_freed_pages_on_every_pool`).
 /// On a thread where mimalloc never allocated (the tests run on the system
 /// allocator) it does nothing.
 pub fn return_freed_pages() {

@@ -64,9 +64,9 @@ fn follow(app: &WeakApp, store: &dyn CatalogStore, mut version: u64) {
                     build_ms = started.elapsed().as_millis() as u64,
                     "fell behind the change feed: reloaded the whole catalog"
                 );
-                super::in_rebuild_pool(crate::memory::return_freed_pages);
                 version = stored.version;
                 app.replace_catalog(catalog);
+                super::return_freed_pages_on_every_pool();
                 app.metrics().feed_reloads.inc();
             }),
             Err(error) => Err(error),

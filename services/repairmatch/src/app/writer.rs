@@ -88,9 +88,11 @@ impl LiveCatalog {
             writer.compacting = Some(HashSet::new());
             let live = Arc::clone(live);
             let generation = writer.generation;
-            let spawned = std::thread::Builder::new()
-                .name("compaction".into())
-                .spawn(move || live.compact(&snapshot, generation));
+            let spawned = std::thread::Builder::new().name("compaction".into()).spawn(move || {
+                live.compact(&snapshot, generation);
+                drop(snapshot);
+                super::return_freed_pages_on_every_pool();
+            });
             if let Err(error) = spawned {
                 writer.compacting = None;
                 tracing::error!(%error, "cannot start a compaction; the delta keeps growing");
@@ -104,7 +106,6 @@ impl LiveCatalog {
         let started = std::time::Instant::now();
         let compacted = super::in_rebuild_pool(|| from.compacted());
         let build_ms = started.elapsed().as_millis() as u64;
-        super::in_rebuild_pool(crate::memory::return_freed_pages);
         let mut writer = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if writer.generation != generation {
             tracing::info!(build_ms, "compaction dropped: the catalog was reloaded meanwhile");
