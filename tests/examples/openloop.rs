@@ -56,8 +56,9 @@ const BRANDS: [&str; 6] = ["PAX", "Verifone", "Ingenico", "Newland", "Sunmi", "L
 const FAULTS: [pb::FaultCategory; 4] =
     [pb::FaultCategory::Screen, pb::FaultCategory::Printer, pb::FaultCategory::Software, pb::FaultCategory::CardReader];
 
-/// The numbers of the calls `0..count` as each falls due, `interval` apart
-/// from `started`, from a thread of its own that sleeps until each is due.
+/// The numbers of the calls `0..count`, each with its send time, as each
+/// falls due, `interval` apart from `started`, from a thread of its own that
+/// sleeps until each is due.
 /// tokio's timer has millisecond slots, and a millisecond of the client's own
 /// lateness would be half the 2 ms p99 being measured; the thread's sleep
 /// wakes within tens of microseconds (its timer slack is set to 1 ns).
@@ -68,7 +69,7 @@ const FAULTS: [pb::FaultCategory; 4] =
 /// read 3.9-100 ms (median 24) spinning and 2.1-6.9 ms (median 3.5) paced.
 /// The price is the wake-up: a no-op's median 0.11-0.16 ms spinning,
 /// 0.22-0.23 ms paced.
-fn pace(started: Instant, interval: Duration, count: usize) -> tokio::sync::mpsc::UnboundedReceiver<usize> {
+fn pace(started: Instant, interval: Duration, count: usize) -> tokio::sync::mpsc::UnboundedReceiver<(usize, Instant)> {
     let (due, receiver) = tokio::sync::mpsc::unbounded_channel();
     std::thread::Builder::new()
         .name("pacer".into())
@@ -81,7 +82,7 @@ fn pace(started: Instant, interval: Duration, count: usize) -> tokio::sync::mpsc
                 if let Some(early) = scheduled.checked_duration_since(Instant::now()) {
                     std::thread::sleep(early);
                 }
-                if due.send(index).is_err() {
+                if due.send((index, scheduled)).is_err() {
                     return;
                 }
             }
@@ -478,8 +479,7 @@ async fn main() -> anyhow::Result<()> {
             };
             let mut pending = Vec::with_capacity(count);
             let mut due = pace(started, interval, count);
-            while let Some(index) = due.recv().await {
-                let scheduled = started + interval.mul_f64(index as f64);
+            while let Some((index, scheduled)) = due.recv().await {
                 last_send = Instant::now();
                 send_lags.push(last_send - scheduled);
                 let channel = channels[index % channels.len()].clone();

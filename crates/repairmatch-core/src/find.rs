@@ -639,8 +639,9 @@ fn reasons(context: &MatchContext<'_>, scored: &Scored, center: &RepairCenter) -
         lines
             .push(Text::new("reason-repair-warranty").with("days", Arg::Count(u64::from(center.repair_warranty_days))));
     }
-    if !center.texts.terms_url().is_empty() {
-        lines.push(Text::new("reason-service-terms").with("url", center.texts.terms_url()));
+    let terms_url = center.texts.parts().terms_url;
+    if !terms_url.is_empty() {
+        lines.push(Text::new("reason-service-terms").with("url", terms_url));
     }
     // Rounded up: never promise a working terminal sooner than the model expects.
     lines.push(

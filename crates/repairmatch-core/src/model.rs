@@ -549,50 +549,13 @@ impl From<Texts<'_>> for CenterTexts {
 impl CenterTexts {
     /// Every field.
     pub fn parts(&self) -> Texts<'_> {
-        Texts {
-            address: self.field(0),
-            city: self.field(1),
-            terms_url: self.field(2),
-            phone: self.field(3),
-            email: self.field(4),
-            url: self.field(5),
-        }
-    }
-
-    /// Street address.
-    pub fn address(&self) -> &str {
-        self.field(0)
-    }
-
-    /// City.
-    pub fn city(&self) -> &str {
-        self.field(1)
-    }
-
-    /// Its service terms (https URL); empty = none published.
-    pub fn terms_url(&self) -> &str {
-        self.field(2)
-    }
-
-    /// Phone.
-    pub fn phone(&self) -> &str {
-        self.field(3)
-    }
-
-    /// E-mail.
-    pub fn email(&self) -> &str {
-        self.field(4)
-    }
-
-    /// Web page.
-    pub fn url(&self) -> &str {
-        self.field(5)
-    }
-
-    fn field(&self, index: usize) -> &str {
-        let start = if index == 0 { 0 } else { self.ends[index - 1] as usize };
-        let end = self.ends.get(index).map_or(self.text.len(), |&end| end as usize);
-        &self.text[start..end]
+        let mut start = 0;
+        let [address, city, terms_url, phone, email] = self.ends.map(|end| {
+            let field = &self.text[start..end as usize];
+            start = end as usize;
+            field
+        });
+        Texts { address, city, terms_url, phone, email, url: &self.text[start..] }
     }
 }
 
@@ -849,9 +812,8 @@ mod tests {
         };
         assert_eq!(CenterTexts::from(made).parts(), made);
         assert_eq!(CenterTexts::default().parts(), Texts::default());
-        let texts = CenterTexts::from(Texts { city: "Zürich", url: "https://z.example", ..Texts::default() });
-        assert_eq!((texts.address(), texts.city(), texts.terms_url()), ("", "Zürich", ""));
-        assert_eq!((texts.phone(), texts.email(), texts.url()), ("", "", "https://z.example"));
+        let only_some = Texts { city: "Zürich", url: "https://z.example", ..Texts::default() };
+        assert_eq!(CenterTexts::from(only_some).parts(), only_some);
     }
 
     #[test]
